@@ -1,0 +1,66 @@
+"""What every sensor driver offers the sampler.
+
+A driver is wire code only: it is handed an already-open bus, speaks the
+device's protocol, and returns :class:`~agent.models.Reading` values. Units,
+valid ranges, clocks and aggregation belong to the profile and the sampler.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar, Protocol, runtime_checkable
+
+from agent.models import Reading
+
+
+class BusKind(StrEnum):
+    """How a sensor is attached."""
+
+    I2C = "i2c"
+    SERIAL = "serial"
+
+
+@runtime_checkable
+class SensorDriver(Protocol):
+    """The life cycle the sampler drives.
+
+    ``read`` raises :class:`~agent.errors.DataNotReady` when the device has no
+    new data (the slot is skipped, not failed) and any other
+    :class:`~agent.errors.AgentError` on failure. ``frames_rejected`` counts
+    frames dropped for a bad checksum, length or header since start.
+    """
+
+    model: ClassVar[str]
+    quantities: ClassVar[tuple[str, ...]]
+    frames_rejected: int
+
+    def start(self) -> None:
+        """Bring the device into its measuring state (probe, configure, start)."""
+
+    def read(self) -> list[Reading]:
+        """Return the newest values; never the same data twice as new."""
+
+    def reset(self) -> None:
+        """Soft reset / re-initialise after consecutive failures."""
+
+    def stop(self) -> None:
+        """Stop measuring (and sleep where the device can) before close or shutdown."""
+
+
+@runtime_checkable
+class DutyCycled(Protocol):
+    """Drivers whose device should sleep between readings to save its laser or fan."""
+
+    def sleep(self) -> None:
+        """Put the device to sleep until :meth:`wake`."""
+
+    def wake(self) -> None:
+        """Wake the device; the sampler waits the profile's ``wake_lead_s`` before reading."""
+
+
+@runtime_checkable
+class Identifiable(Protocol):
+    """Drivers that can report serial number / firmware without changing settings."""
+
+    def identify(self) -> dict[str, str]:
+        """Return facts such as ``{"serial": ..., "firmware": ...}``."""
