@@ -83,5 +83,4 @@ class OutboxRecord:
     row_id: int
     boot_id: str
     seq: int
-    payload: str
-    """The measurement already rendered to its JSON object text."""
+    measurement: Measurement

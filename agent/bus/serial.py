@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import termios
 from typing import Protocol
 
 import serial
 
 from agent.errors import BusError, BusTimeout
+
+# pyserial lets termios.error (not an OSError) escape from a port whose device vanished.
+_PORT_ERRORS = (serial.SerialException, OSError, termios.error)
 
 
 class SerialLike(Protocol):
@@ -34,7 +38,7 @@ class SerialLink:
     def write(self, data: bytes) -> None:
         try:
             self.port.write(data)
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_ERRORS as exc:
             raise BusError(f"{self.name}: write failed: {exc}") from exc
 
     def read_exact(self, length: int) -> bytes:
@@ -48,19 +52,19 @@ class SerialLink:
         """Read up to ``length`` bytes within the port timeout."""
         try:
             return self.port.read(length)
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_ERRORS as exc:
             raise BusError(f"{self.name}: read failed: {exc}") from exc
 
     def discard_input(self) -> None:
         """Drop stale bytes (e.g. active-mode frames) before a request/response exchange."""
         try:
             self.port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_ERRORS as exc:
             raise BusError(f"{self.name}: flush failed: {exc}") from exc
 
     def close(self) -> None:
         # Closing a vanished port fails; that is not an error worth reporting.
-        with contextlib.suppress(serial.SerialException, OSError):
+        with contextlib.suppress(*_PORT_ERRORS):
             self.port.close()
 
 

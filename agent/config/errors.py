@@ -21,7 +21,7 @@ def problems_from(exc: ValidationError, prefix: str = "") -> list[tuple[str, str
     problems: list[tuple[str, str]] = []
     for error in exc.errors(include_url=False):
         location = tuple(part for part in error["loc"] if not _is_union_tag(part))
-        reason = error["msg"]
+        reason = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             reason = "unknown key (check the spelling; see docs/configuration.md)"
         problems.append((key_path(location, prefix), reason))

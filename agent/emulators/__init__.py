@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-_INFRASTRUCTURE = {"i2c_bus", "serial_pty", "signals"}
+_INFRASTRUCTURE = {"i2c_bus", "serial_pty", "signals", "simulation"}
 
 
 @dataclass(frozen=True)

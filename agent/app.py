@@ -1,0 +1,194 @@
+"""The composition root: config in, a running agent out. Only this module sees everything."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import threading
+import uuid
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from agent.bus.provider import BusProvider
+from agent.config import AgentConfig, ResolvedSensor
+from agent.config.errors import problems_from
+from agent.errors import ConfigError, StorageError
+from agent.health import systemd
+from agent.health.heartbeat import AgentStatus, SensorStatus, heartbeat
+from agent.health.system import read_system
+from agent.publish.forwarder import Forwarder
+from agent.sampling import Sampler, SensorHealth
+from agent.sampling.worker import Clock, Opened, Opener
+from agent.sensors import DriverSpec, registry
+from agent.sensors.base import BusKind
+from agent.storage import Outbox
+
+log = logging.getLogger(__name__)
+
+LOOP_PERIOD_S = 0.2
+
+
+def driver_options(sensor_id: str, spec: DriverSpec, options: dict[str, Any],
+                   source: str) -> Any:
+    """Validate a sensor's ``options`` table against its driver's options dataclass."""
+    prefix = f"sensors.{sensor_id}.options"
+    known = {f.name for f in dataclasses.fields(spec.options_type)}
+    unknown = sorted(set(options) - known)
+    problems = [(f"{prefix}.{key}", f"unknown option for {spec.model} "
+                 f"(known: {', '.join(sorted(known)) or 'none'})") for key in unknown]
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        return TypeAdapter(spec.options_type).validate_python(options)
+    except ValidationError as exc:
+        raise ConfigError(source, problems_from(exc, prefix)) from exc
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated config with each sensor's driver spec and options resolved."""
+
+    config: AgentConfig
+    sensors: list[ResolvedSensor]
+    drivers: dict[str, tuple[DriverSpec, Any]]
+
+
+def plan(config: AgentConfig, source: str) -> Plan:
+    """Everything ``check-config`` verifies beyond the schema: drivers exist, options fit."""
+    specs = registry()
+    sensors = config.resolved_sensors()
+    drivers: dict[str, tuple[DriverSpec, Any]] = {}
+    problems: list[tuple[str, str]] = []
+    for sensor in sensors:
+        spec = specs.get(sensor.profile.model)
+        if spec is None:
+            problems.append((f"sensors.{sensor.sensor_id}.model",
+                             f"no driver registered for {sensor.profile.model!r}"))
+            continue
+        try:
+            drivers[sensor.sensor_id] = (
+                spec, driver_options(sensor.sensor_id, spec, sensor.config.options, source))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(source, problems)
+    return Plan(config, sensors, drivers)
+
+
+def sensor_opener(the_plan: Plan, buses: BusProvider) -> Opener:
+    """How a worker (re)opens its sensor: open the bus, build the driver."""
+
+    def open_sensor(sensor: ResolvedSensor) -> Opened:
+        spec, options = the_plan.drivers[sensor.sensor_id]
+        if spec.bus is BusKind.SERIAL:
+            assert sensor.config.port is not None and sensor.baudrate is not None
+            link = buses.serial(sensor.config.port, sensor.baudrate, sensor.config.timeout_s)
+            return spec.build(link, options), link.close
+        assert sensor.address is not None
+        return spec.build(buses.i2c(sensor.bus, sensor.address), options), lambda: None
+
+    return open_sensor
+
+
+def _sensor_status(health: SensorHealth, now_ms: int) -> SensorStatus:
+    age = None if health.last_success_utc_ms is None else \
+        max(0.0, (now_ms - health.last_success_utc_ms) / 1000)
+    return SensorStatus(
+        health.sensor_id, health.state in {"ok", "warming_up"}, health.consecutive_failures,
+        health.errors_total, health.frames_rejected, health.not_ready_total,
+        health.missed_slots, health.samples_dropped, health.resets, health.reopens, age)
+
+
+class Agent:
+    """Runs sampler, outbox and forwarder until stopped; then shuts down in order."""
+
+    def __init__(self, the_plan: Plan, buses: BusProvider, *, boot_id: str | None = None,
+                 clock: Clock | None = None) -> None:
+        self.plan = the_plan
+        self.config = the_plan.config
+        self.boot_id = boot_id or uuid.uuid4().hex
+        self._clock = clock or Clock()
+        self._stop = threading.Event()
+        self._started = self._clock.monotonic()
+        storage = self.config.storage
+        self.outbox = Outbox(storage.path, self.boot_id, max_rows=storage.max_rows,
+                             max_age_days=storage.max_age_days, wall_ms=self._clock.wall_ms)
+        self.sampler = Sampler(the_plan.sensors, sensor_opener(the_plan, buses), self._clock)
+        self.forwarder = Forwarder(self.outbox, self.config.mqtt, self.config.device_id,
+                                   self.config.client_id)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        def handle(signum: int, frame: FrameType | None) -> None:
+            log.info("received %s; shutting down", signal.Signals(signum).name)
+            self.request_stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def run(self) -> int:
+        """The main loop; returns the process exit code."""
+        log.info("agent %s starting (boot %s, %d sensors)", self.config.device_id,
+                 self.boot_id, len(self.plan.sensors))
+        self.sampler.start()
+        self.forwarder.start()
+        systemd.notify("READY=1\nSTATUS=sampling")
+        watchdog_every = systemd.watchdog_interval_s()
+        commit_every = self.config.storage.commit_interval_s
+        heartbeat_every = self.config.health.interval_s
+        now = self._clock.monotonic()
+        last_commit = last_ping = now
+        next_heartbeat = now + min(heartbeat_every, 10.0)
+        healthy = True
+        while not self._stop.wait(LOOP_PERIOD_S):
+            now = self._clock.monotonic()
+            self.outbox.add(self.sampler.drain())
+            if now >= next_heartbeat:
+                self.outbox.add(self._heartbeat())
+                next_heartbeat = now + heartbeat_every
+            if now - last_commit >= commit_every:
+                healthy = self._commit()
+                last_commit = now
+            if watchdog_every is not None and healthy and now - last_ping >= watchdog_every:
+                systemd.notify("WATCHDOG=1")
+                last_ping = now
+        return self._shutdown()
+
+    def _commit(self) -> bool:
+        try:
+            if self.outbox.commit():
+                self.forwarder.notify()
+        except StorageError as exc:
+            log.error("%s", exc)
+            return False
+        return True
+
+    def _heartbeat(self) -> list[Any]:
+        now_ms = self._clock.wall_ms()
+        stats = self.outbox.stats()
+        forwarder = self.forwarder.stats()
+        status = AgentStatus(
+            uptime_s=self._clock.monotonic() - self._started, outbox_depth=stats.depth,
+            outbox_dropped_total=stats.dropped_total, mqtt_connected=forwarder.connected,
+            mqtt_connects=forwarder.connects, messages_sent=forwarder.messages_sent)
+        sensors = [_sensor_status(h, now_ms) for h in self.sampler.health()]
+        return heartbeat(status, read_system(self.config.storage.path.parent), sensors,
+                         now_ms, self._clock.monotonic())
+
+    def _shutdown(self) -> int:
+        systemd.notify("STOPPING=1")
+        self.sampler.stop()
+        self.outbox.add(self.sampler.drain())
+        self._commit()
+        self.forwarder.stop(drain_timeout_s=3.0)
+        self.forwarder.join(timeout=10.0)
+        self.outbox.close()
+        log.info("agent stopped")
+        return 0
+

@@ -1,0 +1,87 @@
+"""Configuration: one TOML file, validated completely before anything is opened.
+
+Every mistake is reported with the file, the key path and the reason, all at
+once, so an installer fixes a config in one round rather than many.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agent.config.errors import problems_from
+from agent.config.health import HealthConfig
+from agent.config.mqtt import MqttConfig
+from agent.config.profiles import Profile, all_profiles
+from agent.config.sensors import SENSOR_ID, ResolvedSensor, SensorConfig
+from agent.config.storage import StorageConfig
+from agent.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/lokaalmeten/agent.toml")
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+__all__ = ["DEFAULT_CONFIG_PATH", "AgentConfig", "ResolvedSensor", "load_config", "parse_config"]
+
+
+class AgentConfig(BaseModel):
+    """The whole agent configuration file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device_id: str = Field(description="Unique box name; appears in every topic and message.")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    sensors: dict[str, SensorConfig] = Field(default_factory=dict)
+
+    @field_validator("device_id")
+    @classmethod
+    def _device_id_is_topic_safe(cls, value: str) -> str:
+        if not _DEVICE_ID.match(value):
+            raise ValueError("use 1-64 letters, digits, '.', '_' or '-' (it becomes a topic level)")
+        return value
+
+    @field_validator("sensors")
+    @classmethod
+    def _sensor_ids(cls, value: dict[str, SensorConfig]) -> dict[str, SensorConfig]:
+        bad = [name for name in value if not SENSOR_ID.match(name)]
+        if bad:
+            raise ValueError(f"sensor ids {bad} must be 1-32 of a-z, 0-9, '_' or '-'")
+        return value
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"lokaalmeten-{self.device_id}"
+
+    def resolved_sensors(self, profiles: dict[str, Profile] | None = None) -> list[ResolvedSensor]:
+        """Enabled sensors with every default filled in from their profiles."""
+        profiles = profiles or all_profiles()
+        return [ResolvedSensor.resolve(sensor_id, sensor, profiles[sensor.model])
+                for sensor_id, sensor in self.sensors.items() if sensor.enabled]
+
+
+def parse_config(text: str, source: str, profiles: dict[str, Profile] | None = None
+                 ) -> AgentConfig:
+    """Validate TOML text; ``source`` names the file in error messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [("", f"not valid TOML: {exc}")]) from exc
+    context = {"profiles": profiles if profiles is not None else all_profiles()}
+    try:
+        return AgentConfig.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise ConfigError(source, problems_from(exc)) from exc
+
+
+def load_config(path: Path) -> AgentConfig:
+    """Read and validate a config file, or raise :class:`ConfigError` naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [("", f"cannot read: {exc.strerror or exc}")]) from exc
+    return parse_config(text, str(path))

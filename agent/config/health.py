@@ -1,0 +1,16 @@
+"""The ``[health]`` section: the agent's own heartbeat."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class HealthConfig(BaseModel):
+    """How often the agent reports on itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval_s: float = Field(default=60.0, ge=1, description="Heartbeat period.")
+    stall_after_s: float = Field(
+        default=120.0, ge=5, description="A sensor thread silent this long is reported "
+        "stalled; the main loop stays healthy so the watchdog is not fooled into a restart.")

@@ -1,0 +1,115 @@
+"""``[sensors.<id>]`` sections: one per attached sensor, named by its firmware profile.
+
+Only what differs from the profile needs writing: a serial SDS011 needs just
+``model`` and ``port``; an SHT31 at the default address needs just ``model``.
+Model-specific settings go in ``options`` and are checked against the
+driver's own options type when the agent is assembled.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from agent.config.profiles import Profile
+
+SENSOR_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+DEFAULT_WINDOW_S = 60.0
+
+
+class Calibration(BaseModel):
+    """Linear correction ``value * scale + offset`` for one quantity, from a co-location."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scale: float = Field(default=1.0, gt=0)
+    offset: float = 0.0
+
+
+class SensorConfig(BaseModel):
+    """One sensor: which model, where it is attached, how often to sample and publish."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="Firmware profile name, e.g. sds011, sht3x, bme280.")
+    enabled: bool = True
+    interval_s: float | None = Field(
+        default=None, gt=0, description="Sampling interval; default from the profile.")
+    window_s: float | None = Field(
+        default=None, gt=0, description="Aggregation window: publish mean/min/max/n of the "
+        "samples in each window. Default 60 s, or the interval when that is longer.")
+    warmup_s: float | None = Field(default=None, ge=0,
+                                   description="Override the profile's warm-up time.")
+    duty_cycle: bool = Field(default=True, description="Let sensors that can sleep between "
+                             "readings do so (laser/fan life).")
+    port: str | None = Field(default=None, description="Serial port; prefer /dev/serial/by-id/.")
+    baudrate: int | None = Field(default=None, gt=0, description="Override the profile's baud.")
+    bus: int | str | None = Field(default=None, description="I2C bus number or /dev/i2c-N path.")
+    address: int | None = Field(default=None, ge=0x03, le=0x77, description="7-bit I2C address.")
+    timeout_s: float = Field(default=2.0, gt=0, le=30, description="Reply timeout (serial).")
+    reset_after_failures: int = Field(default=3, ge=1,
+                                      description="Soft-reset the sensor after this many "
+                                      "consecutive failures.")
+    reopen_after_failures: int = Field(default=6, ge=1,
+                                       description="Close and reopen its bus after this many.")
+    calibration: dict[str, Calibration] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="Model-specific settings (see the driver).")
+
+    @model_validator(mode="after")
+    def _fits_profile(self, info: ValidationInfo) -> SensorConfig:
+        profiles: dict[str, Profile] = (info.context or {}).get("profiles", {})
+        profile = profiles.get(self.model)
+        if profile is None:
+            known = ", ".join(sorted(profiles)) or "none found"
+            raise ValueError(f"unknown model {self.model!r} (known: {known})")
+        if profile.bus == "serial":
+            if self.port is None:
+                raise ValueError(f"{self.model} is a serial sensor: set port")
+            if self.bus is not None or self.address is not None:
+                raise ValueError(f"{self.model} is a serial sensor: bus/address do not apply")
+        elif self.port is not None or self.baudrate is not None:
+            raise ValueError(f"{self.model} is an I2C sensor: port/baudrate do not apply")
+        interval = self.interval_s or profile.default_interval_s
+        if interval < profile.min_interval_s:
+            raise ValueError(f"interval_s {interval} is below the {self.model} minimum "
+                             f"of {profile.min_interval_s} s")
+        if self.window_s is not None and self.window_s < interval:
+            raise ValueError(f"window_s {self.window_s} is shorter than interval_s {interval}")
+        unknown = sorted(set(self.calibration) - {q.name for q in profile.quantities})
+        if unknown:
+            raise ValueError(f"calibration for unknown quantities {unknown}")
+        if self.reopen_after_failures < self.reset_after_failures:
+            raise ValueError("reopen_after_failures must be at least reset_after_failures")
+        return self
+
+
+@dataclass(frozen=True)
+class ResolvedSensor:
+    """A sensor with every default filled in from its profile: what the sampler runs."""
+
+    sensor_id: str
+    profile: Profile
+    config: SensorConfig
+    interval_s: float
+    window_s: float
+    warmup_s: float
+    baudrate: int | None
+    bus: int | str
+    address: int | None
+
+    @classmethod
+    def resolve(cls, sensor_id: str, config: SensorConfig, profile: Profile) -> ResolvedSensor:
+        interval = config.interval_s or profile.default_interval_s
+        window = config.window_s or max(DEFAULT_WINDOW_S, interval)
+        return cls(
+            sensor_id=sensor_id, profile=profile, config=config, interval_s=interval,
+            window_s=window,
+            warmup_s=profile.warmup_s if config.warmup_s is None else config.warmup_s,
+            baudrate=config.baudrate or profile.baudrate,
+            bus=1 if config.bus is None else config.bus,
+            address=config.address if config.address is not None else profile.address,
+        )

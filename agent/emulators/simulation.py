@@ -1,0 +1,72 @@
+"""Simulated hardware: every configured sensor backed by its wire-level emulator.
+
+``lokaalmeten simulate`` runs the real daemon, real drivers and real pyserial
+against these, so what a newcomer sees is what a box with hardware does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+
+from agent.bus.i2c import I2CDevice
+from agent.bus.serial import SerialLink, open_serial
+from agent.emulators import registry
+from agent.emulators.i2c_bus import EmulatedI2CBus
+from agent.emulators.serial_pty import PtySerialEmulator
+from agent.errors import BusError
+
+
+class SimulatedBuses:
+    """A :class:`~agent.bus.provider.BusProvider` whose ports and buses are emulators."""
+
+    def __init__(self, link_dir: Path) -> None:
+        self._link_dir = link_dir
+        self._serial: dict[str, PtySerialEmulator] = {}
+        self._i2c: dict[str, EmulatedI2CBus] = {}
+        self._locks: dict[str, threading.Lock] = {}
+
+    def add(self, model: str, *, port: str | None = None, bus: int | str | None = None,
+            address: int | None = None) -> object:
+        """Create the emulated device for a configured sensor; returns it for fault injection."""
+        spec = registry().get(model)
+        if spec is None:
+            raise BusError(f"no emulator for model {model!r}")
+        device = spec.factory()
+        if port is not None:
+            emulator = PtySerialEmulator(device, self._link_dir,
+                                         name=f"tty-{len(self._serial)}-{model}")
+            emulator.start()
+            self._serial[port] = emulator
+        else:
+            key = str(bus)
+            if key not in self._i2c:
+                self._i2c[key] = EmulatedI2CBus()
+                self._locks[key] = threading.Lock()
+            assert address is not None
+            self._i2c[key].attach(address, device)
+        return device
+
+    def serial_emulator(self, port: str) -> PtySerialEmulator:
+        return self._serial[port]
+
+    def i2c_bus(self, bus: int | str) -> EmulatedI2CBus:
+        return self._i2c[str(bus)]
+
+    def serial(self, port: str, baudrate: int, timeout_s: float) -> SerialLink:
+        emulator = self._serial.get(port)
+        if emulator is None:
+            raise BusError(f"{port}: no emulated device configured there")
+        return open_serial(emulator.port, baudrate, timeout_s)
+
+    def i2c(self, bus: int | str, address: int) -> I2CDevice:
+        key = str(bus)
+        if key not in self._i2c:
+            raise BusError(f"I2C bus {bus}: no emulated devices configured there")
+        return I2CDevice(self._i2c[key], address, self._locks[key])
+
+    def close(self) -> None:
+        for emulator in self._serial.values():
+            with contextlib.suppress(OSError):
+                emulator.close()

@@ -1,0 +1,1 @@
+"""The agent's view of itself: heartbeat measurements and systemd notifications."""

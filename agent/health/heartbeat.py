@@ -1,0 +1,83 @@
+"""The heartbeat: the agent's own condition as ordinary measurements.
+
+Health travels the same durable road as sensor data, so a box that was
+offline for a day still reports what went wrong during that day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agent.health.system import SystemFacts
+from agent.models import Measurement
+
+AGENT_SENSOR_ID = "agent"
+
+
+@dataclass(frozen=True)
+class SensorStatus:
+    """What the heartbeat needs of one sensor (filled from the sampler's health)."""
+
+    sensor_id: str
+    up: bool
+    consecutive_failures: int
+    errors_total: int
+    frames_rejected: int
+    not_ready_total: int
+    missed_slots: int
+    samples_dropped: int
+    resets: int
+    reopens: int
+    last_success_age_s: float | None
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    """What the heartbeat needs of the agent itself."""
+
+    uptime_s: float
+    outbox_depth: int
+    outbox_dropped_total: int
+    mqtt_connected: bool
+    mqtt_connects: int
+    messages_sent: int
+    counter_restarts: int = 0
+
+
+def heartbeat(agent: AgentStatus, system: SystemFacts, sensors: Sequence[SensorStatus],
+              utc_ms: int, monotonic_s: float) -> list[Measurement]:
+    """Build the heartbeat measurement set (absent host facts are simply left out)."""
+
+    def m(sensor: str, quantity: str, value: float | None, unit: str) -> Measurement | None:
+        if value is None:
+            return None
+        return Measurement(sensor, quantity, float(value), unit, utc_ms, monotonic_s)
+
+    items = [
+        m(AGENT_SENSOR_ID, "uptime", agent.uptime_s, "s"),
+        m(AGENT_SENSOR_ID, "outbox_depth", agent.outbox_depth, "{measurement}"),
+        m(AGENT_SENSOR_ID, "outbox_dropped_total", agent.outbox_dropped_total, "{measurement}"),
+        m(AGENT_SENSOR_ID, "mqtt_connected", int(agent.mqtt_connected), "1"),
+        m(AGENT_SENSOR_ID, "mqtt_connects_total", agent.mqtt_connects, "1"),
+        m(AGENT_SENSOR_ID, "messages_sent_total", agent.messages_sent, "1"),
+        m(AGENT_SENSOR_ID, "cpu_temperature", system.cpu_temperature_c, "Cel"),
+        m(AGENT_SENSOR_ID, "throttled", system.throttled, "1"),
+        m(AGENT_SENSOR_ID, "load_1m", system.load_1m, "1"),
+        m(AGENT_SENSOR_ID, "disk_free", system.disk_free_mb, "MBy"),
+        m(AGENT_SENSOR_ID, "rss", system.rss_mb, "MBy"),
+    ]
+    for s in sensors:
+        items += [
+            m(s.sensor_id, "up", int(s.up), "1"),
+            m(s.sensor_id, "consecutive_failures", s.consecutive_failures, "1"),
+            m(s.sensor_id, "errors_total", s.errors_total, "1"),
+            m(s.sensor_id, "frames_rejected_total", s.frames_rejected, "1"),
+            m(s.sensor_id, "not_ready_total", s.not_ready_total, "1"),
+            m(s.sensor_id, "missed_slots_total", s.missed_slots, "1"),
+            m(s.sensor_id, "samples_dropped_total", s.samples_dropped, "1"),
+            m(s.sensor_id, "resets_total", s.resets, "1"),
+            m(s.sensor_id, "reopens_total", s.reopens, "1"),
+            m(s.sensor_id, "last_success_age", s.last_success_age_s, "s"),
+        ]
+    return [item for item in items if item is not None]

@@ -1,0 +1,1 @@
+"""Getting measurements off the box: payload builders, the MQTT session, the forwarder."""

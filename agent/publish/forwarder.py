@@ -1,0 +1,180 @@
+"""The forwarder drains the outbox to the broker and acknowledges rows on PUBACK.
+
+It owns the reconnect loop: capped exponential backoff with full jitter
+(sleep a random time in [0, min(cap, base·2^attempt)]), plus a random delay
+before the very first connect. paho's built-in reconnect has no jitter, and a
+fleet of boxes that lost the same broker would otherwise return in lockstep.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.config.mqtt import MqttConfig
+from agent.errors import PublishError, StorageError
+from agent.publish.mqtt import MqttSession
+from agent.publish.payload import build_messages, measurements_topic, status_topic
+from agent.storage import Outbox
+
+log = logging.getLogger(__name__)
+
+SessionFactory = Callable[[Callable[[], None]], MqttSession]
+
+
+def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
+    """Full-jitter exponential backoff for the ``attempt``-th consecutive failure (from 1)."""
+    return rng.uniform(0.0, min(cap_s, base_s * 2 ** min(attempt - 1, 30)))
+
+
+@dataclass(frozen=True)
+class ForwarderStats:
+    """Numbers for the heartbeat."""
+
+    connected: bool
+    connects: int
+    connect_failures: int
+    messages_sent: int
+    measurements_acked: int
+    rejected: int
+    last_error: str
+
+
+class Forwarder(threading.Thread):
+    """Publishes committed outbox rows in order; at most ``max_inflight`` unacknowledged."""
+
+    def __init__(self, outbox: Outbox, config: MqttConfig, device_id: str, client_id: str,
+                 *, rng: random.Random | None = None,
+                 session_factory: SessionFactory | None = None) -> None:
+        super().__init__(name="forwarder", daemon=True)
+        self._outbox = outbox
+        self._config = config
+        self._device_id = device_id
+        self._topic = measurements_topic(config.topic_prefix, device_id)
+        self._rng = rng or random.Random()
+        self._wake = threading.Event()
+        self._stop_event = threading.Event()
+        self._drain_deadline = 0.0
+        self._session: MqttSession | None = None
+        self._make_session = session_factory or (lambda on_event: MqttSession(
+            config, client_id, status_topic(config.topic_prefix, device_id), on_event))
+        self._stats = ForwarderStats(False, 0, 0, 0, 0, 0, "")
+        self._lock = threading.Lock()
+
+    # -- control (other threads) ----------------------------------------------------
+
+    def notify(self) -> None:
+        """New rows were committed: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, drain_timeout_s: float = 3.0) -> None:
+        """Send what is committed and await PUBACKs for up to ``drain_timeout_s``; say offline."""
+        self._drain_deadline = time.monotonic() + drain_timeout_s
+        self._stop_event.set()
+        self._wake.set()
+
+    def stats(self) -> ForwarderStats:
+        with self._lock:
+            return self._stats
+
+    # -- thread -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        if self._pause(self._rng.uniform(0.0, self._config.first_connect_jitter_s)):
+            return
+        attempt = 0
+        while not self._stop_event.is_set():
+            session = self._make_session(self._wake.set)
+            try:
+                session.connect()
+            except PublishError as exc:
+                attempt += 1
+                self._bump(connect_failures=1, last_error=str(exc))
+                delay = backoff_delay(attempt, self._config.reconnect_min_s,
+                                      self._config.reconnect_max_s, self._rng)
+                log.warning("broker unreachable (%s); retry in %.1f s", exc, delay)
+                if self._pause(delay):
+                    return
+                continue
+            attempt = 0
+            self._session = session
+            self._bump(connects=1, connected=True)
+            try:
+                self._pump(session)
+            finally:
+                self._bump(connected=False)
+                if self._stop_event.is_set():
+                    session.announce_offline(timeout_s=2.0)
+                session.close()
+                self._session = None
+
+    def _pump(self, session: MqttSession) -> None:
+        """Send and acknowledge until the connection drops, or until stopped and drained."""
+        inflight: dict[int, tuple[int, ...]] = {}
+        cursor = 0  # a new connection restarts at the head: unacked rows are resent
+        while session.connected:
+            self._collect_acks(session, inflight)
+            cursor, idle = self._send(session, inflight, cursor)
+            if self._stop_event.is_set() and (
+                    (idle and not inflight) or time.monotonic() >= self._drain_deadline):
+                return
+            self._wake.wait(0.25)
+            self._wake.clear()
+
+    def _send(self, session: MqttSession, inflight: dict[int, tuple[int, ...]],
+              cursor: int) -> tuple[int, bool]:
+        """Publish claimed rows up to the in-flight limit; returns (cursor, outbox idle)."""
+        while len(inflight) < self._config.max_inflight:
+            try:
+                records = self._outbox.claim(cursor, self._config.max_batch)
+            except StorageError as exc:
+                log.error("%s", exc)
+                return cursor, False
+            if not records:
+                return cursor, True
+            now_ms = time.time_ns() // 1_000_000
+            for message in build_messages(self._device_id, records, self._config.max_batch,
+                                          now_ms):
+                try:
+                    mid = session.publish(self._topic, message.payload)
+                except PublishError as exc:
+                    self._bump(last_error=str(exc))
+                    return cursor, False
+                inflight[mid] = message.row_ids
+                cursor = message.row_ids[-1]
+                self._bump(messages_sent=1)
+        return cursor, False
+
+    def _collect_acks(self, session: MqttSession, inflight: dict[int, tuple[int, ...]]) -> None:
+        while not session.acks.empty():
+            mid, accepted = session.acks.get_nowait()
+            rows = inflight.pop(mid, ())
+            if accepted:
+                self._outbox.ack(rows)
+                self._bump(measurements_acked=len(rows))
+            elif rows:
+                # MQTT 5 PUBACK with a failure reason (quota, not authorised): the rows
+                # stay in the outbox; reconnecting restarts from the head after a backoff.
+                self._bump(rejected=1, last_error=f"broker rejected message {mid}")
+                log.error("broker rejected a message of %d measurements", len(rows))
+                session.close()
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep unless stopped; True when stopped."""
+        return self._stop_event.wait(seconds)
+
+    def _bump(self, connected: bool | None = None, last_error: str | None = None,
+              **increments: int) -> None:
+        with self._lock:
+            s = self._stats
+            values = {name: getattr(s, name) + n for name, n in increments.items()}
+            self._stats = ForwarderStats(
+                connected=s.connected if connected is None else connected,
+                last_error=s.last_error if last_error is None else last_error,
+                **{name: values.get(name, getattr(s, name))
+                   for name in ("connects", "connect_failures", "messages_sent",
+                                "measurements_acked", "rejected")})

@@ -1,0 +1,130 @@
+"""One MQTT connection (paho-mqtt 2.x), made fresh for every connect attempt.
+
+A new paho client per connection means no message queued by a previous
+connection is ever retransmitted behind our back: the outbox is the only
+source of truth for what still needs sending, so ordering and the
+duplicate rule ("only where a PUBACK was lost") stay ours to guarantee.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+from collections.abc import Callable
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from agent.config.mqtt import MqttConfig
+from agent.errors import PublishError
+
+log = logging.getLogger(__name__)
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+
+class MqttSession:
+    """Connect, publish with QoS 1, report PUBACKs; reconnecting is the caller's job."""
+
+    def __init__(self, config: MqttConfig, client_id: str, status_topic: str,
+                 on_event: Callable[[], None] = lambda: None) -> None:
+        self._config = config
+        self._status_topic = status_topic
+        self._on_event = on_event
+        self._connected = threading.Event()
+        self._closed = threading.Event()
+        self._connect_result: str = ""
+        self.acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
+        v5 = config.protocol == "5"
+        self._client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            clean_session=None if v5 else True, reconnect_on_failure=False)
+        self._client.max_inflight_messages_set(config.max_inflight + 2)
+        self._client.will_set(status_topic, OFFLINE, qos=1, retain=True)
+        if config.username is not None:
+            self._client.username_pw_set(config.username, config.password())
+        if config.tls is not None:
+            tls = config.tls
+            self._client.tls_set(
+                ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        self._client.on_connect = self._handle_connect
+        self._client.on_disconnect = self._handle_disconnect
+        self._client.on_publish = self._handle_publish
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set() and not self._closed.is_set()
+
+    def connect(self, timeout_s: float = 10.0) -> None:
+        """Open the connection and wait for CONNACK, then announce ``online`` (retained)."""
+        try:
+            self._client.connect(self._config.host, self._config.port,
+                                 keepalive=self._config.keepalive_s)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise PublishError(f"{self._config.host}:{self._config.port}: {exc}") from exc
+        self._client.loop_start()
+        if not self._connected.wait(timeout_s) or self._closed.is_set():
+            self.close()
+            reason = self._connect_result or "no CONNACK in time"
+            raise PublishError(f"{self._config.host}:{self._config.port}: {reason}")
+        self._client.publish(self._status_topic, ONLINE, qos=1, retain=True)
+
+    def publish(self, topic: str, payload: bytes) -> int:
+        """Queue a QoS 1 message; returns its message id for matching the PUBACK."""
+        info = self._client.publish(topic, payload, qos=1)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._closed.set()
+            raise PublishError(f"publish refused locally: {paho.error_string(info.rc)}")
+        return info.mid
+
+    def announce_offline(self, timeout_s: float) -> None:
+        """Graceful goodbye: the Last Will only fires on an unclean disconnect."""
+        if not self.connected:
+            return
+        info = self._client.publish(self._status_topic, OFFLINE, qos=1, retain=True)
+        try:
+            info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError) as exc:
+            log.info("offline status not confirmed: %s", exc)
+
+    def close(self) -> None:
+        self._closed.set()
+        try:
+            self._client.disconnect()
+        finally:
+            self._client.loop_stop()
+
+    # -- paho callbacks (network thread) ------------------------------------------
+
+    def _handle_connect(self, client: paho.Client, userdata: object,
+                        flags: paho.ConnectFlags, reason: ReasonCode,
+                        properties: Properties | None) -> None:
+        if reason.is_failure:
+            self._connect_result = f"connection refused: {reason}"
+            self._closed.set()
+        else:
+            log.info("connected to %s:%d", self._config.host, self._config.port)
+        self._connected.set()
+        self._on_event()
+
+    def _handle_disconnect(self, client: paho.Client, userdata: object,
+                           flags: paho.DisconnectFlags, reason: ReasonCode,
+                           properties: Properties | None) -> None:
+        if not self._closed.is_set():
+            log.warning("disconnected from broker: %s", reason)
+        self._closed.set()
+        self._on_event()
+
+    def _handle_publish(self, client: paho.Client, userdata: object, mid: int,
+                        reason: ReasonCode, properties: Properties | None) -> None:
+        self.acks.put((mid, not reason.is_failure))
+        self._on_event()

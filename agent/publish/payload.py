@@ -1,0 +1,90 @@
+"""Topics and JSON payloads (pure functions; the format is documented in docs/payload.md).
+
+One message carries measurements of one boot, in ``seq`` order. Live traffic
+sends each finished window as it comes; a backlog after an outage goes out in
+batches of up to ``max_batch`` measurements so it drains quickly without one
+message per value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from agent.models import Measurement, OutboxRecord
+
+PAYLOAD_VERSION = 1
+SIGNIFICANT_DIGITS = 7
+
+
+def status_topic(prefix: str, device_id: str) -> str:
+    """Retained ``online``/``offline``; the broker publishes ``offline`` as our Last Will."""
+    return f"{prefix}/{device_id}/status"
+
+
+def measurements_topic(prefix: str, device_id: str) -> str:
+    return f"{prefix}/{device_id}/measurements"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A payload ready to publish and the outbox rows it carries."""
+
+    payload: bytes
+    row_ids: tuple[int, ...]
+    boot_id: str
+    first_seq: int
+    last_seq: int
+
+
+def measurement_object(seq: int, m: Measurement) -> dict[str, object]:
+    """The JSON object of one measurement (keys per docs/payload.schema.json)."""
+    obj: dict[str, object] = {
+        "seq": seq,
+        "sensor": m.sensor_id,
+        "quantity": m.quantity,
+        "value": _number(m.value),
+        "unit": m.unit,
+        "time_ms": m.utc_ms,
+    }
+    if m.flags:
+        obj["flags"] = sorted(m.flags)
+    if m.stats is not None:
+        obj["min"] = _number(m.stats.minimum)
+        obj["max"] = _number(m.stats.maximum)
+        obj["n"] = m.stats.count
+        obj["window_s"] = m.stats.window_s
+    if m.meta:
+        obj["meta"] = dict(m.meta)
+    return obj
+
+
+def build_messages(device_id: str, records: list[OutboxRecord], max_batch: int,
+                   sent_ms: int) -> list[Message]:
+    """Split records (oldest first) into messages: one boot each, ``max_batch`` at most."""
+    messages: list[Message] = []
+    start = 0
+    while start < len(records):
+        boot = records[start].boot_id
+        end = start
+        while end < len(records) and end - start < max_batch and records[end].boot_id == boot:
+            end += 1
+        chunk = records[start:end]
+        body = {
+            "v": PAYLOAD_VERSION,
+            "device_id": device_id,
+            "boot_id": boot,
+            "sent_ms": sent_ms,
+            "measurements": [measurement_object(r.seq, r.measurement) for r in chunk],
+        }
+        messages.append(Message(
+            json.dumps(body, separators=(",", ":"), allow_nan=False).encode(),
+            tuple(r.row_id for r in chunk), boot, chunk[0].seq, chunk[-1].seq))
+        start = end
+    return messages
+
+
+def _number(value: float) -> float | int:
+    """Trim float noise from means (12.300000000000001 → 12.3) without losing resolution."""
+    trimmed = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    return int(trimmed) if trimmed.is_integer() and abs(trimmed) < 2**53 else trimmed

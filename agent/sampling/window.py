@@ -1,0 +1,78 @@
+"""Aggregation windows: many samples in, one measurement per quantity out.
+
+Samples taken while the sensor warms up are withheld from a window that also
+has settled samples, because a cold laser or heater biases the mean; a window
+with only warm-up samples is still published, flagged, so the receiver sees
+the sensor is alive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agent.models import Flags, Measurement, Quality, Stats
+from agent.sampling.quality import Checked
+
+
+@dataclass(slots=True)
+class _Series:
+    values: list[float] = field(default_factory=list)
+    flags: set[Quality] = field(default_factory=set)
+    warm_values: list[float] = field(default_factory=list)
+    warm_flags: set[Quality] = field(default_factory=set)
+
+    def add(self, sample: Checked) -> None:
+        if Quality.WARMING_UP in sample.flags:
+            self.warm_values.append(sample.value)
+            self.warm_flags.update(sample.flags)
+        else:
+            self.values.append(sample.value)
+            self.flags.update(sample.flags)
+
+    def settled(self) -> tuple[list[float], Flags]:
+        if self.values:
+            return self.values, frozenset(self.flags)
+        return self.warm_values, frozenset(self.warm_flags)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What every measurement of one sensor shares."""
+
+    sensor_id: str
+    units: dict[str, str]
+    meta: dict[str, tuple[tuple[str, str | float], ...]]
+
+
+class Window:
+    """Collects checked samples per quantity until :meth:`close`."""
+
+    def __init__(self, identity: Identity, window_s: float, aggregate: bool) -> None:
+        self._identity = identity
+        self._window_s = window_s
+        self._aggregate = aggregate
+        self._series: dict[str, _Series] = {}
+
+    def add(self, sample: Checked) -> None:
+        self._series.setdefault(sample.quantity, _Series()).add(sample)
+
+    def __len__(self) -> int:
+        return sum(len(s.values) + len(s.warm_values) for s in self._series.values())
+
+    def close(self, utc_ms: int, monotonic_s: float) -> list[Measurement]:
+        """Emit one measurement per quantity and start empty again."""
+        out: list[Measurement] = []
+        for quantity, series in self._series.items():
+            values, flags = series.settled()
+            if not values:
+                continue
+            stats = None
+            if self._aggregate:
+                stats = Stats(min(values), max(values), len(values), self._window_s)
+            out.append(Measurement(
+                sensor_id=self._identity.sensor_id, quantity=quantity,
+                value=sum(values) / len(values), unit=self._identity.units[quantity],
+                utc_ms=utc_ms, monotonic_s=monotonic_s, flags=flags, stats=stats,
+                meta=self._identity.meta.get(quantity, ())))
+        self._series.clear()
+        return out

@@ -1,0 +1,213 @@
+"""SQLite outbox: durable, ordered, bounded; rows leave only after the broker's PUBACK.
+
+Why it looks like this:
+- WAL with ``synchronous=FULL``: a committed row survives power loss, and a
+  reader (the forwarder) never blocks the writer (the sampler).
+- Writes are buffered in memory and committed together at most once per
+  ``commit_interval_s``: an SD card wears per write, not per row. The price
+  is that a power cut can lose up to that interval of fresh measurements;
+  nothing committed and nothing acknowledged to anyone is ever lost.
+- Every measurement gets ``(boot_id, seq)`` when it enters, so a receiver can
+  see gaps and drop the duplicates that at-least-once delivery allows.
+- Bounded by row count and age; what is pruned is counted in ``meta`` so the
+  loss is reported, not silent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from agent.errors import StorageError
+from agent.models import Measurement, OutboxRecord, Quality, Stats
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    """Numbers for the heartbeat."""
+
+    depth: int
+    dropped_total: int
+    pending_writes: int
+    commits: int
+
+
+class Outbox:
+    """A thread-safe outbox; the main loop adds and commits, the forwarder claims and acks."""
+
+    def __init__(self, path: Path, boot_id: str, *, max_rows: int, max_age_days: float,
+                 wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
+        self.boot_id = boot_id
+        self._max_rows = max_rows
+        self._max_age_ms = int(max_age_days * _DAY_MS)
+        self._wall_ms = wall_ms
+        self._lock = threading.Lock()
+        self._pending: list[dict[str, object]] = []
+        self._acked: set[int] = set()
+        self._seq = 0
+        self._commits = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._db = sqlite_utils.Database(self._conn)
+            self._migrate()
+            self._depth = self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"{path}: cannot open outbox: {exc}") from exc
+
+    # -- writer side --------------------------------------------------------------
+
+    def add(self, measurements: Iterable[Measurement]) -> None:
+        """Number and buffer measurements; they become durable at the next :meth:`commit`."""
+        with self._lock:
+            for measurement in measurements:
+                self._seq += 1
+                self._pending.append(_to_row(measurement, self.boot_id, self._seq))
+
+    def commit(self) -> int:
+        """Write buffered rows and acknowledged deletions in one transaction; prune bounds.
+
+        Returns the number of rows written.
+        """
+        with self._lock:
+            rows, self._pending = self._pending, []
+            acked, self._acked = self._acked, set()
+            if not rows and not acked:
+                return 0
+            try:
+                with self._db.atomic():  # one transaction: one fsync of the WAL
+                    if rows:
+                        self._db["outbox"].insert_all(rows, batch_size=500)
+                    deleted = self._delete(acked)
+                    pruned = self._prune()
+            except sqlite3.Error as exc:
+                self._pending = rows + self._pending
+                self._acked |= acked
+                raise StorageError(f"outbox commit failed: {exc}") from exc
+            self._depth += len(rows) - deleted - pruned
+            self._commits += 1
+            return len(rows)
+
+    # -- forwarder side -----------------------------------------------------------
+
+    def claim(self, after_row_id: int, limit: int) -> list[OutboxRecord]:
+        """Committed rows after ``after_row_id``, oldest first, minus ones already acked."""
+        with self._lock:
+            try:
+                cursor = self._conn.execute(
+                    "SELECT * FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                    (after_row_id, limit + len(self._acked)))
+                names = [d[0] for d in cursor.description]
+                rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+            except sqlite3.Error as exc:
+                raise StorageError(f"outbox read failed: {exc}") from exc
+            return [_from_row(row) for row in rows if row["id"] not in self._acked][:limit]
+
+    def ack(self, row_ids: Iterable[int]) -> None:
+        """The broker has these; delete them at the next commit."""
+        with self._lock:
+            self._acked.update(row_ids)
+
+    def stats(self) -> OutboxStats:
+        with self._lock:
+            return OutboxStats(self._depth - len(self._acked), self._dropped(),
+                               len(self._pending), self._commits)
+
+    def close(self) -> None:
+        """Commit what is buffered and close the database."""
+        self.commit()
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.close()
+
+    # -- internals ------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StorageError(f"outbox schema {version} is newer than this agent "
+                               f"({SCHEMA_VERSION}); refusing to touch it")
+        if "outbox" not in self._db.table_names():
+            self._db["outbox"].create({
+                "id": int, "boot_id": str, "seq": int, "sensor": str, "quantity": str,
+                "value": float, "unit": str, "utc_ms": int, "monotonic_s": float,
+                "flags": str, "min": float, "max": float, "n": int, "window_s": float,
+                "meta": str,
+            }, pk="id", not_null={"boot_id", "seq", "sensor", "quantity", "value", "unit",
+                                  "utc_ms"})
+            self._db["outbox"].create_index(["utc_ms"])
+            self._db["meta"].create({"key": str, "value": int}, pk="key")
+            self._db["meta"].insert({"key": "dropped_total", "value": 0})
+        self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _delete(self, row_ids: set[int]) -> int:
+        deleted = 0
+        ids = sorted(row_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            deleted += self._conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})",
+                                          chunk).rowcount
+        return deleted
+
+    def _prune(self) -> int:
+        cutoff = self._wall_ms() - self._max_age_ms
+        pruned = self._conn.execute("DELETE FROM outbox WHERE utc_ms < ?", (cutoff,)).rowcount
+        count = self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        excess = count - self._max_rows
+        if excess > 0:
+            pruned += self._conn.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)",
+                (excess,)).rowcount
+        if pruned:
+            self._conn.execute("UPDATE meta SET value = value + ? WHERE key = 'dropped_total'",
+                               (pruned,))
+            log.warning("outbox full or stale: dropped %d oldest measurements", pruned)
+        return pruned
+
+    def _dropped(self) -> int:
+        return self._conn.execute(
+            "SELECT value FROM meta WHERE key = 'dropped_total'").fetchone()[0]
+
+
+def _to_row(m: Measurement, boot_id: str, seq: int) -> dict[str, object]:
+    stats = m.stats
+    return {
+        "boot_id": boot_id, "seq": seq, "sensor": m.sensor_id, "quantity": m.quantity,
+        "value": m.value, "unit": m.unit, "utc_ms": m.utc_ms, "monotonic_s": m.monotonic_s,
+        "flags": ",".join(sorted(m.flags)),
+        "min": stats.minimum if stats else None, "max": stats.maximum if stats else None,
+        "n": stats.count if stats else None, "window_s": stats.window_s if stats else None,
+        "meta": json.dumps(dict(m.meta)) if m.meta else None,
+    }
+
+
+def _from_row(row: dict[str, object]) -> OutboxRecord:
+    stats = None
+    if row["n"] is not None:
+        stats = Stats(float(row["min"]), float(row["max"]),  # type: ignore[arg-type]
+                      int(row["n"]), float(row["window_s"]))  # type: ignore[arg-type]
+    flags = frozenset(Quality(f) for f in str(row["flags"]).split(",") if f)
+    meta = tuple(sorted(json.loads(str(row["meta"])).items())) if row["meta"] else ()
+    measurement = Measurement(
+        sensor_id=str(row["sensor"]), quantity=str(row["quantity"]),
+        value=float(row["value"]), unit=str(row["unit"]),  # type: ignore[arg-type]
+        utc_ms=int(row["utc_ms"]), monotonic_s=float(row["monotonic_s"] or 0.0),  # type: ignore[arg-type]
+        flags=flags, stats=stats, meta=meta)
+    return OutboxRecord(int(row["id"]), str(row["boot_id"]), int(row["seq"]),  # type: ignore[arg-type]
+                        measurement)
