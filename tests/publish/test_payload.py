@@ -1,0 +1,58 @@
+"""Payload builders: batching rules and the documented JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from agent.models import Measurement, OutboxRecord, Quality, Stats
+from agent.publish.payload import build_messages, measurements_topic, status_topic
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "payload.schema.json")
+                    .read_text())
+
+
+def record(row: int, boot: str, seq: int, **kw: object) -> OutboxRecord:
+    m = Measurement("pm", "pm2_5", 12.300000000000001, "ug/m3", 1_800_000_000_000, 5.0, **kw)
+    return OutboxRecord(row, boot, seq, m)
+
+
+def test_topics() -> None:
+    assert status_topic("lokaalmeten", "nl-1") == "lokaalmeten/nl-1/status"
+    assert measurements_topic("a/b", "nl-1") == "a/b/nl-1/measurements"
+
+
+def test_messages_split_at_boot_change_and_batch_size() -> None:
+    a, b = "a" * 32, "b" * 32
+    records = [record(i, a, i) for i in range(1, 6)] + [record(6, b, 1), record(7, b, 2)]
+    messages = build_messages("nl-1", records, max_batch=3, sent_ms=1)
+    assert [(m.boot_id[0], m.first_seq, m.last_seq) for m in messages] == [
+        ("a", 1, 3), ("a", 4, 5), ("b", 1, 2)]
+    assert [m.row_ids for m in messages] == [(1, 2, 3), (4, 5), (6, 7)]
+
+
+def test_payload_matches_schema_and_trims_float_noise() -> None:
+    boot = "c" * 32
+    records = [
+        record(1, boot, 1),
+        record(2, boot, 2, flags=frozenset({Quality.WARMING_UP, Quality.RETRIED}),
+               stats=Stats(11.0, 13.5, 60, 60.0), meta=(("calibration_scale", 0.9),)),
+    ]
+    (message,) = build_messages("nl-1", records, max_batch=10, sent_ms=1_800_000_000_500)
+    body = json.loads(message.payload)
+    jsonschema.validate(body, SCHEMA)
+    first, second = body["measurements"]
+    assert first == {"seq": 1, "sensor": "pm", "quantity": "pm2_5", "value": 12.3,
+                     "unit": "ug/m3", "time_ms": 1_800_000_000_000}
+    assert second["flags"] == ["retried", "warming_up"]
+    assert (second["min"], second["max"], second["n"], second["window_s"]) == (11, 13.5, 60, 60)
+    assert second["meta"] == {"calibration_scale": 0.9}
+
+
+def test_non_finite_values_are_refused() -> None:
+    bad = OutboxRecord(1, "d" * 32, 1, Measurement("x", "y", float("nan"), "1", 0, 0.0))
+    with pytest.raises(ValueError):
+        build_messages("nl-1", [bad], max_batch=1, sent_ms=0)
