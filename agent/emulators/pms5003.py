@@ -1,0 +1,186 @@
+"""Emulated Plantower PMS5003 / PMS7003 / PMSA003, speaking from the sensor's side.
+
+The state machine follows the data manuals: active mode after power-up with a frame
+every 2.3 s (the stable sub-mode; the fast sub-mode is not modelled), passive mode
+answering each passive-read command, and sleep, in which the sensor sends nothing and
+honours only the wake command. Commands whose 16-bit sum does not match are ignored,
+as the real sensor does (the protocol has no negative acknowledgement).
+
+Frames are built here with ``struct`` rather than with the driver's encoder, so the
+driver's tests check it against an independent implementation of the wire format.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+from dataclasses import astuple, dataclass
+
+from agent.bus.crc import sum16
+from agent.emulators import register
+
+PERIOD_S = 2.3                  # active stable sub-mode interval (datasheet)
+VERSION = 0x97                  # Data13 high byte seen on real PMS5003 units
+
+_HEADER = b"\x42\x4d"
+_COMMAND_SIZE = 7
+_CHANGE_MODE, _PASSIVE_READ, _SLEEP_SET = 0xE1, 0xE2, 0xE4
+# Share of the >0.3 um count seen in each larger bin (decreasing, like real air).
+_COUNT_SHARES = (1.0, 0.3, 0.05, 0.01, 0.003, 0.001)
+
+
+@dataclass(frozen=True)
+class PmsValues:
+    """Data1..Data12 of a frame, as the integers that go on the wire."""
+
+    pm1_0_cf1: int
+    pm2_5_cf1: int
+    pm10_cf1: int
+    pm1_0: int
+    pm2_5: int
+    pm10: int
+    count_0_3um: int
+    count_0_5um: int
+    count_1_0um: int
+    count_2_5um: int
+    count_5_0um: int
+    count_10um: int
+
+    def words(self) -> tuple[int, ...]:
+        return astuple(self)
+
+
+def build_frame(values: PmsValues, version: int = VERSION, error_code: int = 0) -> bytes:
+    """The 32-byte data frame: "BM", length 28, 13 big-endian words, 16-bit sum."""
+    body = struct.pack(">2sH12HBB", _HEADER, 28, *values.words(), version, error_code)
+    return body + struct.pack(">H", sum16(body))
+
+
+def build_ack(command: int, data_low: int) -> bytes:
+    """The 8-byte acknowledgement: "BM", length 4, command, echoed DATAL, 16-bit sum."""
+    body = struct.pack(">2sHBB", _HEADER, 4, command, data_low)
+    return body + struct.pack(">H", sum16(body))
+
+
+class PmsDevice:
+    """A PMSx003 as seen from its UART; plug it into ``PtySerialEmulator``.
+
+    ``pinned`` fixes the values of every frame (tests); otherwise PM2.5 follows a seeded
+    slow random walk from ``pm2_5_start`` and everything else is derived from it so a
+    frame is always consistent (PM1 ≤ PM2.5 ≤ PM10, counts falling with size).
+    ``error_code`` is sent as the Data13 low byte. ``accepted`` logs every command the
+    device executed, byte for byte; ``commands_ignored`` counts the ones it dropped.
+    """
+
+    def __init__(self, *, seed: int = 0, period_s: float = PERIOD_S,
+                 pinned: PmsValues | None = None, pm2_5_start: float = 8.0,
+                 version: int = VERSION, error_code: int = 0) -> None:
+        self.period_s = period_s
+        self.pinned = pinned
+        self.version = version
+        self.error_code = error_code
+        self.mode = "active"    # the power-up default
+        self.asleep = False
+        self.accepted: list[bytes] = []
+        self.commands_ignored = 0
+        self._rng = random.Random(seed)
+        self._pm2_5 = pm2_5_start
+        self._rx = bytearray()
+        self._next_due: float | None = None
+
+    # -- SerialDevice protocol ----------------------------------------------------------
+
+    def receive(self, data: bytes) -> list[bytes]:
+        """Collect command bytes; execute each complete 7-byte command."""
+        self._rx += data
+        replies: list[bytes] = []
+        while True:
+            start = self._rx.find(_HEADER)
+            if start < 0:
+                # noise; keep a trailing 0x42, it may be the first half of a header
+                keep = 1 if self._rx.endswith(_HEADER[:1]) else 0
+                del self._rx[: len(self._rx) - keep]
+                break
+            del self._rx[:start]
+            if len(self._rx) < _COMMAND_SIZE:
+                break
+            command = bytes(self._rx[:_COMMAND_SIZE])
+            del self._rx[:_COMMAND_SIZE]
+            reply = self._execute(command)
+            if reply is not None:
+                replies.append(reply)
+        return replies
+
+    def poll(self, now: float) -> list[bytes]:
+        """In active mode and awake, one frame every ``period_s``."""
+        if self.asleep or self.mode != "active":
+            self._next_due = None
+            return []
+        if self._next_due is None:
+            self._next_due = now + self.period_s
+            return []
+        if now < self._next_due:
+            return []
+        self._next_due = max(self._next_due + self.period_s, now)
+        return [self.frame()]
+
+    def corrupt(self, frame: bytes) -> bytes:
+        """Flip the low check byte so the 16-bit sum no longer matches."""
+        return frame[:-1] + bytes([frame[-1] ^ 0xFF])
+
+    # -- values -----------------------------------------------------------------------
+
+    def frame(self) -> bytes:
+        """A data frame with the next values (pinned, or one step of the random walk)."""
+        return build_frame(self.pinned or self._step(), self.version, self.error_code)
+
+    def _step(self) -> PmsValues:
+        # multiplicative walk: a few percent per frame, kept inside a plausible range
+        self._pm2_5 = min(400.0, max(1.0, self._pm2_5 * math.exp(self._rng.gauss(0.0, 0.03))))
+        pm2_5 = round(self._pm2_5)
+        pm1_0 = min(pm2_5, round(self._pm2_5 * 0.7))
+        pm10 = max(pm2_5, round(self._pm2_5 * 1.3))
+        # CF=1 equals the atmospheric value in clean air and reads higher above ~30 ug/m3
+        cf1 = [value if value <= 30 else round(value * 1.5 - 15) for value in (pm1_0, pm2_5,
+                                                                               pm10)]
+        count_0_3 = self._pm2_5 * 60.0 + 100.0
+        counts = [round(count_0_3 * share) for share in _COUNT_SHARES]
+        return PmsValues(*cf1, pm1_0, pm2_5, pm10, *counts)
+
+    # -- commands -----------------------------------------------------------------------
+
+    def _execute(self, command: bytes) -> bytes | None:
+        if sum16(command[:5]) != int.from_bytes(command[5:7], "big"):
+            self.commands_ignored += 1  # the real sensor stays silent on a bad checksum
+            return None
+        code, data_low = command[2], command[4]
+        if self.asleep:
+            if code == _SLEEP_SET and data_low == 1:
+                self.accepted.append(command)
+                self.asleep = False     # no acknowledgement; active frames resume
+            else:
+                self.commands_ignored += 1
+            return None
+        reply: bytes | None = None
+        if code == _CHANGE_MODE and data_low in (0, 1):
+            self.mode = "active" if data_low else "passive"
+            reply = build_ack(code, data_low)
+        elif code == _PASSIVE_READ and self.mode == "passive":
+            reply = self.frame()
+        elif code == _SLEEP_SET and data_low == 0:
+            self.asleep = True
+            reply = build_ack(code, data_low)
+        elif code == _SLEEP_SET and data_low == 1:
+            pass                        # wake while awake: nothing to do, no answer
+        else:
+            self.commands_ignored += 1  # unknown command, or passive read in active mode
+            return None
+        self.accepted.append(command)
+        return reply
+
+
+@register("pms5003", "pms7003", "pmsa003")
+def create(seed: int = 0, period_s: float = PERIOD_S) -> PmsDevice:
+    """A PMSx003 in its power-up state (active mode, awake) with seeded values."""
+    return PmsDevice(seed=seed, period_s=period_s)
