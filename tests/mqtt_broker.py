@@ -5,6 +5,7 @@ Never port 1883: a broker may already run there, and it is not ours.
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 import socket
@@ -45,7 +46,9 @@ class Broker:
         self.port = free_port()
         self.workdir = workdir
         self.config = workdir / "mosquitto.conf"
+        # As root, mosquitto drops to user "mosquitto", which cannot write our temp dir.
         self.config.write_text(
+            f"user {getpass.getuser()}\n"
             f"listener {self.port} {self.host}\nallow_anonymous true\n"
             f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n"
             f"log_dest file {workdir}/mosquitto.log\n")

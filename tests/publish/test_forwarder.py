@@ -1,0 +1,173 @@
+"""The forwarder against a real Mosquitto: delivery, acks, outages, auth and TLS."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.config.mqtt import MqttConfig
+from agent.models import Measurement
+from agent.publish.forwarder import Forwarder, backoff_delay
+from agent.storage import Outbox
+from tests.mqtt_broker import Broker, Recorder, wait_until
+
+
+def measurements(start: int, count: int) -> list[Measurement]:
+    now = time.time_ns() // 1_000_000
+    return [Measurement("pm", "pm2_5", float(i), "ug/m3", now, 0.0)
+            for i in range(start, start + count)]
+
+
+def mqtt_config(broker: Broker, **overrides: object) -> MqttConfig:
+    values = {"host": broker.host, "port": broker.port, "first_connect_jitter_s": 0,
+              "reconnect_min_s": 0.2, "reconnect_max_s": 0.5, **overrides}
+    return MqttConfig.model_validate(values)
+
+
+def make_outbox(tmp_path: Path) -> Outbox:
+    return Outbox(tmp_path / "outbox.sqlite", "f" * 32, max_rows=10**6, max_age_days=1)
+
+
+def start_forwarder(outbox: Outbox, config: MqttConfig) -> Forwarder:
+    forwarder = Forwarder(outbox, config, "box-1", "lokaalmeten-box-1", rng=random.Random(1))
+    forwarder.start()
+    return forwarder
+
+
+def seqs(recorder: Recorder) -> list[int]:
+    return [m["seq"] for m in recorder.measurements()]
+
+
+def test_backoff_is_full_jitter_and_capped() -> None:
+    rng = random.Random(7)
+    for attempt in range(1, 40):
+        bound = min(300.0, 1.0 * 2 ** (attempt - 1))
+        delays = [backoff_delay(attempt, 1.0, 300.0, rng) for _ in range(200)]
+        assert all(0 <= d <= bound for d in delays)
+        assert max(delays) > 0.7 * bound, "delays spread over the whole range"
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_delivers_in_order_and_deletes_only_after_puback(
+        tmp_path: Path, broker: Broker, recorder: Recorder, protocol: str) -> None:
+    outbox = make_outbox(tmp_path)
+    forwarder = start_forwarder(outbox, mqtt_config(broker, protocol=protocol))
+    try:
+        outbox.add(measurements(0, 250))
+        outbox.commit()
+        forwarder.notify()
+        assert wait_until(lambda: len(seqs(recorder)) == 250, 10)
+        assert wait_until(lambda: forwarder.stats().measurements_acked == 250, 5)
+        outbox.commit()
+        assert outbox.stats().depth == 0
+    finally:
+        forwarder.stop()
+        forwarder.join(10)
+    assert seqs(recorder) == list(range(1, 251))
+    status = [m.payload for m in recorder.on("/box-1/status")]
+    assert status[0] == b"online" and status[-1] == b"offline"
+    sizes = [len(json.loads(m.payload)["measurements"]) for m in recorder.on("/measurements")]
+    assert max(sizes) <= 200
+
+
+def test_broker_outage_loses_nothing_and_keeps_order(
+        tmp_path: Path, broker: Broker, recorder: Recorder) -> None:
+    outbox = make_outbox(tmp_path)
+    forwarder = start_forwarder(outbox, mqtt_config(broker))
+    try:
+        outbox.add(measurements(0, 50))
+        outbox.commit()
+        forwarder.notify()
+        assert wait_until(lambda: len(seqs(recorder)) == 50, 10)
+        broker.stop()
+        for batch in range(10):  # the sampler keeps going while the broker is away
+            outbox.add(measurements(100 + batch * 30, 30))
+            outbox.commit()
+            time.sleep(0.1)
+        assert not forwarder.stats().connected
+        broker.start()
+        assert wait_until(lambda: len(set(seqs(recorder))) == 350, 20)
+    finally:
+        forwarder.stop()
+        forwarder.join(10)
+    received = seqs(recorder)
+    unique = list(dict.fromkeys(received))
+    assert unique == list(range(1, 351)), "every measurement, in order, no gaps"
+    assert forwarder.stats().connects >= 2
+
+
+def test_username_and_password_file(tmp_path: Path) -> None:
+    broker = Broker(tmp_path)
+    passwords = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "box", "s3cret"],
+                   check=True, capture_output=True)
+    broker.config.write_text(broker.config.read_text().replace(
+        "allow_anonymous true", f"allow_anonymous false\npassword_file {passwords}"))
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    broker.start()
+    try:
+        outbox = make_outbox(tmp_path)
+        good = start_forwarder(outbox, mqtt_config(broker, username="box",
+                                                   password_file=secret))
+        assert wait_until(lambda: good.stats().connected, 10)
+        good.stop()
+        good.join(10)
+        secret.write_text("wrong\n")
+        bad = start_forwarder(outbox, mqtt_config(broker, username="box",
+                                                  password_file=secret))
+        assert wait_until(lambda: bad.stats().connect_failures >= 2, 10)
+        assert "refused" in bad.stats().last_error
+        assert not bad.stats().connected
+        bad.stop()
+        bad.join(10)
+    finally:
+        broker.stop()
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_tls_with_client_certificate(tmp_path: Path) -> None:
+    """Mutual TLS: the broker demands a client certificate signed by our CA."""
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+             "-keyout", "ca.key", "-out", "ca.crt", cwd=pki)
+    for name, cn in (("server", "127.0.0.1"), ("client", "box-1")):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=pki)
+        ext = pki / f"{name}.ext"
+        ext.write_text("subjectAltName=IP:127.0.0.1\n" if name == "server" else
+                       "extendedKeyUsage=clientAuth\n")
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-days", "2", "-extfile", ext.name, "-out", f"{name}.crt",
+                 cwd=pki)
+    broker = Broker(tmp_path)
+    broker.config.write_text(broker.config.read_text() + (
+        f"cafile {pki}/ca.crt\ncertfile {pki}/server.crt\nkeyfile {pki}/server.key\n"
+        "require_certificate true\n"))
+    broker.start()
+    try:
+        outbox = make_outbox(tmp_path)
+        outbox.add(measurements(0, 3))
+        outbox.commit()
+        tls = {"ca_file": pki / "ca.crt", "cert_file": pki / "client.crt",
+               "key_file": pki / "client.key"}
+        forwarder = start_forwarder(outbox, mqtt_config(broker, tls=tls))
+        assert wait_until(lambda: forwarder.stats().measurements_acked == 3, 10)
+        forwarder.stop()
+        forwarder.join(10)
+        anonymous = start_forwarder(outbox, mqtt_config(broker, tls={"ca_file": pki / "ca.crt"}))
+        assert wait_until(lambda: anonymous.stats().connect_failures >= 1, 10)
+        assert not anonymous.stats().connected
+        anonymous.stop()
+        anonymous.join(10)
+    finally:
+        broker.stop()
