@@ -59,7 +59,7 @@ def registry() -> dict[str, DriverSpec]:
     global _LOADED  # noqa: PLW0603 - one-time import of the plugin modules
     if not _LOADED:
         for info in pkgutil.iter_modules(__path__):
-            if info.name != "base":
+            if info.name != "base" and not info.name.startswith("_"):
                 importlib.import_module(f"{__name__}.{info.name}")
         _LOADED = True
     return dict(_REGISTRY)

@@ -1,0 +1,355 @@
+"""Emulated Sensirion SPS30 on I2C: the chip's side of the wire protocol.
+
+Models the device's states (sleep, idle, measuring), a data-ready flag latched
+once per measurement interval on a monotonic clock, the sleep quirk where the
+first wake-up write is NACKed and only enables the interface for 100 ms, and
+the chip's checks (argument CRCs, unknown commands, firmware-gated commands).
+Fault injection: corrupt CRCs, NACKs, a stuck data-ready flag, status bits.
+
+:class:`SensirionI2CDevice` holds the word framing and fault plumbing shared
+with the SEN5x emulator.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from agent.bus.crc import sensirion_crc8
+from agent.emulators import register
+from agent.emulators.i2c_bus import Nack
+
+Reply = Callable[[], bytes]
+
+QUANTITIES = ("pm1_0", "pm2_5", "pm4_0", "pm10", "nc0_5", "nc1_0", "nc2_5", "nc4_0", "nc10",
+              "typical_particle_size")
+
+SLEEP, IDLE, MEASURING = "sleep", "idle", "measuring"
+_WAKE_WINDOW_S = 0.1  # interface stays enabled this long after the first wake-up write
+
+
+def frame_words(words: Sequence[int]) -> bytes:
+    """Device-side framing: each word MSB first plus its CRC-8."""
+    out = bytearray()
+    for word in words:
+        pair = (word & 0xFFFF).to_bytes(2, "big")
+        out += pair + bytes([sensirion_crc8(pair)])
+    return bytes(out)
+
+
+def ascii_words(text: str, size: int) -> list[int]:
+    """A NUL-padded ASCII string of ``size`` bytes as words."""
+    raw = text.encode("ascii")[: size - 1].ljust(size, b"\x00")
+    return [int.from_bytes(raw[i:i + 2], "big") for i in range(0, size, 2)]
+
+
+@dataclass
+class Walk:
+    """A slow multiplicative (or additive) random walk kept inside [low, high]."""
+
+    value: float
+    low: float
+    high: float
+    step: float
+    additive: bool = False
+
+    def advance(self, rng: random.Random) -> float:
+        change = rng.gauss(0.0, self.step)
+        moved = self.value + change if self.additive else self.value * math.exp(change)
+        self.value = min(self.high, max(self.low, moved))
+        return self.value
+
+
+class SensirionI2CDevice:
+    """Command dispatch, argument CRC checks, pointer-style replies and faults."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.writes: list[bytes] = []
+        """Every accepted write, byte for byte, for tests."""
+        self.not_ready = False
+        """Hold the data-ready flag at 0 (fault injection)."""
+        self._reply: Reply | None = None
+        self._corrupt = 0
+        self._nack = 0
+
+    # -- fault injection ---------------------------------------------------------------
+    def corrupt_next(self, count: int = 1) -> None:
+        """Send a wrong CRC in the next ``count`` replies."""
+        self._corrupt += count
+
+    def nack_next(self, count: int = 1) -> None:
+        """NACK the next ``count`` transactions (writes or reads)."""
+        self._nack += count
+
+    # -- bus side ----------------------------------------------------------------------
+    def on_write(self, data: bytes) -> None:
+        if self._nack:
+            self._nack -= 1
+            raise Nack("injected NACK")
+        if self.before_command(data):
+            self.writes.append(bytes(data))
+            return
+        if len(data) < 2:
+            raise Nack("no command code")
+        code = int.from_bytes(data[:2], "big")
+        args = data[2:]
+        if len(args) % 3:
+            raise Nack("partial argument word")
+        words = []
+        for offset in range(0, len(args), 3):
+            pair = args[offset:offset + 2]
+            if sensirion_crc8(pair) != args[offset + 2]:
+                raise Nack("argument CRC mismatch")  # the chip ignores the command
+            words.append(int.from_bytes(pair, "big"))
+        handler = self.handlers().get(code)
+        if handler is None:
+            raise Nack(f"unknown command 0x{code:04x}")
+        self._reply = None
+        handler(words)
+        self.writes.append(bytes(data))
+
+    def on_read(self, length: int) -> bytes:
+        if self._nack:
+            self._nack -= 1
+            raise Nack("injected NACK")
+        self.before_read()
+        if self._reply is None:
+            raise Nack("nothing to read")
+        data = bytearray(self._reply()[:length].ljust(length, b"\xff"))
+        if self._corrupt and len(data) >= 3:
+            self._corrupt -= 1
+            data[2] ^= 0xFF
+        return bytes(data)
+
+    # -- for subclasses ---------------------------------------------------------------
+    def handlers(self) -> dict[int, Callable[[list[int]], None]]:
+        raise NotImplementedError
+
+    def before_command(self, data: bytes) -> bool:
+        """Hook for states that intercept writes (SPS30 sleep); True = consumed."""
+        return False
+
+    def before_read(self) -> None:
+        """Hook for state that refuses all traffic (SPS30 sleep)."""
+
+    def reply(self, words: Sequence[int] | Callable[[], Sequence[int]]) -> None:
+        """Set what the following reads return (re-evaluated per read if callable)."""
+        if callable(words):
+            producer = words
+            self._reply = lambda: frame_words(producer())
+        else:
+            framed = frame_words(words)
+            self._reply = lambda: framed
+
+    @staticmethod
+    def expect(words: list[int], count: int) -> None:
+        if len(words) != count:
+            raise Nack(f"expected {count} argument words, got {len(words)}")
+
+
+class Sps30Device(SensirionI2CDevice):
+    """An SPS30 with plausible, slowly varying values; ``values`` pins any of them."""
+
+    def __init__(self, *, seed: int = 30, values: Mapping[str, float] | None = None,
+                 firmware: tuple[int, int] = (2, 2), serial: str = "3E5F0A1B2C3D4E5F",
+                 auto_cleaning_interval_s: int = 604800, asleep: bool = False,
+                 sample_period_s: float = 1.0, cleaning_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock)
+        if sample_period_s <= 0:
+            raise ValueError("sample_period_s must be positive")
+        unknown = set(values or {}) - set(QUANTITIES)
+        if unknown:
+            raise ValueError(f"unknown SPS30 quantities {sorted(unknown)}")
+        self.firmware = firmware
+        self.serial = serial
+        self.status = 0
+        """Device status register (bit 4 fan error, bit 5 laser error, bit 21 fan speed)."""
+        self.state = SLEEP if asleep else IDLE
+        self.output_format = 0x0300
+        self.pinned = dict(values or {})
+        self._rng = random.Random(seed)
+        self._pm = Walk(8.0, 0.5, 300.0, 0.05)
+        self._size = Walk(0.6, 0.35, 2.0, 0.03)
+        self._values = self._derive()
+        self._period = sample_period_s
+        self._cleaning_s = cleaning_s
+        self._auto_clean = auto_cleaning_interval_s
+        self._auto_clean_reported = auto_cleaning_interval_s
+        self._t0 = 0.0
+        self._consumed = 0
+        self._cleaning_until = -math.inf
+        self._wake_until = -math.inf
+
+    # -- test helpers -----------------------------------------------------------------
+    def power_cycle(self) -> None:
+        """Power loss and return: idle, default output, status cleared."""
+        self._power_on_state()
+
+    @property
+    def auto_cleaning_interval_s(self) -> int:
+        return self._auto_clean
+
+    # -- protocol ---------------------------------------------------------------------
+    def handlers(self) -> dict[int, Callable[[list[int]], None]]:
+        return {
+            0x0010: self._start, 0x0104: self._stop, 0x0202: self._data_ready,
+            0x0300: self._read_values, 0x1001: self._sleep, 0x1103: self._wake,
+            0x5607: self._fan_cleaning, 0x8004: self._auto_cleaning,
+            0xD002: self._product_type, 0xD033: self._serial, 0xD100: self._firmware,
+            0xD206: self._status, 0xD210: self._clear_status, 0xD304: self._reset,
+        }
+
+    def before_command(self, data: bytes) -> bool:
+        if self.state != SLEEP:
+            return False
+        if data == b"\x11\x03" and self.clock() <= self._wake_until:
+            self.state = IDLE
+            return True
+        self._wake_until = self.clock() + _WAKE_WINDOW_S  # the low pulse enables the interface
+        raise Nack("asleep: interface disabled")
+
+    def before_read(self) -> None:
+        if self.state == SLEEP:
+            raise Nack("asleep: interface disabled")
+
+    def _start(self, words: list[int]) -> None:
+        self.expect(words, 1)
+        allowed = {0x0300} | ({0x0500} if self.firmware >= (2, 0) else set())
+        if words[0] not in allowed:
+            raise Nack(f"unsupported output format 0x{words[0]:04x}")
+        if self.state == MEASURING:
+            return  # no effect while measuring
+        self.state, self.output_format = MEASURING, words[0]
+        self._t0, self._consumed = self.clock(), 0
+
+    def _stop(self, words: list[int]) -> None:
+        self.expect(words, 0)
+        self.state = IDLE
+        self._cleaning_until = -math.inf
+
+    def _data_ready(self, words: list[int]) -> None:
+        self.expect(words, 0)
+        self.reply(lambda: [1 if self._ready() else 0])
+
+    def _read_values(self, words: list[int]) -> None:
+        self.expect(words, 0)
+        if self.state != MEASURING:
+            raise Nack("read measured values needs measurement mode")
+        index = self._index()
+        if index == 0:
+            values = [0.0] * len(QUANTITIES)
+        else:
+            if index > self._consumed:
+                self._values = self._derive()
+            self._consumed = max(self._consumed, index)
+            values = [self._values[name] for name in QUANTITIES]
+        self.reply(self._float_words(values) if self.output_format == 0x0300
+                   else self._uint16_words(values))
+
+    def _sleep(self, words: list[int]) -> None:
+        self.expect(words, 0)
+        if self.firmware < (2, 0) or self.state != IDLE:
+            raise Nack("sleep is available in idle mode on firmware >= 2.0")
+        self.state = SLEEP
+        self._wake_until = -math.inf
+
+    def _wake(self, words: list[int]) -> None:
+        self.expect(words, 0)
+        if self.firmware < (2, 0):
+            raise Nack("wake-up needs firmware >= 2.0")
+
+    def _fan_cleaning(self, words: list[int]) -> None:
+        self.expect(words, 0)
+        if self.state != MEASURING:
+            raise Nack("fan cleaning needs measurement mode")
+        self._cleaning_until = self.clock() + self._cleaning_s
+
+    def _auto_cleaning(self, words: list[int]) -> None:
+        if not words:
+            self.reply([self._auto_clean_reported >> 16, self._auto_clean_reported & 0xFFFF])
+            return
+        self.expect(words, 2)
+        self._auto_clean = words[0] << 16 | words[1]
+        if self.firmware >= (2, 2):  # older firmware reports the new value only after reset
+            self._auto_clean_reported = self._auto_clean
+
+    def _product_type(self, words: list[int]) -> None:
+        self.expect(words, 0)
+        self.reply(ascii_words("00080000", 8))
+
+    def _serial(self, words: list[int]) -> None:
+        self.expect(words, 0)
+        self.reply(ascii_words(self.serial, 32))
+
+    def _firmware(self, words: list[int]) -> None:
+        self.expect(words, 0)
+        self.reply([self.firmware[0] << 8 | self.firmware[1]])
+
+    def _status(self, words: list[int]) -> None:
+        self.expect(words, 0)
+        if self.firmware < (2, 2):
+            raise Nack("status register needs firmware >= 2.2")
+        self.reply(lambda: [self.status >> 16, self.status & 0xFFFF])
+
+    def _clear_status(self, words: list[int]) -> None:
+        self.expect(words, 0)
+        if self.firmware < (2, 2):
+            raise Nack("status register needs firmware >= 2.2")
+        self.status = 0
+
+    def _reset(self, words: list[int]) -> None:
+        self.expect(words, 0)
+        self._power_on_state()
+
+    # -- internals --------------------------------------------------------------------
+    def _power_on_state(self) -> None:
+        self.state, self.output_format, self.status = IDLE, 0x0300, 0
+        self._auto_clean_reported = self._auto_clean
+        self._cleaning_until = -math.inf
+        self._reply = None
+
+    def _index(self) -> int:
+        return int((self.clock() - self._t0) / self._period)
+
+    def _ready(self) -> bool:
+        return (self.state == MEASURING and not self.not_ready
+                and self.clock() >= self._cleaning_until and self._index() > self._consumed)
+
+    def _derive(self) -> dict[str, float]:
+        """One new sample: cumulative bins keep pm1 <= pm2.5 <= pm4 <= pm10 (and NC alike)."""
+        pm2_5 = self._pm.advance(self._rng)
+        size = self._size.advance(self._rng)
+        nc1_0 = pm2_5 * 0.6 * 7.0
+        values = {
+            "pm1_0": pm2_5 * 0.6, "pm2_5": pm2_5, "pm4_0": pm2_5 * 1.08, "pm10": pm2_5 * 1.12,
+            "nc0_5": nc1_0 * 0.71, "nc1_0": nc1_0, "nc2_5": nc1_0 * 1.12,
+            "nc4_0": nc1_0 * 1.146, "nc10": nc1_0 * 1.15, "typical_particle_size": size,
+        }
+        values.update(self.pinned)
+        return values
+
+    @staticmethod
+    def _float_words(values: Sequence[float]) -> list[int]:
+        words: list[int] = []
+        for value in values:
+            raw = struct.unpack(">I", struct.pack(">f", value))[0]
+            words += [raw >> 16, raw & 0xFFFF]
+        return words
+
+    @staticmethod
+    def _uint16_words(values: Sequence[float]) -> list[int]:
+        # uint16 format: ug/m3 and #/cm3 as integers, typical size in nm.
+        scaled = [*values[:-1], values[-1] * 1000.0]
+        return [min(0xFFFF, max(0, round(v))) for v in scaled]
+
+
+@register("sps30")
+def make_sps30(seed: int = 30, sample_period_s: float = 1.0) -> Sps30Device:
+    """Factory for simulated mode: an awake SPS30 on firmware 2.2."""
+    return Sps30Device(seed=seed, sample_period_s=sample_period_s)
