@@ -64,14 +64,15 @@ def plan(config: AgentConfig, source: str) -> Plan:
     drivers: dict[str, tuple[DriverSpec, Any]] = {}
     problems: list[tuple[str, str]] = []
     for sensor in sensors:
-        spec = specs.get(sensor.profile.model)
+        spec = specs.get(sensor.profile.driver_name)
         if spec is None:
             problems.append((f"sensors.{sensor.sensor_id}.model",
-                             f"no driver registered for {sensor.profile.model!r}"))
+                             f"no driver registered for {sensor.profile.driver_name!r}"))
             continue
+        options = {**sensor.profile.driver_options, **sensor.config.options}
         try:
             drivers[sensor.sensor_id] = (
-                spec, driver_options(sensor.sensor_id, spec, sensor.config.options, source))
+                spec, driver_options(sensor.sensor_id, spec, options, source))
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:

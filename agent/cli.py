@@ -52,7 +52,7 @@ def _simulated_buses(config: AgentConfig, state_dir: Path) -> BusProvider:
 
     buses = SimulatedBuses(state_dir)
     for sensor in config.resolved_sensors():
-        buses.add(sensor.profile.model, port=sensor.config.port, bus=sensor.bus,
+        buses.add(sensor.profile, port=sensor.config.port, bus=sensor.bus,
                   address=sensor.address)
     return buses
 

@@ -13,7 +13,7 @@ import tomllib
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -58,6 +58,12 @@ class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(description="Model name used in configs, e.g. sds011.")
+    driver: str | None = Field(
+        default=None, description="Registered driver to use when it is not named after the "
+        "model: lets a generic driver (e.g. modbus) serve many profiles without code.")
+    driver_options: dict[str, Any] = Field(
+        default_factory=dict, description="Default driver options for this model; a "
+        "sensor's own options table overrides them key by key.")
     name: str = Field(description="Human name with manufacturer.")
     bus: Literal["i2c", "serial"]
     address: int | None = Field(default=None, description="Default 7-bit I2C address.")
@@ -83,6 +89,11 @@ class Profile(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError("quantity names must be unique")
         return self
+
+    @property
+    def driver_name(self) -> str:
+        """The registry key of the driver that reads this model."""
+        return self.driver or self.model
 
     def quantity(self, name: str) -> QuantityProfile:
         for quantity in self.quantities:

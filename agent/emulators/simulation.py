@@ -12,6 +12,7 @@ from pathlib import Path
 
 from agent.bus.i2c import I2CDevice
 from agent.bus.serial import SerialLink, open_serial
+from agent.config.profiles import Profile
 from agent.emulators import registry
 from agent.emulators.i2c_bus import EmulatedI2CBus
 from agent.emulators.serial_pty import PtySerialEmulator
@@ -27,13 +28,22 @@ class SimulatedBuses:
         self._i2c: dict[str, EmulatedI2CBus] = {}
         self._locks: dict[str, threading.Lock] = {}
 
-    def add(self, model: str, *, port: str | None = None, bus: int | str | None = None,
+    def add(self, profile: Profile, *, port: str | None = None, bus: int | str | None = None,
             address: int | None = None) -> object:
-        """Create the emulated device for a configured sensor; returns it for fault injection."""
-        spec = registry().get(model)
-        if spec is None:
+        """Create the emulated device for a configured sensor; returns it for fault injection.
+
+        An emulator registered under the model name is built with no arguments; a
+        generic one registered under the profile's driver name (e.g. ``modbus``)
+        is handed the profile, which describes the device it must play.
+        """
+        model = profile.model
+        emulators = registry()
+        if model in emulators:
+            device = emulators[model].factory()
+        elif profile.driver_name in emulators:
+            device = emulators[profile.driver_name].factory(profile=profile)
+        else:
             raise BusError(f"no emulator for model {model!r}")
-        device = spec.factory()
         if port is not None:
             emulator = PtySerialEmulator(device, self._link_dir,
                                          name=f"tty-{len(self._serial)}-{model}")
