@@ -143,13 +143,15 @@ class Outbox:
             raise StorageError(f"outbox schema {version} is newer than this agent "
                                f"({SCHEMA_VERSION}); refusing to touch it")
         if "outbox" not in self._db.table_names():
-            self._db["outbox"].create({
-                "id": int, "boot_id": str, "seq": int, "sensor": str, "quantity": str,
-                "value": float, "unit": str, "utc_ms": int, "monotonic_s": float,
-                "flags": str, "min": float, "max": float, "n": int, "window_s": float,
-                "meta": str,
-            }, pk="id", not_null={"boot_id", "seq", "sensor", "quantity", "value", "unit",
-                                  "utc_ms"})
+            # AUTOINCREMENT: ids must never be reused once the table empties, because
+            # the forwarder's cursor assumes every new row sorts after every sent one.
+            self._conn.execute("""
+                CREATE TABLE outbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    boot_id TEXT NOT NULL, seq INTEGER NOT NULL,
+                    sensor TEXT NOT NULL, quantity TEXT NOT NULL, value REAL NOT NULL,
+                    unit TEXT NOT NULL, utc_ms INTEGER NOT NULL, monotonic_s REAL,
+                    flags TEXT, min REAL, max REAL, n INTEGER, window_s REAL, meta TEXT)""")
             self._db["outbox"].create_index(["utc_ms"])
             self._db["meta"].create({"key": str, "value": int}, pk="key")
             self._db["meta"].insert({"key": "dropped_total", "value": 0})

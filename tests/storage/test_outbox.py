@@ -56,6 +56,20 @@ def test_acked_rows_disappear_and_are_not_claimed_again(tmp_path: Path) -> None:
     assert reopened.stats().depth == 2
 
 
+def test_row_ids_are_never_reused_after_the_outbox_empties(tmp_path: Path) -> None:
+    """The forwarder's cursor relies on new rows sorting after every row sent before."""
+    box = open_outbox(tmp_path / "o.sqlite")
+    box.add([measurement(1), measurement(2)])
+    box.commit()
+    sent = box.claim(0, 10)
+    box.ack(r.row_id for r in sent)
+    box.commit()
+    box.add([measurement(3)])
+    box.commit()
+    (fresh,) = box.claim(sent[-1].row_id, 10)
+    assert fresh.row_id > sent[-1].row_id
+
+
 def test_seq_restarts_per_boot_and_old_rows_keep_their_boot(tmp_path: Path) -> None:
     path = tmp_path / "o.sqlite"
     first = open_outbox(path, "a" * 32)
