@@ -1,0 +1,205 @@
+"""Emulated Sensirion SHT3x-DIS, plus the word/CRC machinery shared with the SHT4x model.
+
+Speaks the chip's side of the wire: 16-bit commands, ``word + CRC-8`` replies, a
+single-shot conversion that takes real (emulated-clock) time during which a read is
+NACKed, a status register, heater, serial number and alert-limit registers (the only
+SHT3x commands that carry an argument, so the only place argument CRCs are checked).
+
+Modelled subset: single-shot mode (clock stretching is modelled as an instant result,
+since an emulated bus cannot hold SCL), soft reset, heater, status, serial, alert
+limits and break. Periodic mode, ART and fetch are not modelled and are NACKed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import NoReturn
+
+from agent.bus.crc import sensirion_crc8
+from agent.emulators import register
+from agent.emulators.i2c_bus import Nack
+
+# Typical conversion times (datasheet timing table, t_MEAS typ), in seconds.
+_NO_STRETCH = {0x2400: 0.0125, 0x240B: 0.0045, 0x2416: 0.0025}
+_STRETCH = {0x2C06, 0x2C0D, 0x2C10}
+_SOFT_RESET, _HEATER_ON, _HEATER_OFF, _BREAK = 0x30A2, 0x306D, 0x3066, 0x3093
+_READ_STATUS, _CLEAR_STATUS, _READ_SERIAL = 0xF32D, 0x3041, 0x3780
+# Alert limits: write command -> matching read command (sht3x.c).
+_ALERT_WRITE_TO_READ = {0x611D: 0xE11F, 0x6116: 0xE114, 0x610B: 0xE109, 0x6100: 0xE102}
+
+_STATUS_ALERT, _STATUS_HEATER, _STATUS_RESET = 1 << 15, 1 << 13, 1 << 4
+_STATUS_CMD_FAILED, _STATUS_WRITE_CRC = 1 << 1, 1 << 0
+_STATUS_CLEARABLE = (1 << 15) | (1 << 11) | (1 << 10) | (1 << 4)
+
+
+def sht3x_raw_temperature(celsius: float) -> int:
+    """The raw word the chip would send for ``celsius`` (inverse of -45 + 175·S/65535)."""
+    return min(0xFFFF, max(0, round((celsius + 45.0) * 65535.0 / 175.0)))
+
+
+def sht3x_raw_humidity(percent: float) -> int:
+    """The raw word for ``percent`` RH (inverse of 100·S/65535)."""
+    return min(0xFFFF, max(0, round(percent * 65535.0 / 100.0)))
+
+
+def with_crc(words: list[int]) -> bytes:
+    """Words as the chip sends them: MSB, LSB, CRC-8 for each."""
+    out = bytearray()
+    for word in words:
+        data = word.to_bytes(2, "big")
+        out += data + bytes([sensirion_crc8(data)])
+    return bytes(out)
+
+
+class SensirionTRH:
+    """What every Sensirion T/RH chip here does: values, pending results, reads, faults.
+
+    A command may leave either an immediate reply (status, serial) or a pending
+    measurement that becomes readable at ``ready_at``. A read header is NACKed while
+    the conversion runs and when nothing is pending, as on the real chips. Reading
+    consumes the result, so the same data is never sent twice.
+    """
+
+    def __init__(self, *, temperature: float | None, humidity: float | None, serial: int,
+                 seed: int, clock: Callable[[], float]) -> None:
+        self.walk = temperature is None and humidity is None
+        """Random-walk the values on each conversion unless a test pinned them."""
+        self.temperature = 21.0 if temperature is None else temperature
+        self.humidity = 55.0 if humidity is None else humidity
+        self.serial = serial
+        self.clock = clock
+        self.commands: list[int] = []
+        """Every accepted command code, in order (for tests)."""
+        self._rng = random.Random(seed)
+        self._pending: tuple[float, bytes] | None = None
+        self._reply: bytes | None = None
+        self._bad_crc = 0
+
+    # -- fault injection ----------------------------------------------------------
+    def bad_crc_next(self, count: int = 1) -> None:
+        """Corrupt the CRC of the first word in the next ``count`` replies."""
+        self._bad_crc += count
+
+    # -- EmulatedI2CDevice --------------------------------------------------------
+    def on_read(self, length: int) -> bytes:
+        if self._reply is not None:
+            data, self._reply = self._reply, None
+        elif self._pending is not None:
+            ready_at, data = self._pending
+            if self.clock() < ready_at:
+                raise Nack("measurement in progress")
+            self._pending = None
+        else:
+            raise Nack("no data pending")
+        return data[:length] + b"\xff" * max(0, length - len(data))
+
+    # -- helpers for subclasses ---------------------------------------------------
+    def _start_measurement(self, duration_s: float, words: list[int]) -> None:
+        self._reply = None
+        self._pending = (self.clock() + duration_s, self._frame(words))
+
+    def _respond(self, words: list[int]) -> None:
+        self._pending = None
+        self._reply = self._frame(words)
+
+    def _clear_output(self) -> None:
+        self._pending = None
+        self._reply = None
+
+    def _frame(self, words: list[int]) -> bytes:
+        data = bytearray(with_crc(words))
+        if self._bad_crc:
+            self._bad_crc -= 1
+            data[2] ^= 0xFF
+        return bytes(data)
+
+    def _step(self) -> None:
+        """Drift the values a little, as air does between two readings."""
+        if self.walk:
+            self.temperature = min(40.0, max(-10.0, self.temperature + self._rng.gauss(0, 0.05)))
+            self.humidity = min(95.0, max(5.0, self.humidity + self._rng.gauss(0, 0.2)))
+
+
+class Sht3xDevice(SensirionTRH):
+    """The SHT3x-DIS command set (single-shot subset), from the chip's side."""
+
+    def __init__(self, *, temperature: float | None = None, humidity: float | None = None,
+                 serial: int = 0x0B5E_2F01, seed: int = 3,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(temperature=temperature, humidity=humidity, serial=serial,
+                         seed=seed, clock=clock)
+        self.status = 0
+        self.alert_limits: dict[int, int] = {}
+        self.power_cycle()
+
+    def power_cycle(self) -> None:
+        """Power-on state: heater off, alert-pending and reset-detected flags set."""
+        self._clear_output()
+        self.status = _STATUS_ALERT | _STATUS_RESET
+        self.alert_limits = dict.fromkeys(_ALERT_WRITE_TO_READ.values(), 0)
+
+    @property
+    def heater(self) -> bool:
+        return bool(self.status & _STATUS_HEATER)
+
+    def on_write(self, data: bytes) -> None:
+        if not data:
+            return  # address probe
+        if len(data) < 2:
+            self._fail("incomplete command")
+        code, args = int.from_bytes(data[:2], "big"), data[2:]
+        if code in _ALERT_WRITE_TO_READ:
+            self._write_alert_limit(code, args)
+            return
+        if args:
+            self._fail(f"command 0x{code:04x} takes no argument")
+        self._execute(code)
+        self.status &= ~(_STATUS_CMD_FAILED | _STATUS_WRITE_CRC)
+        self.commands.append(code)
+
+    def _execute(self, code: int) -> None:
+        if code in _NO_STRETCH or code in _STRETCH:
+            self._step()
+            words = [sht3x_raw_temperature(self.temperature), sht3x_raw_humidity(self.humidity)]
+            self._start_measurement(_NO_STRETCH.get(code, 0.0), words)
+        elif code == _SOFT_RESET:
+            self.power_cycle()
+        elif code in (_HEATER_ON, _HEATER_OFF):
+            self._clear_output()
+            self.status = (self.status | _STATUS_HEATER if code == _HEATER_ON
+                           else self.status & ~_STATUS_HEATER)
+        elif code == _READ_STATUS:
+            self._respond([self.status])
+        elif code == _CLEAR_STATUS:
+            self._clear_output()
+            self.status &= ~_STATUS_CLEARABLE
+        elif code == _READ_SERIAL:
+            self._respond([self.serial >> 16, self.serial & 0xFFFF])
+        elif code in self.alert_limits:
+            self._respond([self.alert_limits[code]])
+        elif code == _BREAK:
+            self._clear_output()
+        else:
+            self._fail(f"unknown command 0x{code:04x}")
+
+    def _write_alert_limit(self, code: int, args: bytes) -> None:
+        """The chip only accepts an argument followed by its correct CRC (datasheet §4)."""
+        if len(args) != 3 or sensirion_crc8(args[:2]) != args[2]:
+            self.status |= _STATUS_WRITE_CRC
+            raise Nack(f"alert limit 0x{code:04x}: bad or missing argument CRC")
+        self.alert_limits[_ALERT_WRITE_TO_READ[code]] = int.from_bytes(args[:2], "big")
+        self.status &= ~(_STATUS_CMD_FAILED | _STATUS_WRITE_CRC)
+        self.commands.append(code)
+
+    def _fail(self, reason: str) -> NoReturn:
+        self.status |= _STATUS_CMD_FAILED
+        raise Nack(reason)
+
+
+@register("sht3x")
+def make_sht3x(temperature: float | None = None, humidity: float | None = None,
+               serial: int = 0x0B5E_2F01, seed: int = 3) -> Sht3xDevice:
+    """An SHT3x with slowly drifting air, or pinned values when given."""
+    return Sht3xDevice(temperature=temperature, humidity=humidity, serial=serial, seed=seed)

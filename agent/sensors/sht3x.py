@@ -1,0 +1,186 @@
+"""Sensirion SHT3x-DIS (SHT30/SHT31/SHT35) temperature and humidity sensor over I2C.
+
+Datasheet: Sensirion "Datasheet SHT3x-DIS", version 5 (May 2018): §4.3 single shot
+commands (table 9), §4.9 soft reset, §4.10 heater (table 16), §4.11 status register
+(tables 17/18), §4.12 CRC-8 (table 20), §4.13 conversion formulas. The serial number
+command 0x3780 comes from Sensirion's embedded-sht driver (``sht3x.c``).
+
+The driver uses single-shot measurements *without* clock stretching: the Raspberry Pi's
+I2C controller handles stretching badly, and the datasheet lets the host poll instead
+(the chip NACKs the read header until the conversion is done). We simply wait the
+maximum conversion time, then read once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Literal, TypeVar
+
+from agent.bus.crc import sensirion_crc8
+from agent.bus.i2c import I2CDevice
+from agent.errors import CrcError, FrameError
+from agent.models import Reading
+from agent.sensors import register
+from agent.sensors.base import BusKind
+
+log = logging.getLogger(__name__)
+
+# 16-bit commands, MSB first; the chip never expects a CRC after a command code.
+_CMD_MEASURE = {  # single shot, clock stretching disabled (datasheet table 9)
+    "high": 0x2400,
+    "medium": 0x240B,
+    "low": 0x2416,
+}
+_CMD_SOFT_RESET = 0x30A2
+_CMD_HEATER_ON = 0x306D
+_CMD_HEATER_OFF = 0x3066
+_CMD_READ_STATUS = 0xF32D
+_CMD_CLEAR_STATUS = 0x3041
+_CMD_READ_SERIAL = 0x3780
+
+# Maximum measurement durations (datasheet timing table, t_MEAS max), in ms.
+_MEASURE_MS = {"high": 15.0, "medium": 6.0, "low": 4.0}
+_SOFT_RESET_MS = 2.0  # t_SR is 1.5 ms max; a little slack
+_COMMAND_MS = 1.0  # minimal wait between a command and the next transaction (table 9 note)
+
+STATUS_HEATER_ON = 1 << 13
+STATUS_RESET_DETECTED = 1 << 4
+STATUS_COMMAND_FAILED = 1 << 1
+STATUS_WRITE_CRC_FAILED = 1 << 0
+
+Repeatability = Literal["high", "medium", "low"]
+T = TypeVar("T")
+
+
+def encode_command(code: int) -> bytes:
+    """A 16-bit command as sent on the wire (MSB first, no CRC)."""
+    return code.to_bytes(2, "big")
+
+
+def encode_word(value: int) -> bytes:
+    """A 16-bit argument word followed by its CRC, as a host must send it."""
+    data = value.to_bytes(2, "big")
+    return data + bytes([sensirion_crc8(data)])
+
+
+def parse_words(data: bytes, count: int) -> list[int]:
+    """Split ``count`` (word, CRC) triplets, checking every CRC.
+
+    Raises FrameError on a wrong length and CrcError (with the raw bytes) on the
+    first word whose CRC does not match.
+    """
+    if len(data) != 3 * count:
+        raise FrameError(f"expected {3 * count} bytes, got {len(data)}", raw=data)
+    words = []
+    for offset in range(0, len(data), 3):
+        word, received = data[offset:offset + 2], data[offset + 2]
+        expected = sensirion_crc8(word)
+        if expected != received:
+            raise CrcError(f"word {offset // 3} CRC mismatch", expected=expected,
+                           received=received, raw=data)
+        words.append(int.from_bytes(word, "big"))
+    return words
+
+
+def convert_temperature(raw: int) -> float:
+    """°C from a raw temperature word: T = -45 + 175 · S_T / (2^16 - 1) (datasheet §4.13)."""
+    return -45.0 + 175.0 * raw / 65535.0
+
+
+def convert_humidity(raw: int) -> float:
+    """%RH from a raw humidity word: RH = 100 · S_RH / (2^16 - 1) (datasheet §4.13)."""
+    return 100.0 * raw / 65535.0
+
+
+def parse_measurement(data: bytes) -> tuple[float, float]:
+    """(temperature °C, relative humidity %) from the 6-byte single-shot reply."""
+    raw_t, raw_rh = parse_words(data, 2)
+    return convert_temperature(raw_t), convert_humidity(raw_rh)
+
+
+def parse_serial(data: bytes) -> int:
+    """The 32-bit serial number from the two-word reply to 0x3780."""
+    high, low = parse_words(data, 2)
+    return (high << 16) | low
+
+
+@dataclass(frozen=True)
+class Sht3xOptions:
+    """Settings for an SHT3x."""
+
+    repeatability: Repeatability = "high"
+    """Measurement repeatability: high (0.04 %RH, 15 ms), medium (6 ms) or low (4 ms)."""
+    heater: bool = False
+    """Switch the on-chip heater on (a few °C of self-heating; for plausibility checks
+    or to dry a condensed sensor, never for normal readings)."""
+
+    def __post_init__(self) -> None:
+        if self.repeatability not in _CMD_MEASURE:
+            raise ValueError(f"repeatability must be one of {sorted(_CMD_MEASURE)}")
+
+
+@register("sht3x", bus=BusKind.I2C, options=Sht3xOptions)
+class Sht3x:
+    """SHT3x in single-shot mode: one measurement command per :meth:`read`."""
+
+    model: ClassVar[str] = "sht3x"
+    quantities: ClassVar[tuple[str, ...]] = ("temperature", "relative_humidity")
+
+    def __init__(self, bus: I2CDevice, options: Sht3xOptions) -> None:
+        self.bus = bus
+        self.options = options
+        self.frames_rejected = 0
+
+    # -- life cycle ---------------------------------------------------------------
+    def start(self) -> None:
+        """Soft reset, clear the status flags, and apply the heater setting."""
+        self._command(_CMD_SOFT_RESET, _SOFT_RESET_MS)
+        self._command(_CMD_CLEAR_STATUS, _COMMAND_MS)
+        self._command(_CMD_HEATER_ON if self.options.heater else _CMD_HEATER_OFF, _COMMAND_MS)
+
+    def read(self) -> list[Reading]:
+        """Trigger one single-shot measurement, wait its maximum duration, read 6 bytes."""
+        repeatability = self.options.repeatability
+        self._command(_CMD_MEASURE[repeatability], _MEASURE_MS[repeatability])
+        data = self.bus.read(6)
+        log.debug("sht3x 0x%02x measurement %s", self.bus.address, data.hex(" "))
+        temperature, humidity = self._checked(parse_measurement, data)
+        return [Reading("temperature", temperature), Reading("relative_humidity", humidity)]
+
+    def reset(self) -> None:
+        """Soft reset and re-apply settings (the heater is off after any reset)."""
+        self.start()
+
+    def stop(self) -> None:
+        """Switch the heater off; the chip sleeps by itself between single shots."""
+        self._command(_CMD_HEATER_OFF, _COMMAND_MS)
+
+    # -- extras -------------------------------------------------------------------
+    def read_status(self) -> int:
+        """The 16-bit status register (heater, reset-detected, command/CRC failure bits)."""
+        self._command(_CMD_READ_STATUS, _COMMAND_MS)
+        data = self.bus.read(3)
+        return self._checked(parse_words, data, 1)[0]
+
+    def identify(self) -> dict[str, str]:
+        """Serial number and status register; neither read changes any setting."""
+        self._command(_CMD_READ_SERIAL, _COMMAND_MS)
+        serial = self._checked(parse_serial, self.bus.read(6))
+        status = self.read_status()
+        return {"serial": f"{serial:08x}", "status": f"0x{status:04x}"}
+
+    # -- helpers ------------------------------------------------------------------
+    def _command(self, code: int, wait_ms: float) -> None:
+        self.bus.write(encode_command(code))
+        time.sleep(wait_ms / 1000.0)
+
+    def _checked(self, parse: Callable[..., T], data: bytes, *args: int) -> T:
+        """Run a parser and count the frame as rejected when it is malformed."""
+        try:
+            return parse(data, *args)
+        except (CrcError, FrameError):
+            self.frames_rejected += 1
+            raise
