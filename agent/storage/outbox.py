@@ -108,10 +108,11 @@ class Outbox:
     def claim(self, after_row_id: int, limit: int) -> list[OutboxRecord]:
         """Committed rows after ``after_row_id``, oldest first, minus ones already acked."""
         with self._lock:
+            hidden = sum(1 for row_id in self._acked if row_id > after_row_id)
             try:
                 cursor = self._conn.execute(
                     "SELECT * FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
-                    (after_row_id, limit + len(self._acked)))
+                    (after_row_id, limit + hidden))
                 names = [d[0] for d in cursor.description]
                 rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
             except sqlite3.Error as exc:
