@@ -157,12 +157,12 @@ def test_kill_9_at_random_moments_loses_nothing_committed(agent: AgentProcess,
     committed: set[tuple[str, int]] = set()
     for run in range(1, 4):
         agent.start()
-        assert wait_until(lambda: boots(recorder) == run, 30), agent.log.read_text()
+        assert wait_until(lambda run=run: boots(recorder) == run, 30), agent.log.read_text()
         time.sleep(rng.uniform(0.5, 3.0))
         offline_before = len([m for m in recorder.on("/status") if m.payload == b"offline"])
         assert agent.signal(signal.SIGKILL) == -signal.SIGKILL
-        assert wait_until(lambda: len([m for m in recorder.on("/status")
-                                       if m.payload == b"offline"]) > offline_before, 15), \
+        assert wait_until(lambda before=offline_before: len(
+            [m for m in recorder.on("/status") if m.payload == b"offline"]) > before, 15), \
             "the broker publishes the Last Will when the agent dies"
         committed |= agent.rows()  # committed but not yet acknowledged by the broker
     agent.start()
