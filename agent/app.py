@@ -95,13 +95,16 @@ def sensor_opener(the_plan: Plan, buses: BusProvider) -> Opener:
     return open_sensor
 
 
-def _sensor_status(health: SensorHealth, now_ms: int) -> SensorStatus:
+def _sensor_status(health: SensorHealth, now_ms: int, now_monotonic: float,
+                   stall_after_s: float) -> SensorStatus:
     age = None if health.last_success_utc_ms is None else \
         max(0.0, (now_ms - health.last_success_utc_ms) / 1000)
+    stalled = now_monotonic - health.heartbeat_monotonic > stall_after_s
     return SensorStatus(
-        health.sensor_id, health.state in {"ok", "warming_up"}, health.consecutive_failures,
-        health.errors_total, health.frames_rejected, health.not_ready_total,
-        health.missed_slots, health.samples_dropped, health.resets, health.reopens, age)
+        health.sensor_id, health.state in {"ok", "warming_up"} and not stalled, stalled,
+        health.consecutive_failures, health.errors_total, health.frames_rejected,
+        health.not_ready_total, health.missed_slots, health.samples_dropped, health.resets,
+        health.reopens, age)
 
 
 class Agent:
@@ -178,7 +181,9 @@ class Agent:
             uptime_s=self._clock.monotonic() - self._started, outbox_depth=stats.depth,
             outbox_dropped_total=stats.dropped_total, mqtt_connected=forwarder.connected,
             mqtt_connects=forwarder.connects, messages_sent=forwarder.messages_sent)
-        sensors = [_sensor_status(h, now_ms) for h in self.sampler.health()]
+        sensors = [_sensor_status(h, now_ms, self._clock.monotonic(),
+                                  self.config.health.stall_after_s)
+                   for h in self.sampler.health()]
         return heartbeat(status, read_system(self.config.storage.path.parent), sensors,
                          now_ms, self._clock.monotonic())
 

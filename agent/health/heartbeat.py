@@ -21,6 +21,8 @@ class SensorStatus:
 
     sensor_id: str
     up: bool
+    stalled: bool
+    """Its thread has not come round its loop for ``stall_after_s`` (hung in a read)."""
     consecutive_failures: int
     errors_total: int
     frames_rejected: int
@@ -70,6 +72,7 @@ def heartbeat(agent: AgentStatus, system: SystemFacts, sensors: Sequence[SensorS
     for s in sensors:
         items += [
             m(s.sensor_id, "up", int(s.up), "1"),
+            m(s.sensor_id, "stalled", int(s.stalled), "1"),
             m(s.sensor_id, "consecutive_failures", s.consecutive_failures, "1"),
             m(s.sensor_id, "errors_total", s.errors_total, "1"),
             m(s.sensor_id, "frames_rejected_total", s.frames_rejected, "1"),

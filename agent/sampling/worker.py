@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 MIN_SLEEP_S = 10.0
 """Duty cycling only pays off when the device can sleep at least this long."""
 
+BEAT_S = 5.0
+"""Longest sleep between heartbeats, so a long interval never looks like a hung thread."""
+
 Opened = tuple[SensorDriver, Callable[[], None]]
 Opener = Callable[[ResolvedSensor], Opened]
 Sink = Callable[[list[Measurement]], None]
@@ -149,7 +152,7 @@ class SensorWorker(threading.Thread):
             if now >= deadline:
                 break
             wake_at = min(deadline, window_end) if self._aggregate else deadline
-            self._stop_event.wait(max(0.0, wake_at - now))
+            self._stop_event.wait(min(BEAT_S, max(0.0, wake_at - now)))
             self._beat()
         return window_end
 
