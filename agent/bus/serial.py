@@ -35,6 +35,12 @@ class SerialLink:
         self.port = port
         self.name = name
 
+    @property
+    def baudrate(self) -> int | None:
+        """The port's bit rate, for protocols whose timing depends on it (Modbus RTU gaps)."""
+        baud = getattr(self.port, "baudrate", None)
+        return baud if isinstance(baud, int) and baud > 0 else None
+
     def write(self, data: bytes) -> None:
         try:
             self.port.write(data)

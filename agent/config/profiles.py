@@ -30,6 +30,18 @@ class OutOfRange(StrEnum):
     FLAG = "flag"
 
 
+class Aggregation(StrEnum):
+    """How a window's samples of a quantity become its published value."""
+
+    MEAN = "mean"
+    ENERGY_MEAN = "energy_mean"
+    """Levels in dB: 10·lg(mean(10^(L/10))); an arithmetic mean of Leq values reads low."""
+    MAX = "max"
+    """Maxima (LAmax): the window's value is the largest sample."""
+    MIN = "min"
+    """Minima (LAmin): the window's value is the smallest sample."""
+
+
 class QuantityProfile(BaseModel):
     """One quantity a sensor model reports."""
 
@@ -41,6 +53,8 @@ class QuantityProfile(BaseModel):
     max: float = Field(description="Highest physically valid value.")
     resolution: float = Field(gt=0, description="Smallest step the sensor reports.")
     out_of_range: OutOfRange = OutOfRange.DROP
+    aggregation: Aggregation = Field(default=Aggregation.MEAN,
+                                     description="How a window's samples are combined.")
     sensor_community: str | None = Field(
         default=None, description="Sensor.Community value_type name (e.g. P2), if any.")
     description: str = ""

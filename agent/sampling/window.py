@@ -8,8 +8,10 @@ the sensor is alive.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+from agent.config.profiles import Aggregation
 from agent.models import Flags, Measurement, Quality, Stats
 from agent.sampling.quality import Checked
 
@@ -42,6 +44,19 @@ class Identity:
     sensor_id: str
     units: dict[str, str]
     meta: dict[str, tuple[tuple[str, str | float], ...]]
+    rules: dict[str, Aggregation] = field(default_factory=dict)
+    """Per quantity, how a window combines its samples (default: arithmetic mean)."""
+
+
+def combine(values: list[float], rule: Aggregation) -> float:
+    """A window's value from its samples under ``rule``."""
+    if rule is Aggregation.MAX:
+        return max(values)
+    if rule is Aggregation.MIN:
+        return min(values)
+    if rule is Aggregation.ENERGY_MEAN:
+        return 10 * math.log10(math.fsum(10 ** (v / 10) for v in values) / len(values))
+    return math.fsum(values) / len(values)
 
 
 class Window:
@@ -71,7 +86,8 @@ class Window:
                 stats = Stats(min(values), max(values), len(values), self._window_s)
             out.append(Measurement(
                 sensor_id=self._identity.sensor_id, quantity=quantity,
-                value=sum(values) / len(values), unit=self._identity.units[quantity],
+                value=combine(values, self._identity.rules.get(quantity, Aggregation.MEAN)),
+                unit=self._identity.units[quantity],
                 utc_ms=utc_ms, monotonic_s=monotonic_s, flags=flags, stats=stats,
                 meta=self._identity.meta.get(quantity, ())))
         self._series.clear()

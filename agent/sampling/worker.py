@@ -87,7 +87,8 @@ class SensorWorker(threading.Thread):
         meta = {name: (("calibration_offset", cal.offset), ("calibration_scale", cal.scale))
                 for name, cal in sensor.config.calibration.items()}
         self._aggregate = sensor.window_s > sensor.interval_s
-        self._window = Window(Identity(sensor.sensor_id, units, meta), sensor.window_s,
+        rules = {q.name: q.aggregation for q in profile.quantities}
+        self._window = Window(Identity(sensor.sensor_id, units, meta, rules), sensor.window_s,
                               self._aggregate)
 
     # -- public -----------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.config.profiles import OutOfRange, QuantityProfile
+from agent.config.profiles import Aggregation, OutOfRange, QuantityProfile
 from agent.config.sensors import Calibration
 from agent.models import Quality, Reading
 from agent.sampling.quality import Checked, check_reading
@@ -90,3 +90,16 @@ def test_single_samples_carry_no_stats_when_not_aggregating() -> None:
     w.add(Checked("pm2_5", 5.0, frozenset()))
     (m,) = w.close(0, 0.0)
     assert m.stats is None and m.value == 5.0
+
+
+def test_decibel_windows_use_energy_mean_max_and_min() -> None:
+    rules = {"laeq": Aggregation.ENERGY_MEAN, "lamax": Aggregation.MAX,
+             "lamin": Aggregation.MIN}
+    w = Window(Identity("noise", dict.fromkeys(rules, "dB"), {}, rules), 60.0, True)
+    for laeq, lamax, lamin in ((94.0, 99.0, 90.0), (84.0, 88.0, 70.0)):
+        w.add(Checked("laeq", laeq, frozenset()))
+        w.add(Checked("lamax", lamax, frozenset()))
+        w.add(Checked("lamin", lamin, frozenset()))
+    out = {m.quantity: m.value for m in w.close(0, 0.0)}
+    assert out["laeq"] == pytest.approx(91.4036, abs=1e-4)  # reference vector, §11
+    assert (out["lamax"], out["lamin"]) == (99.0, 70.0)

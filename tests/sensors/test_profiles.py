@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agent.app import driver_options
 from agent.config.profiles import all_profiles
 from agent.emulators import registry as emulator_registry
 from agent.sensors import registry as driver_registry
@@ -22,8 +23,12 @@ def test_every_profile_has_a_driver_with_exactly_its_quantities(model: str) -> N
     assert profile.driver_name in DRIVERS, f"no driver registered for {profile.driver_name}"
     spec = DRIVERS[profile.driver_name]
     assert spec.bus.value == profile.bus
-    if not _is_generic(profile.driver_name):
-        assert spec.driver_type.quantities == tuple(q.name for q in profile.quantities)
+    names = tuple(q.name for q in profile.quantities)
+    if _is_generic(profile.driver_name):
+        options = driver_options(model, spec, profile.driver_options, f"{model}.toml")
+        assert tuple(options.quantity_names) == names
+    else:
+        assert spec.driver_type.quantities == names
 
 
 @pytest.mark.parametrize("name", sorted(DRIVERS))

@@ -1,0 +1,277 @@
+"""Emulated DNMS noise module (I2C 0x55): the Teensy's side of the protocol.
+
+Modelled on the device firmware in ``hbitter/DNMS`` (``DNMS_V2.5.1.ino`` for the
+Teensy 3.6, ``DNMS_V6.0.x.ino`` for the Teensy 4.0). The audio runs in blocks
+(~125 ms on V2: 43 x 2.9 ms; ~93 ms on V6: one FFT4096 frame). Each block gives
+a short level that feeds the open interval: energy sum for LAeq, and min/max.
+The first blocks after audio start are discarded (start phase).
+
+Latching, as the firmware does it:
+
+* CALCULATE_LEQ (0x0003) clears data-ready and asks for a latch; at the end of
+  the next block the interval is snapshotted, the accumulators restart and
+  data-ready becomes 1. Data-ready stays 1 until the next CALCULATE_LEQ
+  (and, on V2 only, until READ_LEQ is served).
+* READ_LEQ (0x0005) serves the snapshot. V2 keeps it (a second read returns
+  the same values); V6 zeroes it after serving, so a second read gives 0.0.
+* V2 processes no audio at all until RESET (0x0001): its setup() ends with
+  AudioNoInterrupts() and RESET re-enables them. V6 runs from power-up; its
+  RESET clears flags and accumulators and ends the start phase.
+* READ_LEQ_Z (0x0011, LZeq/LZmin/LZmax) exists on V6 only.
+
+Unknown commands are acknowledged and ignored, as the firmware's switch does;
+a read with no reply prepared returns idle-bus 0xFF bytes. The real firmware
+never checks argument CRCs (it skips those bytes); with ``strict_crc`` (the
+default) this model NACKs a write whose trailing words have a bad CRC or a
+ragged length, so driver bugs surface in tests.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.emulators import register
+from agent.emulators.i2c_bus import Nack
+from agent.emulators.scd30 import Faults, Walk, encode_reply, split_write
+
+ADDRESS = 0x55
+_VARIANTS = {
+    # version string, block length s, start phase s (200 x 2.9 ms / 44 FFT frames)
+    "v2": ("DNMS Version 2.5.1", 43 * 0.0029, 200 * 0.0029),
+    "v6": ("DNMS Version 6.0.x ", 4096 / 44100, 44 * 4096 / 44100),
+}
+MAX_CATCH_UP_BLOCKS = 200_000
+"""After a longer gap without bus traffic, older blocks are skipped, not simulated."""
+
+
+@dataclass
+class _Interval:
+    """The accumulators of the open interval for one weighting."""
+
+    energy: float = 0.0
+    blocks: int = 0
+    low: float | None = None
+    high: float | None = None
+
+    def add(self, level: float) -> None:
+        # LAeq = 10 lg(sum 10^(L/10) / n): energy mean of the block levels.
+        self.energy += 10 ** (level / 10)
+        self.blocks += 1
+        self.low = level if self.low is None else min(self.low, level)
+        self.high = level if self.high is None else max(self.high, level)
+
+    def result(self) -> tuple[float, float, float]:
+        if not self.blocks or self.low is None or self.high is None:
+            return (0.0, 0.0, 0.0)
+        return (10 * math.log10(self.energy / self.blocks), self.low, self.high)
+
+
+def float_frame(*values: float) -> bytes:
+    """Floats as the Teensy sends them: big-endian IEEE-754, each word with its CRC-8."""
+    packed = struct.pack(f">{len(values)}f", *values)
+    return encode_reply([int.from_bytes(packed[i:i + 2], "big")
+                         for i in range(0, len(packed), 2)])
+
+
+def version_frame(version: str) -> bytes:
+    """The version string with its NUL, in byte pairs with CRC (padded to whole words)."""
+    raw = version.encode("ascii") + b"\x00"
+    if len(raw) % 2:
+        raw += b"\x00"
+    return encode_reply([int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)])
+
+
+class DnmsDevice:
+    """A DNMS on an :class:`~agent.emulators.i2c_bus.EmulatedI2CBus`.
+
+    ``level_db`` pins every block's A level (LZ is ``lz_offset_db`` higher);
+    ``pinned`` replaces the latched (LAeq, LAmin, LAmax) outright, for byte-exact
+    tests. Otherwise a seeded street-noise model drives the blocks: a slowly
+    drifting mean (35-80 dB) plus per-block fluctuation.
+    """
+
+    def __init__(self, *, variant: str = "v2", seed: int = 0, level_db: float | None = None,
+                 lz_offset_db: float = 8.0, pinned: tuple[float, float, float] | None = None,
+                 block_s: float | None = None, start_phase_s: float | None = None,
+                 version: str | None = None, strict_crc: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if variant not in _VARIANTS:
+            raise ValueError(f"unknown DNMS variant {variant!r} (known: {sorted(_VARIANTS)})")
+        default_version, default_block, default_start = _VARIANTS[variant]
+        self.variant = variant
+        self.version = version or default_version
+        self.block_s = block_s or default_block
+        self.start_phase_s = default_start if start_phase_s is None else start_phase_s
+        self.level_db = level_db
+        self.lz_offset_db = lz_offset_db
+        self.pinned = pinned
+        self.strict_crc = strict_crc
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self._mean = Walk(55.0, 35.0, 80.0, 0.05)
+        self.faults = Faults()
+        self._corrupt_replies: dict[int, int] = {}
+        self.log: list[tuple[str, bytes]] = []
+        """Every transaction as ("w", bytes written) or ("r", bytes returned)."""
+        self.unknown_commands = 0
+        self.blocks = 0
+        """Blocks that fed an interval (start phase excluded)."""
+        self.power_cycle()
+
+    # -- state ---------------------------------------------------------------------------
+
+    def power_cycle(self) -> None:
+        """Power on: V2 waits for RESET before processing audio, V6 starts at once."""
+        self.audio_running = False
+        self.data_ready = False
+        self.calculate_pending = False
+        self._a, self._z = _Interval(), _Interval()
+        self.latched_a: tuple[float, float, float] = (0.0, 0.0, 0.0)
+        self.latched_z: tuple[float, float, float] = (0.0, 0.0, 0.0)
+        self._reply: bytes | None = None
+        self._reply_code = 0
+        self._after_read: Callable[[], None] | None = None
+        if self.variant == "v6":
+            self._start_audio(self._clock())
+
+    def _start_audio(self, now: float) -> None:
+        self.audio_running = True
+        self._start_phase_until = now + self.start_phase_s
+        self._next_block = now + self.block_s
+
+    # -- fault injection -----------------------------------------------------------------
+
+    def corrupt_next(self, count: int = 1, *, command: int | None = None) -> None:
+        """Send a wrong CRC in the next ``count`` replies (only to ``command`` if given)."""
+        if command is None:
+            self.faults.corrupt += count
+        else:
+            self._corrupt_replies[command] = self._corrupt_replies.get(command, 0) + count
+
+    def nack_next(self, count: int = 1) -> None:
+        """Refuse the next ``count`` transactions."""
+        self.faults.nack += count
+
+    def hold_not_ready(self, count: int = 1) -> None:
+        """Answer "not ready" to the next ``count`` data-ready polls (latch kept)."""
+        self.faults.not_ready += count
+
+    # -- bus side ------------------------------------------------------------------------
+
+    def on_write(self, data: bytes) -> None:
+        now = self.tick()
+        self.log.append(("w", bytes(data)))
+        if self.faults.take("nack"):
+            raise Nack("DNMS refusing (injected)")
+        if self.strict_crc:
+            code, _ = split_write(data)  # NACKs a ragged length or bad argument CRC
+        elif len(data) >= 2:
+            code = int.from_bytes(data[:2], "big")
+        else:
+            raise Nack("DNMS: write shorter than a command")
+        self._reply, self._after_read = None, None
+        self._reply_code = code
+        self._dispatch(code, now)
+
+    def on_read(self, length: int) -> bytes:
+        self.tick()
+        if self.faults.take("nack"):
+            self.log.append(("r", b""))
+            raise Nack("DNMS refusing (injected)")
+        if self._reply is None:
+            data = bytearray(b"\xff" * length)  # nothing prepared: SDA stays high
+        else:
+            data = bytearray(self._reply[:length].ljust(length, b"\xff"))
+            if (self.faults.take("corrupt") or self._take_corrupt(self._reply_code)) \
+                    and length >= 3:
+                data[2] ^= 0xFF
+            if self._after_read is not None:
+                self._after_read()
+        self._reply, self._after_read = None, None
+        self.log.append(("r", bytes(data)))
+        return bytes(data)
+
+    def _take_corrupt(self, code: int) -> bool:
+        pending = self._corrupt_replies.get(code, 0)
+        if pending:
+            self._corrupt_replies[code] = pending - 1
+        return bool(pending)
+
+    def _dispatch(self, code: int, now: float) -> None:
+        if code == 0x0001:
+            self._reset(now)
+        elif code == 0x0002:
+            self._reply = version_frame(self.version)
+        elif code == 0x0003:
+            self.data_ready, self.calculate_pending = False, True
+        elif code == 0x0004:
+            ready = self.data_ready and not self.faults.take("not_ready")
+            self._reply = encode_reply([int(ready)])
+        elif code == 0x0005:
+            self._reply = float_frame(*(self.pinned or self.latched_a))
+            self._after_read = self._served_a
+        elif code == 0x0011 and self.variant == "v6":
+            self._reply = float_frame(*self.latched_z)
+            self._after_read = self._served_z
+        else:
+            self.unknown_commands += 1
+
+    def _reset(self, now: float) -> None:
+        if self.variant == "v2":
+            if not self.audio_running:
+                self._start_audio(now)  # AudioInterrupts(): nothing else changes
+            return
+        self.calculate_pending = self.data_ready = False
+        self._a, self._z = _Interval(), _Interval()
+        self._start_phase_until = now  # V6 ends the start phase on RESET
+
+    def _served_a(self) -> None:
+        if self.variant == "v2":
+            self.data_ready = False
+        else:
+            self.latched_a = (0.0, 0.0, 0.0)
+            self.pinned = None
+
+    def _served_z(self) -> None:
+        self.latched_z = (0.0, 0.0, 0.0)
+
+    # -- audio ---------------------------------------------------------------------------
+
+    def tick(self) -> float:
+        """Run the audio blocks that ended by now (every bus transaction does this first)."""
+        now = self._clock()
+        if not self.audio_running:
+            return now
+        behind = int((now - self._next_block) // self.block_s)
+        if behind > MAX_CATCH_UP_BLOCKS:
+            self._next_block += (behind - MAX_CATCH_UP_BLOCKS) * self.block_s
+        while self._next_block <= now:
+            if self._next_block > self._start_phase_until:
+                self._block()
+            self._next_block += self.block_s
+        return now
+
+    def _block(self) -> None:
+        if self.level_db is not None:
+            level = self.level_db
+        else:
+            level = self._mean.advance(self._rng) + self._rng.gauss(0.0, 1.5)
+        self._a.add(level)
+        self._z.add(level + self.lz_offset_db + (0 if self.level_db is not None
+                                                  else self._rng.gauss(0.0, 0.5)))
+        self.blocks += 1
+        if self.calculate_pending:
+            self.latched_a, self.latched_z = self._a.result(), self._z.result()
+            self._a, self._z = _Interval(), _Interval()
+            self.calculate_pending, self.data_ready = False, True
+
+
+@register("dnms")
+def dnms_device(**kwargs: object) -> DnmsDevice:
+    """Factory for simulated mode and tests; every keyword is optional."""
+    return DnmsDevice(**kwargs)  # type: ignore[arg-type]
