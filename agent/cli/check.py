@@ -1,0 +1,21 @@
+"""``lokaalmeten check-config``: validate without opening any bus."""
+
+from __future__ import annotations
+
+import argparse
+
+from agent.cli._common import EXIT_OK, add_config_arguments, load_plan
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    text = "Validate a configuration without opening any bus."
+    p = sub.add_parser("check-config", help=text, description=text)
+    add_config_arguments(p)
+    p.set_defaults(func=cmd_check_config)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    the_plan = load_plan(args.config)
+    names = ", ".join(f"{s.sensor_id} ({s.profile.model})" for s in the_plan.sensors) or "none"
+    print(f"{args.config}: OK — device {the_plan.config.device_id}, sensors: {names}")
+    return EXIT_OK

@@ -1,0 +1,64 @@
+"""``lokaalmeten run`` and ``lokaalmeten simulate``: the daemon, on hardware or emulators."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from agent.app import Agent, plan
+from agent.bus.provider import HardwareBuses
+from agent.cli._common import (
+    DEFAULT_SIMULATED_CONFIG,
+    add_config_arguments,
+    load_plan,
+    setup_logging,
+    simulated_buses,
+)
+from agent.config import load_config
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    text = "Run the agent on real hardware (what the systemd unit starts)."
+    p = sub.add_parser("run", help=text, description=text)
+    add_config_arguments(p)
+    p.set_defaults(func=cmd_run)
+    text = "Run the agent against built-in emulated sensors (no hardware needed)."
+    p = sub.add_parser("simulate", help=text, description=text)
+    add_config_arguments(p, DEFAULT_SIMULATED_CONFIG)
+    p.add_argument("--broker", metavar="HOST:PORT", help="override the config's broker")
+    p.add_argument("--state-dir", metavar="DIR", help="where to keep the outbox")
+    p.set_defaults(func=cmd_simulate)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    the_plan = load_plan(args.config)
+    setup_logging(args.log_level or the_plan.config.log_level)
+    agent = Agent(the_plan, HardwareBuses())
+    agent.install_signal_handlers()
+    return agent.run()
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    updates: dict[str, object] = {}
+    if args.broker:
+        host, _, port = args.broker.rpartition(":")
+        updates["mqtt"] = config.mqtt.model_copy(update={"host": host or "localhost",
+                                                         "port": int(port)})
+    if args.state_dir:
+        updates["storage"] = config.storage.model_copy(
+            update={"path": Path(args.state_dir) / "outbox.sqlite"})
+    config = config.model_copy(update=updates)
+    the_plan = plan(config, str(args.config))
+    setup_logging(args.log_level or config.log_level)
+    buses = simulated_buses(config, Path(tempfile.mkdtemp(prefix="lokaalmeten-sim-")))
+    mqtt = config.mqtt
+    topic = f"{mqtt.topic_prefix}/{config.device_id}/#"
+    print(f"Simulating {len(the_plan.sensors)} sensors; watch with:\n"
+          f"  mosquitto_sub -h {mqtt.host} -p {mqtt.port} -t '{topic}' -v\n"
+          f"Ctrl-C stops.", file=sys.stderr, flush=True)
+    agent = Agent(the_plan, buses)
+    agent.install_signal_handlers()
+    return agent.run()
