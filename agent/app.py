@@ -22,6 +22,7 @@ from agent.health.heartbeat import AgentStatus, SensorStatus, heartbeat
 from agent.health.system import read_system
 from agent.publish.forwarder import Forwarder
 from agent.sampling import Sampler, SensorHealth
+from agent.sampling.humidity import HumidityCorrector, HumidityRule
 from agent.sampling.worker import Clock, Opened, Opener
 from agent.sensors import DriverSpec, registry
 from agent.sensors.base import BusKind
@@ -107,6 +108,20 @@ def _sensor_status(health: SensorHealth, now_ms: int, now_monotonic: float,
         health.reopens, age)
 
 
+def humidity_rules(sensors: list[ResolvedSensor]) -> list[HumidityRule]:
+    """One rule per PM sensor with a ``humidity`` section; RH older than two windows is stale."""
+    windows = {s.sensor_id: s.window_s for s in sensors}
+    rules = []
+    for sensor in sensors:
+        humidity = sensor.config.humidity
+        if humidity is not None and humidity.source in windows:
+            longest = max(sensor.window_s, windows[humidity.source])
+            rules.append(HumidityRule(sensor.sensor_id, humidity.source,
+                                      humidity.threshold_percent, humidity.kappa,
+                                      int(2000 * longest)))
+    return rules
+
+
 class Agent:
     """Runs sampler, outbox and forwarder until stopped; then shuts down in order."""
 
@@ -124,6 +139,7 @@ class Agent:
         self.sampler = Sampler(the_plan.sensors, sensor_opener(the_plan, buses), self._clock)
         self.forwarder = Forwarder(self.outbox, self.config.mqtt, self.config.device_id,
                                    self.config.client_id)
+        self._humidity = HumidityCorrector(humidity_rules(the_plan.sensors))
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -152,7 +168,7 @@ class Agent:
         healthy = True
         while not self._stop.wait(LOOP_PERIOD_S):
             now = self._clock.monotonic()
-            self.outbox.add(self.sampler.drain())
+            self.outbox.add(self._humidity.apply(self.sampler.drain()))
             if now >= next_heartbeat:
                 self.outbox.add(self._heartbeat())
                 next_heartbeat = now + heartbeat_every
@@ -190,7 +206,7 @@ class Agent:
     def _shutdown(self) -> int:
         systemd.notify("STOPPING=1")
         self.sampler.stop()
-        self.outbox.add(self.sampler.drain())
+        self.outbox.add(self._humidity.apply(self.sampler.drain()))
         self._commit()
         self.forwarder.stop(drain_timeout_s=3.0)
         self.forwarder.join(timeout=10.0)

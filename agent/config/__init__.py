@@ -10,7 +10,15 @@ import re
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from agent.config.errors import problems_from
 from agent.config.health import HealthConfig
@@ -52,6 +60,26 @@ class AgentConfig(BaseModel):
         if bad:
             raise ValueError(f"sensor ids {bad} must be 1-32 of a-z, 0-9, '_' or '-'")
         return value
+
+    @model_validator(mode="after")
+    def _humidity_sources_exist(self, info: ValidationInfo) -> AgentConfig:
+        profiles: dict[str, Profile] = (info.context or {}).get("profiles", {})
+        problems = []
+        for sensor_id, sensor in self.sensors.items():
+            if sensor.humidity is None:
+                continue
+            source = self.sensors.get(sensor.humidity.source)
+            if source is None or not source.enabled:
+                problems.append(f"sensors.{sensor_id}.humidity.source: no enabled sensor "
+                                f"{sensor.humidity.source!r}")
+            elif source.model in profiles and "relative_humidity" not in {
+                    q.name for q in profiles[source.model].quantities}:
+                problems.append(f"sensors.{sensor_id}.humidity.source: "
+                                f"{sensor.humidity.source!r} ({source.model}) does not "
+                                "measure relative_humidity")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @property
     def client_id(self) -> str:

@@ -29,6 +29,20 @@ class Calibration(BaseModel):
     offset: float = 0.0
 
 
+class HumidityConfig(BaseModel):
+    """RH source for an optical PM sensor: flag humid readings, optionally correct them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(description="Id of the sensor that reports relative_humidity.")
+    threshold_percent: float = Field(default=90.0, gt=0, le=100,
+                                     description="Flag PM as high_humidity from this RH.")
+    kappa: float | None = Field(
+        default=None, gt=0, le=1.5, description="Hygroscopicity for the κ-Köhler "
+        "correction; published as <quantity>_rh_corrected next to the raw value. Typical "
+        "urban PM2.5: 0.2-0.6; calibrate against a reference where you can.")
+
+
 class SensorConfig(BaseModel):
     """One sensor: which model, where it is attached, how often to sample and publish."""
 
@@ -56,6 +70,8 @@ class SensorConfig(BaseModel):
     reopen_after_failures: int = Field(default=6, ge=1,
                                        description="Close and reopen its bus after this many.")
     calibration: dict[str, Calibration] = Field(default_factory=dict)
+    humidity: HumidityConfig | None = Field(
+        default=None, description="For PM sensors: the RH source and correction.")
     options: dict[str, Any] = Field(default_factory=dict,
                                     description="Model-specific settings (see the driver).")
 
