@@ -1,0 +1,279 @@
+"""Counting lines, zone occupancy and density alerts over tracker output.
+
+``SceneCounter.update(frame)`` turns one frame of tracks into a
+``FrameCounts``; ``IntervalCounter`` (``agent.vision.intervals``) folds those
+into per-interval records. Geometry conventions (pixels, y down, the foot
+point as a person's position, "right of A→B") are in ``agent.vision.geometry``.
+
+Line rules
+----------
+* A track's position is the **foot point** of its filtered box, taken only
+  from frames where the track was matched to a detection (a coasting
+  prediction never crosses a line).
+* The line has a hysteresis **band** of ``band_px`` (total width, centred on
+  the line). A track's *side* is only decided while its foot point is outside
+  the band: ``left`` (d ≤ −band/2) or ``right`` (d ≥ +band/2), d being the
+  signed distance of ``geometry.signed_distance``.
+* A **crossing** is a change of decided side: left → right counts **in**,
+  right → left counts **out**. Dithering inside the band changes nothing.
+* A track whose first positions are inside the band has no side yet: it
+  inherits nothing from any other track and cannot count until it has been
+  seen outside the band on one side and then outside the band on the other.
+  So an id switch near the line (the old id ends in the band, the new one is
+  born there) adds no count; it loses that one passage instead, which is the
+  safe direction for a people counter.
+* **Segment limit**: the crossing counts only if the foot point's path met the
+  line within the segment: the last sign change of d before the side changed,
+  interpolated linearly between the two observations around it, must project
+  onto the segment (0 ≤ u ≤ 1, ``geometry.projection``). Walking round the
+  end of the line changes the side without counting.
+* **No double count**: a track never counts the same direction twice in a
+  row on one line: after an *in* it must count an *out* before another *in*.
+* Crossings by a tentative track are held back and counted when it is
+  confirmed (at that frame's time); a tentative track that dies unconfirmed
+  is never counted.
+
+Zone rules
+----------
+* Occupancy of a zone: confirmed tracks whose foot point is inside the
+  polygon (even-odd rule), counting tracks lost for at most ``coast_s``
+  seconds at their predicted position; whole-frame occupancy counts all of
+  them. Density = occupancy / ``area_m2`` (persons/m²).
+* Density alerts with hysteresis: *on* when density ≥ ``density_on``, then
+  *off* when density ≤ ``density_off``; each change is a ``DensityAlert`` in
+  the frame's result at once, not at the end of the interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from agent.vision.geometry import Point, points_in_polygon, projection, signed_distance
+from agent.vision.tracker import FrameTracks
+
+
+class Direction(StrEnum):
+    """Direction of a line crossing; published as the string value."""
+
+    IN = "in"
+    """From the left of start→end to its right (as seen on screen)."""
+    OUT = "out"
+    """From the right of start→end to its left."""
+
+
+@dataclass(frozen=True, slots=True)
+class CountingLine:
+    """A directed counting segment in frame pixels."""
+
+    name: str
+    start: Point
+    end: Point
+    band_px: float = 20.0
+    """Total width of the hysteresis band centred on the line, px."""
+
+    def __post_init__(self) -> None:
+        if self.start == self.end:
+            raise ValueError(f"line {self.name!r}: start and end must differ")
+        if self.band_px < 0:
+            raise ValueError(f"line {self.name!r}: band_px must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """A polygon on the ground plane, optionally with its real area for density."""
+
+    name: str
+    polygon: tuple[Point, ...]
+    """Vertices in frame pixels, in order (either orientation); at least three."""
+    area_m2: float | None = None
+    """Ground area the polygon covers, m² (measured on site); enables density."""
+    density_on: float | None = None
+    """Alert switches on when density ≥ this, persons/m² (needs area_m2)."""
+    density_off: float | None = None
+    """Alert switches off when density ≤ this, persons/m²; must be < density_on."""
+
+    def __post_init__(self) -> None:
+        if len(self.polygon) < 3:
+            raise ValueError(f"zone {self.name!r}: a polygon needs at least three vertices")
+        if self.area_m2 is not None and self.area_m2 <= 0:
+            raise ValueError(f"zone {self.name!r}: area_m2 must be > 0")
+        on, off = self.density_on, self.density_off
+        if on is None and off is None:
+            return
+        if on is None or off is None:
+            raise ValueError(f"zone {self.name!r}: set both density_on and density_off")
+        if self.area_m2 is None:
+            raise ValueError(f"zone {self.name!r}: density alerts need area_m2")
+        if not 0 <= off < on:
+            raise ValueError(f"zone {self.name!r}: need 0 <= density_off < density_on")
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    """One counted passage of a track over a line."""
+
+    line: str
+    track_id: int
+    direction: Direction
+    t_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DensityAlert:
+    """A zone's density alert switching on or off."""
+
+    zone: str
+    t_s: float
+    on: bool
+    density: float
+    """Density (persons/m²) in the frame that switched the alert."""
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneOccupancy:
+    """One zone in one frame."""
+
+    zone: str
+    count: int
+    density: float | None
+    """Persons/m², or None when the zone has no area."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameCounts:
+    """What one frame adds to the counts."""
+
+    t_s: float
+    crossings: tuple[Crossing, ...]
+    zones: tuple[ZoneOccupancy, ...]
+    occupancy: int
+    """Whole-frame occupancy: confirmed tracks present (see ``coast_s``)."""
+    alerts: tuple[DensityAlert, ...] = ()
+
+
+@dataclass(slots=True)
+class _LineMemory:
+    """What one line remembers about one track."""
+
+    side: int = 0
+    """-1 left, +1 right, 0 not yet seen outside the band."""
+    prev_d: float | None = None
+    prev_u: float = 0.0
+    cross_u: float | None = None
+    """Segment position of the latest zero crossing of d."""
+    last: Direction | None = None
+    """Direction of the last crossing counted (or held) for this track."""
+
+    def step(self, d: float, u: float, half_band: float) -> Direction | None:
+        """Feed one observation; return the direction of a completed crossing."""
+        if self.prev_d is not None and (self.prev_d < 0) != (d < 0):
+            a = self.prev_d / (self.prev_d - d)
+            self.cross_u = self.prev_u + a * (u - self.prev_u)
+        self.prev_d, self.prev_u = d, u
+        if abs(d) < half_band:
+            return None
+        side = -1 if d < 0 else 1
+        previous, self.side = self.side, side
+        if previous in (0, side):
+            return None
+        direction = Direction.IN if side > 0 else Direction.OUT
+        if self.cross_u is None or not 0.0 <= self.cross_u <= 1.0 or direction == self.last:
+            return None
+        self.last = direction
+        return direction
+
+
+@dataclass(slots=True)
+class _TrackMemory:
+    lines: list[_LineMemory]
+    held: list[list[Direction]]
+    """Per line, crossings made while tentative, counted on confirmation."""
+
+
+class SceneCounter:
+    """Applies the line and zone rules of the module docstring, frame by frame."""
+
+    def __init__(
+        self,
+        lines: Sequence[CountingLine] = (),
+        zones: Sequence[Zone] = (),
+        *,
+        coast_s: float = 0.0,
+    ) -> None:
+        names = [x.name for x in lines] + [z.name for z in zones]
+        if len(set(names)) != len(names):
+            raise ValueError("line and zone names must be unique")
+        if coast_s < 0:
+            raise ValueError("coast_s must be >= 0")
+        self.lines = tuple(lines)
+        self.zones = tuple(zones)
+        self.coast_s = coast_s
+        """Lost tracks count towards occupancy for this long (s) at their prediction."""
+        self._memory: dict[int, _TrackMemory] = {}
+        self._alert_on = [False] * len(self.zones)
+
+    def update(self, frame: FrameTracks) -> FrameCounts:
+        """Count one frame of tracker output."""
+        crossings = self._cross(frame)
+        present = [t for t in frame.confirmed if t.lost_s <= self.coast_s]
+        feet = np.array([t.foot for t in present], dtype=np.float64).reshape(-1, 2)
+        occupancy: list[ZoneOccupancy] = []
+        alerts: list[DensityAlert] = []
+        for k, zone in enumerate(self.zones):
+            count = int(np.count_nonzero(points_in_polygon(feet, zone.polygon)))
+            density = None if zone.area_m2 is None else count / zone.area_m2
+            occupancy.append(ZoneOccupancy(zone.name, count, density))
+            alert = self._alert(k, zone, density, frame.t_s)
+            if alert is not None:
+                alerts.append(alert)
+        return FrameCounts(
+            t_s=frame.t_s,
+            crossings=tuple(crossings),
+            zones=tuple(occupancy),
+            occupancy=len(present),
+            alerts=tuple(alerts),
+        )
+
+    def _cross(self, frame: FrameTracks) -> list[Crossing]:
+        alive = {t.track_id for t in frame.confirmed} | {t.track_id for t in frame.tentative}
+        for gone in self._memory.keys() - alive:  # the tracker never revives a dead id
+            del self._memory[gone]
+        observed = [t for t in frame.confirmed if t.time_since_update == 0]
+        observed += list(frame.tentative)
+        if not observed or not self.lines:
+            return []
+        feet = np.array([t.foot for t in observed], dtype=np.float64)
+        d = [signed_distance(feet, x.start, x.end) for x in self.lines]
+        u = [projection(feet, x.start, x.end) for x in self.lines]
+        crossings: list[Crossing] = []
+        for i, track in enumerate(observed):
+            memory = self._memory.get(track.track_id)
+            if memory is None:
+                memory = _TrackMemory([_LineMemory() for _ in self.lines], [[] for _ in self.lines])
+                self._memory[track.track_id] = memory
+            for k, line in enumerate(self.lines):
+                held = memory.held[k]
+                step = memory.lines[k].step(float(d[k][i]), float(u[k][i]), line.band_px / 2)
+                if step is not None:
+                    held.append(step)
+                if track.confirmed:
+                    crossings.extend(
+                        Crossing(line.name, track.track_id, x, frame.t_s) for x in held
+                    )
+                    held.clear()
+        return crossings
+
+    def _alert(self, k: int, zone: Zone, density: float | None, t_s: float) -> DensityAlert | None:
+        if density is None or zone.density_on is None or zone.density_off is None:
+            return None
+        if not self._alert_on[k] and density >= zone.density_on:
+            self._alert_on[k] = True
+            return DensityAlert(zone.name, t_s, True, density)
+        if self._alert_on[k] and density <= zone.density_off:
+            self._alert_on[k] = False
+            return DensityAlert(zone.name, t_s, False, density)
+        return None
