@@ -1,0 +1,52 @@
+"""The shipped systemd unit: hardening that keeps the sensors reachable, verified by systemd."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from configparser import ConfigParser
+from pathlib import Path
+
+import pytest
+
+UNIT = Path(__file__).resolve().parents[2] / "systemd" / "lokaalmeten-agent.service"
+
+
+def service() -> dict[str, str]:
+    parser = ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(UNIT)
+    return dict(parser["Service"])
+
+
+def test_notify_watchdog_restart_and_user() -> None:
+    s = service()
+    assert s["Type"] == "notify" and s["Restart"] == "always"
+    assert int(s["WatchdogSec"]) >= 30
+    assert s["User"] == "lokaalmeten"
+    assert set(s["SupplementaryGroups"].split()) == {"i2c", "dialout", "video", "audio"}
+    assert s["RestartPreventExitStatus"] == "2", "a config error must not restart-loop"
+
+
+def test_hardening_without_hiding_devices() -> None:
+    s = service()
+    assert s["NoNewPrivileges"] == "yes"
+    assert s["ProtectSystem"] == "strict"
+    assert s["ReadWritePaths"] == "/var/lib/lokaalmeten"
+    assert s["PrivateTmp"] == "yes" and s["ProtectHome"] == "yes"
+    assert "PrivateDevices" not in s, "PrivateDevices hides /dev/i2c-*, /dev/tty*, /dev/video*"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
+    # verify insists the binaries exist: point ExecStart at this interpreter's agent.
+    text = UNIT.read_text().replace("/opt/lokaalmeten/venv/bin/lokaalmeten",
+                                    str(Path(sys.executable).with_name("lokaalmeten")))
+    unit = tmp_path / UNIT.name
+    unit.write_text(text)
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    problems = [line for line in result.stderr.splitlines() if UNIT.name in line]
+    assert problems == [], problems
