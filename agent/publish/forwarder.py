@@ -100,8 +100,8 @@ class Forwarder(threading.Thread):
                 if self._pause(delay):
                     return
                 continue
-            attempt = 0
             self._session = session
+            acked_before = self.stats().measurements_acked
             self._bump(connects=1, connected=True)
             try:
                 self._pump(session)
@@ -111,6 +111,15 @@ class Forwarder(threading.Thread):
                     session.announce_offline(timeout_s=2.0)
                 session.close()
                 self._session = None
+            # A connection that delivered nothing (refused publishes, instant drops) counts
+            # as a failure, so a broker that rejects every message is not hammered.
+            if self.stats().measurements_acked > acked_before:
+                attempt = 0
+            elif not self._stop_event.is_set():
+                attempt += 1
+                if self._pause(backoff_delay(attempt, self._config.reconnect_min_s,
+                                             self._config.reconnect_max_s, self._rng)):
+                    return
 
     def _pump(self, session: MqttSession) -> None:
         """Send and acknowledge until the connection drops, or until stopped and drained."""

@@ -94,7 +94,7 @@ class Outbox:
                     if rows:
                         self._db["outbox"].insert_all(rows, batch_size=500)
                     deleted = self._delete(acked)
-                    pruned = self._prune()
+                    pruned = self._prune(self._depth + len(rows) - deleted)
             except sqlite3.Error as exc:
                 self._pending = rows + self._pending
                 self._acked |= acked
@@ -168,11 +168,11 @@ class Outbox:
                                           chunk).rowcount
         return deleted
 
-    def _prune(self) -> int:
+    def _prune(self, depth: int) -> int:
+        """Drop rows past the age and count bounds; ``depth`` is the row count before."""
         cutoff = self._wall_ms() - self._max_age_ms
         pruned = self._conn.execute("DELETE FROM outbox WHERE utc_ms < ?", (cutoff,)).rowcount
-        count = self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
-        excess = count - self._max_rows
+        excess = depth - pruned - self._max_rows  # the cached depth spares a count(*) scan
         if excess > 0:
             pruned += self._conn.execute(
                 "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)",

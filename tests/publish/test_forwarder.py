@@ -171,3 +171,29 @@ def test_tls_with_client_certificate(tmp_path: Path) -> None:
         anonymous.join(10)
     finally:
         broker.stop()
+
+
+def test_broker_rejecting_publishes_keeps_rows_and_backs_off(tmp_path: Path) -> None:
+    """MQTT 5 PUBACK 'not authorized': rows stay in the outbox, reconnects slow down."""
+    broker = Broker(tmp_path)
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite lokaalmeten/+/status\n")  # measurements are not allowed
+    broker.config.write_text(broker.config.read_text() + f"acl_file {acl}\n")
+    broker.start()
+    try:
+        outbox = make_outbox(tmp_path)
+        outbox.add(measurements(0, 5))
+        outbox.commit()
+        forwarder = start_forwarder(outbox, mqtt_config(broker, reconnect_min_s=0.3,
+                                                        reconnect_max_s=5.0))
+        assert wait_until(lambda: forwarder.stats().rejected >= 2, 10)
+        time.sleep(2.0)
+        stats = forwarder.stats()
+        forwarder.stop()
+        forwarder.join(10)
+    finally:
+        broker.stop()
+    assert stats.measurements_acked == 0
+    assert stats.connects <= 8, "exponential backoff, not a reconnect storm"
+    outbox.commit()
+    assert outbox.stats().depth == 5, "nothing is deleted without an accepting PUBACK"
