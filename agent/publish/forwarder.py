@@ -88,8 +88,8 @@ class Forwarder(threading.Thread):
             return
         attempt = 0
         while not self._stop_event.is_set():
-            session = self._make_session(self._wake.set)
             try:
+                session = self._make_session(self._wake.set)
                 session.connect()
             except PublishError as exc:
                 attempt += 1

@@ -48,7 +48,11 @@ class MqttSession:
         self._client.max_inflight_messages_set(config.max_inflight + 2)
         self._client.will_set(status_topic, OFFLINE, qos=1, retain=True)
         if config.username is not None:
-            self._client.username_pw_set(config.username, config.password())
+            try:
+                password = config.password()
+            except OSError as exc:  # e.g. the file is not readable by the service user
+                raise PublishError(f"password_file: {exc}") from exc
+            self._client.username_pw_set(config.username, password)
         if config.tls is not None:
             tls = config.tls
             self._client.tls_set(

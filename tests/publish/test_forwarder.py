@@ -197,3 +197,18 @@ def test_broker_rejecting_publishes_keeps_rows_and_backs_off(tmp_path: Path) -> 
     assert stats.connects <= 8, "exponential backoff, not a reconnect storm"
     outbox.commit()
     assert outbox.stats().depth == 5, "nothing is deleted without an accepting PUBACK"
+
+
+def test_unreadable_password_file_is_retried_not_fatal(tmp_path: Path, broker: Broker) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("pw\n")
+    config = mqtt_config(broker, username="box", password_file=secret)
+    secret.unlink()  # removed after validation, e.g. a botched rotation
+    forwarder = start_forwarder(make_outbox(tmp_path), config)
+    assert wait_until(lambda: forwarder.stats().connect_failures >= 2, 10)
+    assert "password_file" in forwarder.stats().last_error
+    assert forwarder.is_alive()
+    secret.write_text("pw\n")
+    assert wait_until(lambda: forwarder.stats().connected, 10)
+    forwarder.stop()
+    forwarder.join(10)
