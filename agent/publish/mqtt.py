@@ -55,11 +55,14 @@ class MqttSession:
             self._client.username_pw_set(config.username, password)
         if config.tls is not None:
             tls = config.tls
-            self._client.tls_set(
-                ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                certfile=str(tls.cert_file) if tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            try:
+                self._client.tls_set(
+                    ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                    certfile=str(tls.cert_file) if tls.cert_file else None,
+                    keyfile=str(tls.key_file) if tls.key_file else None,
+                    cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            except (OSError, ssl.SSLError, ValueError) as exc:  # unreadable or bad PEM files
+                raise PublishError(f"TLS setup: {exc}") from exc
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_publish = self._handle_publish
