@@ -90,6 +90,13 @@ def sensor_opener(the_plan: Plan, buses: BusProvider) -> Opener:
             assert sensor.config.port is not None and sensor.baudrate is not None
             link = buses.serial(sensor.config.port, sensor.baudrate, sensor.config.timeout_s)
             return spec.build(link, options), link.close
+        if spec.bus is BusKind.AUDIO:
+            # The meter's interval is the sampling interval: one interval per read.
+            assert sensor.config.device is not None
+            options = dataclasses.replace(options, interval_s=sensor.interval_s)
+            source = buses.audio(sensor.config.device, options.sample_rate,
+                                 channel=options.channel, block_s=options.block_s)
+            return spec.build(source, options), source.close
         assert sensor.address is not None
         return spec.build(buses.i2c(sensor.bus, sensor.address), options), lambda: None
 

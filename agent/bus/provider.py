@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
+from agent.bus.audio import DEFAULT_BLOCK_S, AudioSource, open_audio
 from agent.bus.i2c import I2CDevice, SMBusLike
 from agent.bus.serial import SerialLink, open_serial
 from agent.errors import BusError
@@ -20,9 +21,13 @@ class BusProvider(Protocol):
     def i2c(self, bus: int | str, address: int) -> I2CDevice:
         """A device handle on a (shared) I2C bus."""
 
+    def audio(self, device: str, sample_rate: int, *, channel: int = 0,
+              block_s: float = DEFAULT_BLOCK_S) -> AudioSource:
+        """A sound source: a capture device, or ``wav:<path>`` replayed in real time."""
+
 
 class HardwareBuses:
-    """Real ports through pyserial and real ``/dev/i2c-N`` buses through smbus2.
+    """Real ports through pyserial, ``/dev/i2c-N`` buses through smbus2, sound through PortAudio.
 
     One ``SMBus`` (and one lock) per bus is shared by every sensor on it.
     """
@@ -47,3 +52,7 @@ class HardwareBuses:
                     raise BusError(f"I2C bus {bus}: cannot open: {exc}") from exc
             handle, lock = self._buses[key]
         return I2CDevice(handle, address, lock)
+
+    def audio(self, device: str, sample_rate: int, *, channel: int = 0,
+              block_s: float = DEFAULT_BLOCK_S) -> AudioSource:
+        return open_audio(device, sample_rate, channel=channel, block_s=block_s)

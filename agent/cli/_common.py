@@ -51,5 +51,5 @@ def simulated_buses(config: AgentConfig, state_dir: Path) -> BusProvider:
     buses = SimulatedBuses(state_dir)
     for sensor in config.resolved_sensors():
         buses.add(sensor.profile, port=sensor.config.port, bus=sensor.bus,
-                  address=sensor.address)
+                  address=sensor.address, device=sensor.config.device)
     return buses

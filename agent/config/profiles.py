@@ -79,7 +79,8 @@ class Profile(BaseModel):
         default_factory=dict, description="Default driver options for this model; a "
         "sensor's own options table overrides them key by key.")
     name: str = Field(description="Human name with manufacturer.")
-    bus: Literal["i2c", "serial"]
+    bus: Literal["i2c", "serial", "audio"] = Field(
+        description="How the sensor is attached; an audio sensor needs no address or baud.")
     address: int | None = Field(default=None, description="Default 7-bit I2C address.")
     alt_addresses: tuple[int, ...] = Field(default=(), description="Other strap addresses.")
     baudrate: int | None = Field(default=None, description="Default serial bit rate.")
@@ -99,6 +100,9 @@ class Profile(BaseModel):
             raise ValueError("an i2c profile needs a default address")
         if self.bus == "serial" and self.baudrate is None:
             raise ValueError("a serial profile needs a default baudrate")
+        if self.bus == "audio" and (self.address is not None or self.baudrate is not None):
+            raise ValueError("an audio profile has no address or baudrate (the config names "
+                             "its capture device)")
         names = [q.name for q in self.quantities]
         if len(set(names)) != len(names):
             raise ValueError("quantity names must be unique")

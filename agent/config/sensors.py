@@ -63,6 +63,10 @@ class SensorConfig(BaseModel):
     baudrate: int | None = Field(default=None, gt=0, description="Override the profile's baud.")
     bus: int | str | None = Field(default=None, description="I2C bus number or /dev/i2c-N path.")
     address: int | None = Field(default=None, ge=0x03, le=0x77, description="7-bit I2C address.")
+    device: str | None = Field(
+        default=None, min_length=1, description="Audio sensors: the capture device, an ALSA "
+        "name as PortAudio lists it (e.g. 'default', 'hw:1,0' or part of the card name), or "
+        "'wav:/path/file.wav' to replay a recording in real time (to test a box).")
     timeout_s: float = Field(default=2.0, gt=0, le=30, description="Reply timeout (serial).")
     reset_after_failures: int = Field(default=3, ge=1,
                                       description="Soft-reset the sensor after this many "
@@ -82,13 +86,7 @@ class SensorConfig(BaseModel):
         if profile is None:
             known = ", ".join(sorted(profiles)) or "none found"
             raise ValueError(f"unknown model {self.model!r} (known: {known})")
-        if profile.bus == "serial":
-            if self.port is None:
-                raise ValueError(f"{self.model} is a serial sensor: set port")
-            if self.bus is not None or self.address is not None:
-                raise ValueError(f"{self.model} is a serial sensor: bus/address do not apply")
-        elif self.port is not None or self.baudrate is not None:
-            raise ValueError(f"{self.model} is an I2C sensor: port/baudrate do not apply")
+        self._check_attachment(profile)
         interval = self.interval_s or profile.default_interval_s
         if interval < profile.min_interval_s:
             raise ValueError(f"interval_s {interval} is below the {self.model} minimum "
@@ -101,6 +99,27 @@ class SensorConfig(BaseModel):
         if self.reopen_after_failures < self.reset_after_failures:
             raise ValueError("reopen_after_failures must be at least reset_after_failures")
         return self
+
+    def _check_attachment(self, profile: Profile) -> None:
+        """Exactly the keys of the profile's bus kind: port, bus/address or device."""
+        if profile.bus == "audio":
+            if self.device is None:
+                raise ValueError(f"{self.model} is an audio sensor: set device")
+            wired = [key for key in ("port", "baudrate", "bus", "address")
+                     if getattr(self, key) is not None]
+            if wired:
+                raise ValueError(f"{self.model} is an audio sensor: {'/'.join(wired)} "
+                                 "do not apply")
+            return
+        if self.device is not None:
+            raise ValueError(f"{self.model} is not an audio sensor: device does not apply")
+        if profile.bus == "serial":
+            if self.port is None:
+                raise ValueError(f"{self.model} is a serial sensor: set port")
+            if self.bus is not None or self.address is not None:
+                raise ValueError(f"{self.model} is a serial sensor: bus/address do not apply")
+        elif self.port is not None or self.baudrate is not None:
+            raise ValueError(f"{self.model} is an I2C sensor: port/baudrate do not apply")
 
 
 @dataclass(frozen=True)

@@ -30,14 +30,20 @@ from __future__ import annotations
 
 import math
 import random
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.emulators import register
+from agent.emulators._sensirion import (
+    SensirionDevice,
+    ascii_words,
+    float_words,
+    frame_words,
+    split_write,
+)
+from agent.emulators._walk import Walk
 from agent.emulators.i2c_bus import Nack
-from agent.emulators.scd30 import Faults, Walk, encode_reply, split_write
 
 ADDRESS = 0x55
 _VARIANTS = {
@@ -73,20 +79,15 @@ class _Interval:
 
 def float_frame(*values: float) -> bytes:
     """Floats as the Teensy sends them: big-endian IEEE-754, each word with its CRC-8."""
-    packed = struct.pack(f">{len(values)}f", *values)
-    return encode_reply([int.from_bytes(packed[i:i + 2], "big")
-                         for i in range(0, len(packed), 2)])
+    return frame_words(float_words(*values))
 
 
 def version_frame(version: str) -> bytes:
     """The version string with its NUL, in byte pairs with CRC (padded to whole words)."""
-    raw = version.encode("ascii") + b"\x00"
-    if len(raw) % 2:
-        raw += b"\x00"
-    return encode_reply([int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)])
+    return frame_words(ascii_words(version))
 
 
-class DnmsDevice:
+class DnmsDevice(SensirionDevice):
     """A DNMS on an :class:`~agent.emulators.i2c_bus.EmulatedI2CBus`.
 
     ``level_db`` pins every block's A level (LZ is ``lz_offset_db`` higher);
@@ -103,6 +104,7 @@ class DnmsDevice:
         if variant not in _VARIANTS:
             raise ValueError(f"unknown DNMS variant {variant!r} (known: {sorted(_VARIANTS)})")
         default_version, default_block, default_start = _VARIANTS[variant]
+        super().__init__(clock)
         self.variant = variant
         self.version = version or default_version
         self.block_s = block_s or default_block
@@ -111,13 +113,8 @@ class DnmsDevice:
         self.lz_offset_db = lz_offset_db
         self.pinned = pinned
         self.strict_crc = strict_crc
-        self._clock = clock
         self._rng = random.Random(seed)
         self._mean = Walk(55.0, 35.0, 80.0, 0.05)
-        self.faults = Faults()
-        self._corrupt_replies: dict[int, int] = {}
-        self.log: list[tuple[str, bytes]] = []
-        """Every transaction as ("w", bytes written) or ("r", bytes returned)."""
         self.unknown_commands = 0
         self.blocks = 0
         """Blocks that fed an interval (start phase excluded)."""
@@ -133,91 +130,44 @@ class DnmsDevice:
         self._a, self._z = _Interval(), _Interval()
         self.latched_a: tuple[float, float, float] = (0.0, 0.0, 0.0)
         self.latched_z: tuple[float, float, float] = (0.0, 0.0, 0.0)
-        self._reply: bytes | None = None
-        self._reply_code = 0
-        self._after_read: Callable[[], None] | None = None
+        self.clear_reply()
         if self.variant == "v6":
-            self._start_audio(self._clock())
+            self._start_audio(self.clock())
 
     def _start_audio(self, now: float) -> None:
         self.audio_running = True
         self._start_phase_until = now + self.start_phase_s
         self._next_block = now + self.block_s
 
-    # -- fault injection -----------------------------------------------------------------
-
-    def corrupt_next(self, count: int = 1, *, command: int | None = None) -> None:
-        """Send a wrong CRC in the next ``count`` replies (only to ``command`` if given)."""
-        if command is None:
-            self.faults.corrupt += count
-        else:
-            self._corrupt_replies[command] = self._corrupt_replies.get(command, 0) + count
-
-    def nack_next(self, count: int = 1) -> None:
-        """Refuse the next ``count`` transactions."""
-        self.faults.nack += count
-
-    def hold_not_ready(self, count: int = 1) -> None:
-        """Answer "not ready" to the next ``count`` data-ready polls (latch kept)."""
-        self.faults.not_ready += count
-
     # -- bus side ------------------------------------------------------------------------
 
-    def on_write(self, data: bytes) -> None:
-        now = self.tick()
-        self.log.append(("w", bytes(data)))
-        if self.faults.take("nack"):
-            raise Nack("DNMS refusing (injected)")
+    def decode(self, data: bytes) -> tuple[int, list[int]]:
+        """Strict: NACK a ragged length or bad argument CRC. Lenient, as the firmware is:
+        take the command code and skip whatever follows."""
         if self.strict_crc:
-            code, _ = split_write(data)  # NACKs a ragged length or bad argument CRC
-        elif len(data) >= 2:
-            code = int.from_bytes(data[:2], "big")
-        else:
+            return split_write(data)
+        if len(data) < 2:
             raise Nack("DNMS: write shorter than a command")
-        self._reply, self._after_read = None, None
-        self._reply_code = code
-        self._dispatch(code, now)
+        return int.from_bytes(data[:2], "big"), []
 
-    def on_read(self, length: int) -> bytes:
-        self.tick()
-        if self.faults.take("nack"):
-            self.log.append(("r", b""))
-            raise Nack("DNMS refusing (injected)")
-        if self._reply is None:
-            data = bytearray(b"\xff" * length)  # nothing prepared: SDA stays high
-        else:
-            data = bytearray(self._reply[:length].ljust(length, b"\xff"))
-            if (self.faults.take("corrupt") or self._take_corrupt(self._reply_code)) \
-                    and length >= 3:
-                data[2] ^= 0xFF
-            if self._after_read is not None:
-                self._after_read()
-        self._reply, self._after_read = None, None
-        self.log.append(("r", bytes(data)))
-        return bytes(data)
+    def idle_read(self, length: int) -> bytes:
+        """Unknown commands are acknowledged and leave nothing to send: SDA stays high."""
+        return b"\xff" * length
 
-    def _take_corrupt(self, code: int) -> bool:
-        pending = self._corrupt_replies.get(code, 0)
-        if pending:
-            self._corrupt_replies[code] = pending - 1
-        return bool(pending)
-
-    def _dispatch(self, code: int, now: float) -> None:
+    def execute(self, code: int, args: list[int], now: float) -> None:
+        """The firmware's command switch; argument words are ignored."""
         if code == 0x0001:
             self._reset(now)
         elif code == 0x0002:
-            self._reply = version_frame(self.version)
+            self.reply(ascii_words(self.version))
         elif code == 0x0003:
             self.data_ready, self.calculate_pending = False, True
         elif code == 0x0004:
-            ready = self.data_ready and not self.faults.take("not_ready")
-            self._reply = encode_reply([int(ready)])
+            self.reply([int(self.report_ready(self.data_ready))])
         elif code == 0x0005:
-            self._reply = float_frame(*(self.pinned or self.latched_a))
-            self._after_read = self._served_a
+            self.reply(float_words(*(self.pinned or self.latched_a)), after_read=self._served_a)
         elif code == 0x0011 and self.variant == "v6":
-            self._reply = float_frame(*self.latched_z)
-            self._after_read = self._served_z
+            self.reply(float_words(*self.latched_z), after_read=self._served_z)
         else:
             self.unknown_commands += 1
 
@@ -244,7 +194,7 @@ class DnmsDevice:
 
     def tick(self) -> float:
         """Run the audio blocks that ended by now (every bus transaction does this first)."""
-        now = self._clock()
+        now = self.clock()
         if not self.audio_running:
             return now
         behind = int((now - self._next_block) // self.block_s)

@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 
 from agent.emulators import register
+from agent.emulators._walk import Walk
 from agent.emulators.i2c_bus import Nack
-from agent.emulators.scd30 import Walk
 
 ADDRESS = 0x48
 BOOT_S = 0.005

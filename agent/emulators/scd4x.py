@@ -25,8 +25,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from agent.emulators import register
+from agent.emulators._sensirion import SensirionDevice
+from agent.emulators._walk import Walk
 from agent.emulators.i2c_bus import Nack
-from agent.emulators.scd30 import Faults, Walk, encode_reply, split_write
 
 ADDRESS = 0x62
 DEFAULT_SERIAL = 0xF8969F073BBE
@@ -38,6 +39,8 @@ _VARIANT_WORDS = {"scd40": 0x0000, "scd41": 0x1000}
 _ALLOWED_WHILE_MEASURING = {0xEC05, 0x3F86, 0xE000, 0xE4B8}
 _SCD41_ONLY = {0x219D, 0x2196, 0x36E0}
 _WAKE_UP = 0x36F6
+WAKE_UP_S = 0.02
+"""wake_up takes 20 ms (datasheet v1.3); the sensor is deaf meanwhile."""
 _UNKNOWN: list[int] = [-1]
 """Sentinel: the command is not handled here."""
 _EXEC_S = {0xEC05: 0.001, 0x3F86: 0.5, 0x241D: 0.001, 0x2318: 0.001, 0x2427: 0.001,
@@ -58,7 +61,7 @@ class Settings:
     asc: bool = True
 
 
-class Scd4xDevice:
+class Scd4xDevice(SensirionDevice):
     """An SCD40 or SCD41, attachable to an :class:`~agent.emulators.i2c_bus.EmulatedI2CBus`."""
 
     def __init__(self, *, variant: str = "scd41", seed: int = 0,
@@ -69,22 +72,17 @@ class Scd4xDevice:
         """Intervals can be shortened for tests and demos; pinned values stay constant."""
         if variant not in _VARIANT_WORDS:
             raise ValueError(f"unknown SCD4x variant {variant!r}")
+        super().__init__(clock)
         self.variant = variant
         self._rng = random.Random(seed)
-        self._co2 = Walk(co2_ppm if co2_ppm is not None else 520.0, 400.0, 3000.0,
-                         0.0 if co2_ppm is not None else 5.0)
-        self._temperature = Walk(temperature_c if temperature_c is not None else 20.0,
-                                 -10.0, 45.0, 0.0 if temperature_c is not None else 0.05)
-        self._humidity = Walk(humidity_pct if humidity_pct is not None else 60.0, 5.0, 98.0,
-                              0.0 if humidity_pct is not None else 0.3)
+        self._co2 = Walk.unless_pinned(co2_ppm, 520.0, 400.0, 3000.0, 5.0)
+        self._temperature = Walk.unless_pinned(temperature_c, 20.0, -10.0, 45.0, 0.05)
+        self._humidity = Walk.unless_pinned(humidity_pct, 60.0, 5.0, 98.0, 0.3)
         self.serial = serial
         self._intervals = {"periodic": periodic_interval_s, "low_power": low_power_interval_s}
         self._single_shot_s = single_shot_s
-        self._clock = clock
-        self.faults = Faults()
         self.frc_fails = False
         """Make the next forced recalibrations answer 0xFFFF (failed)."""
-        self.log: list[tuple[str, bytes]] = []
         self.eeprom = Settings()
         self.settings = self.eeprom
         self.persist_count = 0
@@ -94,44 +92,21 @@ class Scd4xDevice:
         self.co2_correction = 0
         self._ready = False
         self._buffer: list[int] | None = None
-        self._reply: bytes | None = None
-        self._after_read: Callable[[], None] | None = None
-        self._busy_until = 0.0
         self._next_sample = 0.0
         self._shot_due: float | None = None
         self._shot_co2 = True
-
-    # -- fault injection ---------------------------------------------------------------
-
-    def corrupt_next(self, count: int = 1) -> None:
-        """Send a wrong CRC in the next ``count`` replies."""
-        self.faults.corrupt += count
-
-    def nack_next(self, count: int = 1) -> None:
-        """Refuse the next ``count`` transactions."""
-        self.faults.nack += count
-
-    def hold_not_ready(self, count: int = 1) -> None:
-        """Report "not ready" to the next ``count`` data-ready queries, data kept."""
-        self.faults.not_ready += count
 
     @property
     def measuring(self) -> bool:
         return self.state in self._intervals
 
-    # -- bus side ------------------------------------------------------------------------
+    # -- behaviour -----------------------------------------------------------------------
 
-    def on_write(self, data: bytes) -> None:
-        now = self._tick()
-        self.log.append(("w", bytes(data)))
-        if self.faults.take("nack") or now < self._busy_until:
-            raise Nack("SCD4x busy or refusing")
-        code, args = split_write(data)
-        self._reply, self._after_read = None, None
+    def execute(self, code: int, args: list[int], now: float) -> None:
         if code == _WAKE_UP:
             if self.state == "sleep":
                 self.state = "idle"
-                self._busy_until = now + 0.02
+                self.busy_for(WAKE_UP_S, now)
             raise Nack("SCD4x never acknowledges wake_up")
         if self.state == "sleep":
             raise Nack("SCD4x is asleep")
@@ -139,33 +114,14 @@ class Scd4xDevice:
             raise Nack(f"SCD4x refuses 0x{code:04x} while measuring")
         if code in _SCD41_ONLY and self.variant != "scd41":
             raise Nack(f"{self.variant} has no command 0x{code:04x}")
-        self._dispatch(code, args, now)
-        self._busy_until = max(self._busy_until, now + _EXEC_S.get(code, 0.0))
-
-    def on_read(self, length: int) -> bytes:
-        now = self._tick()
-        if self.faults.take("nack") or now < self._busy_until or self._reply is None:
-            self.log.append(("r", b""))
-            raise Nack("SCD4x has nothing to send")
-        data = bytearray(self._reply[:length].ljust(length, b"\xff"))
-        if self.faults.take("corrupt") and len(data) >= 3:
-            data[2] ^= 0xFF
-        if self._after_read is not None:
-            self._after_read()
-        self._reply, self._after_read = None, None
-        self.log.append(("r", bytes(data)))
-        return bytes(data)
-
-    # -- behaviour -----------------------------------------------------------------------
-
-    def _dispatch(self, code: int, args: list[int], now: float) -> None:
         reply = self._control(code, args, now)
         if reply is _UNKNOWN:
             reply = self._configure(code, args)
         if reply is _UNKNOWN:
             raise Nack(f"SCD4x: bad command 0x{code:04x} with {len(args)} argument(s)")
         if reply:
-            self._reply = encode_reply(reply)
+            self.reply(reply)
+        self.busy_for(_EXEC_S.get(code, 0.0), now)
 
     def _control(self, code: int, args: list[int], now: float) -> list[int]:
         """Measurement, state and identity commands; ``_UNKNOWN`` for anything else."""
@@ -177,13 +133,11 @@ class Scd4xDevice:
                 self._ready = False
             case (0xEC05, []):
                 if self._ready and self._buffer is not None:
-                    reply = self._buffer
-                    self._after_read = self._consume
+                    self.reply(self._buffer, after_read=self._consume)
             case (0x3F86, []):
                 self.state, self._ready = "idle", False
             case (0xE4B8, []):
-                ready = self._ready and not self.faults.take("not_ready")
-                reply = [0x8006 if ready else 0x8000]
+                reply = [0x8006 if self.report_ready(self._ready) else 0x8000]
             case (0x3682, []):
                 reply = [self.serial >> 32 & 0xFFFF, self.serial >> 16 & 0xFFFF,
                          self.serial & 0xFFFF]
@@ -192,7 +146,7 @@ class Scd4xDevice:
             case (0x219D, []) | (0x2196, []):
                 duration = self._single_shot_s if code == 0x219D else 0.05
                 self._shot_due, self._shot_co2 = now + duration, code == 0x219D
-                self._busy_until = now + duration
+                self.busy_for(duration, now)
             case (0x36E0, []):
                 self.state = "sleep"
             case (0x202F, []):
@@ -247,9 +201,9 @@ class Scd4xDevice:
     def _consume(self) -> None:
         self._ready = False
 
-    def _tick(self) -> float:
+    def tick(self) -> float:
         """Take the samples that fell due since the last transaction."""
-        now = self._clock()
+        now = self.clock()
         if self.measuring and now >= self._next_sample:
             interval = self._intervals[self.state]
             self._next_sample += interval * (int((now - self._next_sample) // interval) + 1)

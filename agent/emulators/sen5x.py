@@ -7,7 +7,7 @@ repeats the previous values, and before the first sample every field is at
 its "unknown" sentinel. Per model the fields it lacks are always unknown, and
 on the SEN55 the NOx index stays unknown for ``nox_startup_s`` after the
 measurement starts (the real device: 10-11 s after power-on or reset).
-Faults come from :class:`~agent.emulators.sps30.SensirionI2CDevice` plus the
+Faults come from :class:`~agent.emulators._sensirion.SensirionDevice` plus the
 settable ``status`` register (sticky error bits, cleared by reset or 0xD210).
 """
 
@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable, Mapping
 
 from agent.emulators import register
+from agent.emulators._sensirion import IDLE, MEASURING, Handler, SensirionDevice, ascii_words
+from agent.emulators._walk import Walk
 from agent.emulators.i2c_bus import Nack
-from agent.emulators.sps30 import IDLE, MEASURING, SensirionI2CDevice, Walk, ascii_words
 
 MEASURING_WITHOUT_PM = "measuring_without_pm"
 
@@ -41,9 +42,11 @@ _MODEL_FIELDS = {
 }
 
 
-class Sen5xDevice(SensirionI2CDevice):
+class Sen5xDevice(SensirionDevice):
     """A SEN5x with plausible, slowly varying values; ``values`` pins any of them
     (``None`` pins a field to "unknown")."""
+
+    rereadable = True  # a command sets the read pointer; its data can be read again
 
     def __init__(self, model: str = "sen55", *, seed: int = 55,
                  values: Mapping[str, float | None] | None = None,
@@ -71,11 +74,11 @@ class Sen5xDevice(SensirionI2CDevice):
         """Raw words (offset x200, slope x10000, time constant s) as last written."""
         self._rng = random.Random(seed)
         self._walks = {
-            "pm2_5": Walk(8.0, 0.5, 300.0, 0.05),
-            "relative_humidity": Walk(55.0, 15.0, 98.0, 0.4, additive=True),
-            "temperature": Walk(17.0, -10.0, 40.0, 0.05, additive=True),
-            "voc_index": Walk(100.0, 1.0, 500.0, 0.03),
-            "nox_index": Walk(1.0, 1.0, 500.0, 0.2, additive=True),
+            "pm2_5": Walk(8.0, 0.5, 300.0, 0.05, multiplicative=True),
+            "relative_humidity": Walk(55.0, 15.0, 98.0, 0.4),
+            "temperature": Walk(17.0, -10.0, 40.0, 0.05),
+            "voc_index": Walk(100.0, 1.0, 500.0, 0.03, multiplicative=True),
+            "nox_index": Walk(1.0, 1.0, 500.0, 0.2),
         }
         self._values = self._derive()
         self._period = sample_period_s
@@ -91,7 +94,7 @@ class Sen5xDevice(SensirionI2CDevice):
         self._power_on_state()
 
     # -- protocol ---------------------------------------------------------------------
-    def handlers(self) -> dict[int, Callable[[list[int]], None]]:
+    def handlers(self) -> dict[int, Handler]:
         return {
             0x0021: self._start, 0x0037: self._start_without_pm, 0x0104: self._stop,
             0x0202: self._data_ready, 0x03C4: self._read_values, 0x0413: self._read_pm_values,
@@ -118,7 +121,8 @@ class Sen5xDevice(SensirionI2CDevice):
 
     def _data_ready(self, words: list[int]) -> None:
         self.expect(words, 0)
-        self.reply(lambda: [0x0001 if self._ready() else 0x0000])  # padding byte, flag byte
+        # Padding byte, then the flag byte.
+        self.reply(lambda: [0x0001 if self.report_ready(self._ready()) else 0x0000])
 
     def _read_values(self, words: list[int]) -> None:
         self.expect(words, 0)
@@ -195,7 +199,7 @@ class Sen5xDevice(SensirionI2CDevice):
         self.state, self.status = IDLE, 0
         self.temperature_offset = (0, 0, 0)
         self._cleaning_until = -math.inf
-        self._reply = None
+        self.clear_reply()
 
     def _begin(self, state: str) -> None:
         if self.state != IDLE:
@@ -210,7 +214,7 @@ class Sen5xDevice(SensirionI2CDevice):
         return self.clock() < self._cleaning_until
 
     def _ready(self) -> bool:
-        return (not self.not_ready and not self._cleaning() and self._index() > self._consumed)
+        return not self._cleaning() and self._index() > self._consumed
 
     def _status_words(self) -> list[int]:
         status = self.status | (_STATUS_FAN_CLEANING if self._cleaning() else 0)

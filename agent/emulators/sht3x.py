@@ -1,4 +1,4 @@
-"""Emulated Sensirion SHT3x-DIS, plus the word/CRC machinery shared with the SHT4x model.
+"""Emulated Sensirion SHT3x-DIS, plus the T/RH model shared with the SHT4x emulator.
 
 Speaks the chip's side of the wire: 16-bit commands, ``word + CRC-8`` replies, a
 single-shot conversion that takes real (emulated-clock) time during which a read is
@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from typing import NoReturn
 
-from agent.bus.crc import sensirion_crc8
 from agent.emulators import register
+from agent.emulators._sensirion import SensirionDevice, split_write
 from agent.emulators.i2c_bus import Nack
 
 # Typical conversion times (datasheet timing table, t_MEAS typ), in seconds.
@@ -44,76 +44,30 @@ def sht3x_raw_humidity(percent: float) -> int:
     return min(0xFFFF, max(0, round(percent * 65535.0 / 100.0)))
 
 
-def with_crc(words: list[int]) -> bytes:
-    """Words as the chip sends them: MSB, LSB, CRC-8 for each."""
-    out = bytearray()
-    for word in words:
-        data = word.to_bytes(2, "big")
-        out += data + bytes([sensirion_crc8(data)])
-    return bytes(out)
+class SensirionTRH(SensirionDevice):
+    """What every Sensirion T/RH chip here does: values that drift, serial, command log.
 
-
-class SensirionTRH:
-    """What every Sensirion T/RH chip here does: values, pending results, reads, faults.
-
-    A command may leave either an immediate reply (status, serial) or a pending
-    measurement that becomes readable at ``ready_at``. A read header is NACKed while
+    A command leaves either an immediate reply (status, serial) or a measurement
+    that becomes readable after its conversion time; a read header is NACKed while
     the conversion runs and when nothing is pending, as on the real chips. Reading
     consumes the result, so the same data is never sent twice.
     """
 
     def __init__(self, *, temperature: float | None, humidity: float | None, serial: int,
                  seed: int, clock: Callable[[], float]) -> None:
+        super().__init__(clock)
         self.walk = temperature is None and humidity is None
         """Random-walk the values on each conversion unless a test pinned them."""
         self.temperature = 21.0 if temperature is None else temperature
         self.humidity = 55.0 if humidity is None else humidity
         self.serial = serial
-        self.clock = clock
         self.commands: list[int] = []
         """Every accepted command code, in order (for tests)."""
         self._rng = random.Random(seed)
-        self._pending: tuple[float, bytes] | None = None
-        self._reply: bytes | None = None
-        self._bad_crc = 0
 
-    # -- fault injection ----------------------------------------------------------
-    def bad_crc_next(self, count: int = 1) -> None:
-        """Corrupt the CRC of the first word in the next ``count`` replies."""
-        self._bad_crc += count
-
-    # -- EmulatedI2CDevice --------------------------------------------------------
-    def on_read(self, length: int) -> bytes:
-        if self._reply is not None:
-            data, self._reply = self._reply, None
-        elif self._pending is not None:
-            ready_at, data = self._pending
-            if self.clock() < ready_at:
-                raise Nack("measurement in progress")
-            self._pending = None
-        else:
-            raise Nack("no data pending")
-        return data[:length] + b"\xff" * max(0, length - len(data))
-
-    # -- helpers for subclasses ---------------------------------------------------
-    def _start_measurement(self, duration_s: float, words: list[int]) -> None:
-        self._reply = None
-        self._pending = (self.clock() + duration_s, self._frame(words))
-
-    def _respond(self, words: list[int]) -> None:
-        self._pending = None
-        self._reply = self._frame(words)
-
-    def _clear_output(self) -> None:
-        self._pending = None
-        self._reply = None
-
-    def _frame(self, words: list[int]) -> bytes:
-        data = bytearray(with_crc(words))
-        if self._bad_crc:
-            self._bad_crc -= 1
-            data[2] ^= 0xFF
-        return bytes(data)
+    def on_write(self, data: bytes) -> None:
+        if data:  # an empty write is an address probe: acknowledged, no command
+            super().on_write(data)
 
     def _step(self) -> None:
         """Drift the values a little, as air does between two readings."""
@@ -136,7 +90,7 @@ class Sht3xDevice(SensirionTRH):
 
     def power_cycle(self) -> None:
         """Power-on state: heater off, alert-pending and reset-detected flags set."""
-        self._clear_output()
+        self.clear_reply()
         self.status = _STATUS_ALERT | _STATUS_RESET
         self.alert_limits = dict.fromkeys(_ALERT_WRITE_TO_READ.values(), 0)
 
@@ -144,52 +98,46 @@ class Sht3xDevice(SensirionTRH):
     def heater(self) -> bool:
         return bool(self.status & _STATUS_HEATER)
 
-    def on_write(self, data: bytes) -> None:
-        if not data:
-            return  # address probe
+    def decode(self, data: bytes) -> tuple[int, list[int]]:
+        """Commands carry no argument, except the alert limits: one word whose CRC the
+        chip checks (datasheet §4); a failure sets a status flag as on the chip."""
         if len(data) < 2:
             self._fail("incomplete command")
-        code, args = int.from_bytes(data[:2], "big"), data[2:]
-        if code in _ALERT_WRITE_TO_READ:
-            self._write_alert_limit(code, args)
-            return
-        if args:
-            self._fail(f"command 0x{code:04x} takes no argument")
-        self._execute(code)
-        self.status &= ~(_STATUS_CMD_FAILED | _STATUS_WRITE_CRC)
-        self.commands.append(code)
+        code = int.from_bytes(data[:2], "big")
+        if code not in _ALERT_WRITE_TO_READ:
+            if len(data) > 2:
+                self._fail(f"command 0x{code:04x} takes no argument")
+            return code, []
+        try:
+            _, args = split_write(data)
+            self.expect(args, 1)
+        except Nack:
+            self.status |= _STATUS_WRITE_CRC
+            raise
+        return code, args
 
-    def _execute(self, code: int) -> None:
-        if code in _NO_STRETCH or code in _STRETCH:
+    def execute(self, code: int, args: list[int], now: float) -> None:
+        if code in _ALERT_WRITE_TO_READ:
+            self.alert_limits[_ALERT_WRITE_TO_READ[code]] = args[0]
+        elif code in _NO_STRETCH or code in _STRETCH:
             self._step()
             words = [sht3x_raw_temperature(self.temperature), sht3x_raw_humidity(self.humidity)]
-            self._start_measurement(_NO_STRETCH.get(code, 0.0), words)
+            self.reply(words, delay_s=_NO_STRETCH.get(code, 0.0))
         elif code == _SOFT_RESET:
             self.power_cycle()
         elif code in (_HEATER_ON, _HEATER_OFF):
-            self._clear_output()
             self.status = (self.status | _STATUS_HEATER if code == _HEATER_ON
                            else self.status & ~_STATUS_HEATER)
         elif code == _READ_STATUS:
-            self._respond([self.status])
+            self.reply([self.status])
         elif code == _CLEAR_STATUS:
-            self._clear_output()
             self.status &= ~_STATUS_CLEARABLE
         elif code == _READ_SERIAL:
-            self._respond([self.serial >> 16, self.serial & 0xFFFF])
+            self.reply([self.serial >> 16, self.serial & 0xFFFF])
         elif code in self.alert_limits:
-            self._respond([self.alert_limits[code]])
-        elif code == _BREAK:
-            self._clear_output()
-        else:
+            self.reply([self.alert_limits[code]])
+        elif code != _BREAK:  # break only ends periodic mode; nothing else to do
             self._fail(f"unknown command 0x{code:04x}")
-
-    def _write_alert_limit(self, code: int, args: bytes) -> None:
-        """The chip only accepts an argument followed by its correct CRC (datasheet §4)."""
-        if len(args) != 3 or sensirion_crc8(args[:2]) != args[2]:
-            self.status |= _STATUS_WRITE_CRC
-            raise Nack(f"alert limit 0x{code:04x}: bad or missing argument CRC")
-        self.alert_limits[_ALERT_WRITE_TO_READ[code]] = int.from_bytes(args[:2], "big")
         self.status &= ~(_STATUS_CMD_FAILED | _STATUS_WRITE_CRC)
         self.commands.append(code)
 

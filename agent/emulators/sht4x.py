@@ -41,27 +41,25 @@ class Sht4xDevice(SensirionTRH):
         self.heater_pulses: list[tuple[float, float]] = []
         """(start time, on-time s) of every heater pulse, for duty-cycle checks."""
 
-    def on_write(self, data: bytes) -> None:
-        if not data:
-            return  # address probe
+    def decode(self, data: bytes) -> tuple[int, list[int]]:
         if len(data) != 1:
             raise Nack(f"SHT4x commands are one byte, got {len(data)}")
-        code = data[0]
+        return data[0], []
+
+    def execute(self, code: int, args: list[int], now: float) -> None:
         if code in _MEASURE:
             self._step()
-            self._start_measurement(_MEASURE[code], self._words(self.temperature, self.humidity))
+            self.reply(self._words(self.temperature, self.humidity), delay_s=_MEASURE[code])
         elif code in _HEATER:
             power_mw, on_s = _HEATER[code]
-            self.heater_pulses.append((self.clock(), on_s))
+            self.heater_pulses.append((now, on_s))
             hot = self.temperature + power_mw * on_s * _HEATING_K_PER_MJ
             # Same water vapour at a hotter die: RH falls roughly 6 % per kelvin.
             dry = self.humidity * 0.94 ** (hot - self.temperature)
-            self._start_measurement(on_s + _MEASURE[0xFD], self._words(hot, dry))
+            self.reply(self._words(hot, dry), delay_s=on_s + _MEASURE[0xFD])
         elif code == _SERIAL:
-            self._respond([self.serial >> 16, self.serial & 0xFFFF])
-        elif code == _SOFT_RESET:
-            self._clear_output()
-        else:
+            self.reply([self.serial >> 16, self.serial & 0xFFFF])
+        elif code != _SOFT_RESET:  # a reset only drops what was pending
             raise Nack(f"unknown command 0x{code:02x}")
         self.commands.append(code)
 

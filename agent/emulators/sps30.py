@@ -4,156 +4,41 @@ Models the device's states (sleep, idle, measuring), a data-ready flag latched
 once per measurement interval on a monotonic clock, the sleep quirk where the
 first wake-up write is NACKed and only enables the interface for 100 ms, and
 the chip's checks (argument CRCs, unknown commands, firmware-gated commands).
-Fault injection: corrupt CRCs, NACKs, a stuck data-ready flag, status bits.
-
-:class:`SensirionI2CDevice` holds the word framing and fault plumbing shared
-with the SEN5x emulator.
+Fault injection: corrupt CRCs, NACKs, a stuck data-ready flag (from
+:class:`~agent.emulators._sensirion.SensirionDevice`), status bits.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
-from agent.bus.crc import sensirion_crc8
 from agent.emulators import register
+from agent.emulators._sensirion import (
+    IDLE,
+    MEASURING,
+    Handler,
+    SensirionDevice,
+    ascii_words,
+    float_words,
+)
+from agent.emulators._walk import Walk
 from agent.emulators.i2c_bus import Nack
-
-Reply = Callable[[], bytes]
 
 QUANTITIES = ("pm1_0", "pm2_5", "pm4_0", "pm10", "nc0_5", "nc1_0", "nc2_5", "nc4_0", "nc10",
               "typical_particle_size")
 
-SLEEP, IDLE, MEASURING = "sleep", "idle", "measuring"
+SLEEP = "sleep"
+_WAKE_UP = b"\x11\x03"
 _WAKE_WINDOW_S = 0.1  # interface stays enabled this long after the first wake-up write
 
 
-def frame_words(words: Sequence[int]) -> bytes:
-    """Device-side framing: each word MSB first plus its CRC-8."""
-    out = bytearray()
-    for word in words:
-        pair = (word & 0xFFFF).to_bytes(2, "big")
-        out += pair + bytes([sensirion_crc8(pair)])
-    return bytes(out)
-
-
-def ascii_words(text: str, size: int) -> list[int]:
-    """A NUL-padded ASCII string of ``size`` bytes as words."""
-    raw = text.encode("ascii")[: size - 1].ljust(size, b"\x00")
-    return [int.from_bytes(raw[i:i + 2], "big") for i in range(0, size, 2)]
-
-
-@dataclass
-class Walk:
-    """A slow multiplicative (or additive) random walk kept inside [low, high]."""
-
-    value: float
-    low: float
-    high: float
-    step: float
-    additive: bool = False
-
-    def advance(self, rng: random.Random) -> float:
-        change = rng.gauss(0.0, self.step)
-        moved = self.value + change if self.additive else self.value * math.exp(change)
-        self.value = min(self.high, max(self.low, moved))
-        return self.value
-
-
-class SensirionI2CDevice:
-    """Command dispatch, argument CRC checks, pointer-style replies and faults."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self.writes: list[bytes] = []
-        """Every accepted write, byte for byte, for tests."""
-        self.not_ready = False
-        """Hold the data-ready flag at 0 (fault injection)."""
-        self._reply: Reply | None = None
-        self._corrupt = 0
-        self._nack = 0
-
-    # -- fault injection ---------------------------------------------------------------
-    def corrupt_next(self, count: int = 1) -> None:
-        """Send a wrong CRC in the next ``count`` replies."""
-        self._corrupt += count
-
-    def nack_next(self, count: int = 1) -> None:
-        """NACK the next ``count`` transactions (writes or reads)."""
-        self._nack += count
-
-    # -- bus side ----------------------------------------------------------------------
-    def on_write(self, data: bytes) -> None:
-        if self._nack:
-            self._nack -= 1
-            raise Nack("injected NACK")
-        if self.before_command(data):
-            self.writes.append(bytes(data))
-            return
-        if len(data) < 2:
-            raise Nack("no command code")
-        code = int.from_bytes(data[:2], "big")
-        args = data[2:]
-        if len(args) % 3:
-            raise Nack("partial argument word")
-        words = []
-        for offset in range(0, len(args), 3):
-            pair = args[offset:offset + 2]
-            if sensirion_crc8(pair) != args[offset + 2]:
-                raise Nack("argument CRC mismatch")  # the chip ignores the command
-            words.append(int.from_bytes(pair, "big"))
-        handler = self.handlers().get(code)
-        if handler is None:
-            raise Nack(f"unknown command 0x{code:04x}")
-        self._reply = None
-        handler(words)
-        self.writes.append(bytes(data))
-
-    def on_read(self, length: int) -> bytes:
-        if self._nack:
-            self._nack -= 1
-            raise Nack("injected NACK")
-        self.before_read()
-        if self._reply is None:
-            raise Nack("nothing to read")
-        data = bytearray(self._reply()[:length].ljust(length, b"\xff"))
-        if self._corrupt and len(data) >= 3:
-            self._corrupt -= 1
-            data[2] ^= 0xFF
-        return bytes(data)
-
-    # -- for subclasses ---------------------------------------------------------------
-    def handlers(self) -> dict[int, Callable[[list[int]], None]]:
-        raise NotImplementedError
-
-    def before_command(self, data: bytes) -> bool:
-        """Hook for states that intercept writes (SPS30 sleep); True = consumed."""
-        return False
-
-    def before_read(self) -> None:
-        """Hook for state that refuses all traffic (SPS30 sleep)."""
-
-    def reply(self, words: Sequence[int] | Callable[[], Sequence[int]]) -> None:
-        """Set what the following reads return (re-evaluated per read if callable)."""
-        if callable(words):
-            producer = words
-            self._reply = lambda: frame_words(producer())
-        else:
-            framed = frame_words(words)
-            self._reply = lambda: framed
-
-    @staticmethod
-    def expect(words: list[int], count: int) -> None:
-        if len(words) != count:
-            raise Nack(f"expected {count} argument words, got {len(words)}")
-
-
-class Sps30Device(SensirionI2CDevice):
+class Sps30Device(SensirionDevice):
     """An SPS30 with plausible, slowly varying values; ``values`` pins any of them."""
+
+    rereadable = True  # a command sets the read pointer; its data can be read again
 
     def __init__(self, *, seed: int = 30, values: Mapping[str, float] | None = None,
                  firmware: tuple[int, int] = (2, 2), serial: str = "3E5F0A1B2C3D4E5F",
@@ -174,8 +59,8 @@ class Sps30Device(SensirionI2CDevice):
         self.output_format = 0x0300
         self.pinned = dict(values or {})
         self._rng = random.Random(seed)
-        self._pm = Walk(8.0, 0.5, 300.0, 0.05)
-        self._size = Walk(0.6, 0.35, 2.0, 0.03)
+        self._pm = Walk(8.0, 0.5, 300.0, 0.05, multiplicative=True)
+        self._size = Walk(0.6, 0.35, 2.0, 0.03, multiplicative=True)
         self._values = self._derive()
         self._period = sample_period_s
         self._cleaning_s = cleaning_s
@@ -196,7 +81,7 @@ class Sps30Device(SensirionI2CDevice):
         return self._auto_clean
 
     # -- protocol ---------------------------------------------------------------------
-    def handlers(self) -> dict[int, Callable[[list[int]], None]]:
+    def handlers(self) -> dict[int, Handler]:
         return {
             0x0010: self._start, 0x0104: self._stop, 0x0202: self._data_ready,
             0x0300: self._read_values, 0x1001: self._sleep, 0x1103: self._wake,
@@ -205,16 +90,16 @@ class Sps30Device(SensirionI2CDevice):
             0xD206: self._status, 0xD210: self._clear_status, 0xD304: self._reset,
         }
 
-    def before_command(self, data: bytes) -> bool:
+    def before_command(self, data: bytes, now: float) -> None:
         if self.state != SLEEP:
-            return False
-        if data == b"\x11\x03" and self.clock() <= self._wake_until:
-            self.state = IDLE
-            return True
-        self._wake_until = self.clock() + _WAKE_WINDOW_S  # the low pulse enables the interface
+            return
+        if data == _WAKE_UP and now <= self._wake_until:
+            self.state = IDLE  # the second wake-up write, within the window
+            return
+        self._wake_until = now + _WAKE_WINDOW_S  # the low pulse enables the interface
         raise Nack("asleep: interface disabled")
 
-    def before_read(self) -> None:
+    def before_read(self, now: float) -> None:
         if self.state == SLEEP:
             raise Nack("asleep: interface disabled")
 
@@ -235,7 +120,7 @@ class Sps30Device(SensirionI2CDevice):
 
     def _data_ready(self, words: list[int]) -> None:
         self.expect(words, 0)
-        self.reply(lambda: [1 if self._ready() else 0])
+        self.reply(lambda: [int(self.report_ready(self._ready()))])
 
     def _read_values(self, words: list[int]) -> None:
         self.expect(words, 0)
@@ -249,7 +134,7 @@ class Sps30Device(SensirionI2CDevice):
                 self._values = self._derive()
             self._consumed = max(self._consumed, index)
             values = [self._values[name] for name in QUANTITIES]
-        self.reply(self._float_words(values) if self.output_format == 0x0300
+        self.reply(float_words(*values) if self.output_format == 0x0300
                    else self._uint16_words(values))
 
     def _sleep(self, words: list[int]) -> None:
@@ -312,14 +197,14 @@ class Sps30Device(SensirionI2CDevice):
         self.state, self.output_format, self.status = IDLE, 0x0300, 0
         self._auto_clean_reported = self._auto_clean
         self._cleaning_until = -math.inf
-        self._reply = None
+        self.clear_reply()
 
     def _index(self) -> int:
         return int((self.clock() - self._t0) / self._period)
 
     def _ready(self) -> bool:
-        return (self.state == MEASURING and not self.not_ready
-                and self.clock() >= self._cleaning_until and self._index() > self._consumed)
+        return (self.state == MEASURING and self.clock() >= self._cleaning_until
+                and self._index() > self._consumed)
 
     def _derive(self) -> dict[str, float]:
         """One new sample: cumulative bins keep pm1 <= pm2.5 <= pm4 <= pm10 (and NC alike)."""
@@ -333,14 +218,6 @@ class Sps30Device(SensirionI2CDevice):
         }
         values.update(self.pinned)
         return values
-
-    @staticmethod
-    def _float_words(values: Sequence[float]) -> list[int]:
-        words: list[int] = []
-        for value in values:
-            raw = struct.unpack(">I", struct.pack(">f", value))[0]
-            words += [raw >> 16, raw & 0xFFFF]
-        return words
 
     @staticmethod
     def _uint16_words(values: Sequence[float]) -> list[int]:

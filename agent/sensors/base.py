@@ -7,10 +7,16 @@ valid ranges, clocks and aggregation belong to the profile and the sampler.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
+from agent.errors import CrcError, FrameError
 from agent.models import Reading
+
+_T = TypeVar("_T")
+_E = TypeVar("_E", bound=Exception)
 
 
 class BusKind(StrEnum):
@@ -18,6 +24,8 @@ class BusKind(StrEnum):
 
     I2C = "i2c"
     SERIAL = "serial"
+    AUDIO = "audio"
+    """A sound capture device (ALSA via PortAudio) or a WAV file replayed in real time."""
 
 
 @runtime_checkable
@@ -64,3 +72,34 @@ class Identifiable(Protocol):
 
     def identify(self) -> dict[str, str]:
         """Return facts such as ``{"serial": ..., "firmware": ...}``."""
+
+
+class RejectCounter:
+    """The ``frames_rejected`` counter every driver keeps, and the one way to bump it.
+
+    A frame is rejected when its checksum, length or header is wrong: the parser
+    raises :class:`~agent.errors.CrcError` or :class:`~agent.errors.FrameError`,
+    the counter goes up and the error still reaches the sampler, which retries.
+    Drivers inherit this rather than repeating the try/except around each parse.
+    """
+
+    frames_rejected: int = 0
+
+    @contextmanager
+    def rejecting(self) -> Iterator[None]:
+        """Count a CrcError/FrameError raised inside the block, then let it propagate."""
+        try:
+            yield
+        except (CrcError, FrameError):
+            self.frames_rejected += 1
+            raise
+
+    def checked(self, parse: Callable[..., _T], data: bytes, *args: object) -> _T:
+        """``parse(data, *args)``, counting the frame as rejected when it is malformed."""
+        with self.rejecting():
+            return parse(data, *args)
+
+    def rejected(self, error: _E) -> _E:
+        """Count a frame the driver itself finds malformed; returns ``error`` for ``raise``."""
+        self.frames_rejected += 1
+        return error

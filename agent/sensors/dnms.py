@@ -21,21 +21,19 @@ from __future__ import annotations
 
 import logging
 import math
-import struct
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from functools import partial
+from typing import ClassVar
 
 from agent.bus.i2c import I2CDevice
-from agent.errors import CrcError, DataNotReady, FrameError, SensorError
+from agent.errors import DataNotReady, SensorError
 from agent.models import Reading
 from agent.sensors import register
-from agent.sensors._sensirion import SensirionCommand, decode_words
+from agent.sensors._sensirion import SensirionCommand, SensirionDriver, decode_ascii, decode_floats
 from agent.sensors.base import BusKind
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 _monotonic = time.monotonic  # module-level so tests can drive it with a fake clock
 
 ADDRESS = 0x55
@@ -62,9 +60,7 @@ Levels = tuple[float, float, float]
 
 def parse_version(data: bytes) -> str:
     """Decode the READ_VERSION reply: ASCII in byte pairs, NUL padded ("DNMS Version 2.5.1")."""
-    words = _READ_VERSION.interpret(data)
-    text = b"".join(word.to_bytes(2, "big") for word in words)
-    return text.split(b"\x00", 1)[0].decode("ascii", errors="replace").strip()
+    return decode_ascii(_READ_VERSION.interpret(data)).strip()
 
 
 def parse_data_ready(data: bytes) -> bool:
@@ -76,15 +72,10 @@ def parse_levels(data: bytes, *, what: str = "DNMS levels") -> Levels:
     """Decode 18 bytes (6 words with CRC) into (Leq, Lmin, Lmax) dB.
 
     Each float is big-endian IEEE-754: the Teensy sends b[3] b[2] CRC b[1] b[0] CRC
-    of its little-endian float, and airrohr reassembles it with be32_to_cpu.
+    of its little-endian float, and airrohr reassembles it with be32_to_cpu. A non-finite
+    level is a SensorError.
     """
-    if len(data) != 18:
-        raise FrameError(f"{what}: {len(data)} bytes, expected 18", raw=bytes(data))
-    words = decode_words(data, what=what)
-    packed = b"".join(word.to_bytes(2, "big") for word in words)
-    leq, low, high = struct.unpack(">fff", packed)
-    if not all(math.isfinite(v) for v in (leq, low, high)):
-        raise SensorError(f"{what}: non-finite level (raw {data.hex(' ')})")
+    leq, low, high = decode_floats(data, 3, what=what, require_finite=True)
     return leq, low, high
 
 
@@ -116,7 +107,7 @@ class DnmsOptions:
 
 
 @register("dnms", bus=BusKind.I2C, options=DnmsOptions)
-class Dnms:
+class Dnms(SensirionDriver):
     """DNMS noise module: one LAeq/LAmin/LAmax triple per read interval."""
 
     model: ClassVar[str] = "dnms"
@@ -125,7 +116,6 @@ class Dnms:
     def __init__(self, bus: I2CDevice, options: DnmsOptions) -> None:
         self._bus = bus
         self.options = options
-        self.frames_rejected = 0
         self.version: str | None = None
         self._calculated_at: float | None = None
         """When the open calculate-LEQ was sent (None: no interval being closed)."""
@@ -140,7 +130,7 @@ class Dnms:
         """RESET (V2 firmware only starts its audio processing then), check the version,
         and open a fresh interval so the first read covers start to read."""
         self._forget()
-        _RESET.transfer(self._bus)
+        self._send(_RESET)
         time.sleep(RESET_WAIT_S)
         self.version = self._read_version()
         self._calculate()
@@ -184,7 +174,7 @@ class Dnms:
     # -- protocol steps -----------------------------------------------------------
 
     def _read_version(self) -> str:
-        version = self._checked(parse_version, _READ_VERSION.transfer(self._bus))
+        version = self._query(_READ_VERSION, parse_version)
         if not version.startswith("DNMS"):
             raise SensorError(f"device at 0x{self._bus.address:02x} is not a DNMS "
                               f"(version {version!r})")
@@ -192,21 +182,20 @@ class Dnms:
         return version
 
     def _calculate(self) -> None:
-        _CALCULATE_LEQ.transfer(self._bus)
+        self._send(_CALCULATE_LEQ)
         self._calculated_at = _monotonic()
 
     def _wait_ready(self) -> None:
         polls = max(1, math.ceil(self.options.ready_timeout_s / POLL_INTERVAL_S))
         for _ in range(polls):
             time.sleep(POLL_INTERVAL_S)
-            if self._checked(parse_data_ready, _READ_DATA_READY.transfer(self._bus)):
+            if self._query(_READ_DATA_READY, parse_data_ready):
                 return
         raise DataNotReady(f"dnms 0x{self._bus.address:02x}: interval not latched after "
                            f"{self.options.ready_timeout_s} s")
 
     def _levels(self, command: SensirionCommand) -> Levels:
-        data = command.transfer(self._bus)
-        levels = self._checked(lambda raw: parse_levels(raw, what=command.name), data)
+        levels = self._query(command, partial(parse_levels, what=command.name))
         if levels == (0.0, 0.0, 0.0):
             # V5/V6 firmware zeroes the latched values once they have been read.
             self._forget()
@@ -218,7 +207,7 @@ class Dnms:
         if is_filler(data):
             raise SensorError("DNMS firmware does not answer READ_LEQ_Z (0x0011); "
                               "set read_lzeq = false for V2.x firmware")
-        leq, _, _ = self._checked(lambda raw: parse_levels(raw, what="read_leq_z"), data)
+        leq, _, _ = self.checked(partial(parse_levels, what=_READ_LEQ_Z.name), data)
         if leq == 0.0:
             log.debug("dnms: LZeq already read for this interval; reporting LA only")
             return []
@@ -230,10 +219,3 @@ class Dnms:
     def _forget(self) -> None:
         self._calculated_at = self._latched_at = None
         self._a_levels = None
-
-    def _checked(self, parse: Callable[[bytes], _T], data: bytes) -> _T:
-        try:
-            return parse(data)
-        except (CrcError, FrameError):
-            self.frames_rejected += 1
-            raise

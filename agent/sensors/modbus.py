@@ -37,7 +37,7 @@ from agent.bus.serial import SerialLink
 from agent.errors import BusTimeout, CrcError, DataNotReady, FrameError, SensorError
 from agent.models import Reading
 from agent.sensors import register
-from agent.sensors.base import BusKind
+from agent.sensors.base import BusKind, RejectCounter
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ class ModbusOptions:
 
 
 @register("modbus", bus=BusKind.SERIAL, options=ModbusOptions)
-class ModbusRtu:
+class ModbusRtu(RejectCounter):
     """Reads the configured registers of one Modbus RTU slave each slot.
 
     ``generic``: the quantities come from the options (the profile), not the class,
@@ -274,7 +274,6 @@ class ModbusRtu:
     def __init__(self, bus: SerialLink, options: ModbusOptions) -> None:
         self._link = bus
         self.options = options
-        self.frames_rejected = 0
         self._blocks = plan_blocks(options.registers, options.max_registers_per_request)
         self.baudrate = bus.baudrate or DEFAULT_BAUD
         self.gap_s = frame_gap_s(self.baudrate)
@@ -310,12 +309,7 @@ class ModbusRtu:
         slave, function = self.options.slave_id, self.options.function
         request = encode_read_request(slave, function, block.address, block.count)
         self._send(request)
-        frame = self._receive()
-        try:
-            return parse_read_reply(frame, slave, function, block.count)
-        except (CrcError, FrameError):
-            self.frames_rejected += 1
-            raise
+        return self.checked(parse_read_reply, self._receive(), slave, function, block.count)
 
     def _send(self, request: bytes) -> None:
         wait = self._quiet_since + self.gap_s - time.monotonic()
@@ -350,8 +344,7 @@ class ModbusRtu:
 
     def _reject(self, frame: bytearray, reason: str) -> NoReturn:
         self._quiet_since = time.monotonic()
-        self.frames_rejected += 1
-        raise FrameError(f"{self._link.name}: {reason}", raw=bytes(frame))
+        raise self.rejected(FrameError(f"{self._link.name}: {reason}", raw=bytes(frame)))
 
     def _read_until(self, got: bytearray, length: int, deadline: float) -> bytearray:
         while len(got) < length:

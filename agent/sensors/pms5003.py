@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import astuple, dataclass
-from typing import ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal
 
 from agent.bus.crc import sum16
 from agent.bus.serial import SerialLink
 from agent.errors import BusTimeout, CrcError, FrameError, SensorError
 from agent.models import Reading
 from agent.sensors import register
-from agent.sensors.base import BusKind
+from agent.sensors.base import BusKind, RejectCounter
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +161,8 @@ class PmsOptions:
             raise ValueError("reply_timeout_s must be positive")
 
 
-_T = TypeVar("_T")
-
-
 @register("pms5003", "pms7003", "pmsa003", bus=BusKind.SERIAL, options=PmsOptions)
-class Pms5003:
+class Pms5003(RejectCounter):
     """Driver for the PMSx003 family on an open 9600-baud :class:`SerialLink`."""
 
     model: ClassVar[str] = "pms5003"
@@ -179,7 +175,6 @@ class Pms5003:
         self._pending = bytearray()  # bytes read past a false header, scanned again
         self._last: PmsFrame | None = None
         self._put_to_sleep = False
-        self.frames_rejected = 0
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -239,7 +234,7 @@ class Pms5003:
         while True:
             raw = self._next_message(deadline)
             if len(raw) == _FRAME_SIZE:
-                return self._checked(parse_frame, raw)
+                return self.checked(parse_frame, raw)
             log.debug("%s: skipping stray acknowledgement %s", self._link.name, raw.hex(" "))
 
     def _command_with_ack(self, command: int, data: int) -> None:
@@ -251,25 +246,13 @@ class Pms5003:
             raw = self._next_message(deadline)
             if len(raw) != _ACK_SIZE:
                 continue  # an active-mode frame sent before the command was seen
-            echoed_command, echoed_data = self._checked(parse_ack, raw)
+            echoed_command, echoed_data = self.checked(parse_ack, raw)
             if echoed_command != command:
                 continue
             if echoed_data != data:
                 raise SensorError(f"{self._link.name}: PMS acknowledged 0x{command:02x} with "
                                   f"DATAL 0x{echoed_data:02x}, expected 0x{data:02x}")
             return
-
-    def _checked(self, parse: Callable[[bytes], _T], raw: bytes) -> _T:
-        """Run a parser, counting the frame as rejected if it fails."""
-        try:
-            return parse(raw)
-        except (CrcError, FrameError):
-            self.frames_rejected += 1
-            raise
-
-    def _reject(self, error: FrameError) -> FrameError:
-        self.frames_rejected += 1
-        return error
 
     # -- framing on the byte stream ---------------------------------------------------
 
@@ -289,14 +272,14 @@ class Pms5003:
         while True:
             if not self._seek_header(deadline):
                 if bogus:
-                    raise self._reject(FrameError(
+                    raise self.rejected(FrameError(
                         f"{self._link.name}: only frames with an unexpected length field "
                         f"({int.from_bytes(bogus[2:4], 'big')}) arrived", raw=bogus))
                 raise BusTimeout(f"{self._link.name}: no PMS frame within "
                                  f"{self._options.reply_timeout_s} s")
             length_field = self._take(2, deadline)
             if len(length_field) < 2:
-                raise self._reject(FrameError(f"{self._link.name}: truncated PMS frame",
+                raise self.rejected(FrameError(f"{self._link.name}: truncated PMS frame",
                                               raw=_HEADER + length_field))
             length = int.from_bytes(length_field, "big")
             if length not in (_DATA_LENGTH, _ACK_LENGTH):
@@ -306,7 +289,7 @@ class Pms5003:
             body = self._take(length, deadline)
             raw = _HEADER + length_field + body
             if len(body) < length:
-                raise self._reject(FrameError(f"{self._link.name}: truncated PMS frame",
+                raise self.rejected(FrameError(f"{self._link.name}: truncated PMS frame",
                                               raw=raw))
             log.debug("%s: rx %s", self._link.name, raw.hex(" "))
             return raw
@@ -329,7 +312,7 @@ class Pms5003:
                 skipped.append(previous)
             previous = byte[0]
             if len(skipped) > _MAX_SKIP:
-                raise self._reject(FrameError(
+                raise self.rejected(FrameError(
                     f"{self._link.name}: no PMS header in {_MAX_SKIP} bytes (wrong baud rate "
                     "or device?)", raw=bytes(skipped[-32:])))
 

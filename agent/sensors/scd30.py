@@ -26,23 +26,16 @@ other tools alone when an option is not set.
 
 from __future__ import annotations
 
-import logging
-import math
-import struct
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 from agent.bus.i2c import I2CDevice
-from agent.errors import CrcError, DataNotReady, FrameError, SensorError
+from agent.errors import DataNotReady
 from agent.models import Reading
 from agent.sensors import register
-from agent.sensors._sensirion import SensirionCommand, decode_words
+from agent.sensors._sensirion import SensirionCommand, SensirionDriver, decode_floats
 from agent.sensors.base import BusKind
-
-log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 _READ_DELAY_S = 0.003
 """Interface description §1.1: wait ≥ 3 ms between the command write and the read."""
@@ -82,15 +75,10 @@ def parse_measurement(data: bytes) -> tuple[float, float, float]:
     """Decode the 18-byte reply of 0x0300 into (CO2 ppm, T °C, RH %).
 
     Each value is a big-endian float32 sent as two words, MSW first, each word
-    with its own CRC (interface description §1.5).
+    with its own CRC (interface description §1.5). A non-finite value is a SensorError.
     """
-    words = decode_words(data, what="SCD30 measurement")
-    if len(words) != 6:
-        raise FrameError(f"SCD30 measurement has {len(words)} words, expected 6", raw=data)
-    packed = b"".join(word.to_bytes(2, "big") for word in words)
-    co2, temperature, humidity = struct.unpack(">fff", packed)
-    if not all(math.isfinite(v) for v in (co2, temperature, humidity)):
-        raise SensorError(f"SCD30 sent a non-finite value (raw {data.hex(' ')})")
+    co2, temperature, humidity = decode_floats(data, 3, what="SCD30 measurement",
+                                               require_finite=True)
     return co2, temperature, humidity
 
 
@@ -145,7 +133,7 @@ class Scd30Options:
 
 
 @register("scd30", bus=BusKind.I2C, options=Scd30Options)
-class Scd30:
+class Scd30(SensirionDriver):
     """SCD30 in continuous measurement; read() polls the data-ready flag first."""
 
     model: ClassVar[str] = "scd30"
@@ -154,7 +142,6 @@ class Scd30:
     def __init__(self, bus: I2CDevice, options: Scd30Options) -> None:
         self._bus = bus
         self.options = options
-        self.frames_rejected = 0
         self.firmware: str | None = None
 
     # -- life cycle ---------------------------------------------------------------
@@ -163,37 +150,37 @@ class Scd30:
         """Stop any running measurement, check the firmware, apply options, start."""
         # A warm restart of the agent finds the sensor still measuring (the mode
         # even survives power cycles), so begin from a known state.
-        self._run(_STOP)
+        self._send(_STOP)
         self.firmware = parse_firmware(self._words(_FIRMWARE)[0])
         options = self.options
-        self._ensure(_GET_INTERVAL, _SET_INTERVAL, options.interval_s, "interval")
+        # Stored settings: each written only when it differs (non-volatile memory wear).
+        self._ensure(_GET_INTERVAL, _SET_INTERVAL, [options.interval_s], "interval")
         if options.asc is not None:
-            self._ensure(_GET_ASC, _SET_ASC, int(options.asc), "ASC")
+            self._ensure(_GET_ASC, _SET_ASC, [int(options.asc)], "ASC")
         if options.altitude_m is not None:
-            self._ensure(_GET_ALTITUDE, _SET_ALTITUDE, options.altitude_m, "altitude")
+            self._ensure(_GET_ALTITUDE, _SET_ALTITUDE, [options.altitude_m], "altitude")
         if options.temperature_offset_c is not None:
             self._ensure(_GET_OFFSET, _SET_OFFSET,
-                         offset_to_ticks(options.temperature_offset_c), "temperature offset")
-        self._run(_START, options.ambient_pressure_mbar)
+                         [offset_to_ticks(options.temperature_offset_c)], "temperature offset")
+        self._send(_START, options.ambient_pressure_mbar)
 
     def read(self) -> list[Reading]:
         """The newest measurement; :class:`DataNotReady` until a new one exists."""
         if self._words(_DATA_READY)[0] == 0:
             raise DataNotReady("SCD30 has no new measurement yet")
-        data = _READ_MEASUREMENT.transfer(self._bus)
-        co2, temperature, humidity = self._checked(parse_measurement, data)
+        co2, temperature, humidity = self._query(_READ_MEASUREMENT, parse_measurement)
         return [Reading("co2", co2), Reading("temperature", temperature),
                 Reading("relative_humidity", humidity)]
 
     def reset(self) -> None:
         """Soft reset (0xD304), wait for boot, then start again with the options."""
-        self._run(_SOFT_RESET)
+        self._send(_SOFT_RESET)
         time.sleep(BOOT_S)
         self.start()
 
     def stop(self) -> None:
         """Stop continuous measurement (the SCD30 has no sleep mode)."""
-        self._run(_STOP)
+        self._send(_STOP)
 
     def identify(self) -> dict[str, str]:
         """Firmware version, e.g. ``{"firmware": "3.66"}``; changes nothing."""
@@ -211,7 +198,7 @@ class Scd30:
         if not MIN_FRC_PPM <= reference_ppm <= MAX_FRC_PPM:
             raise ValueError(f"FRC reference {reference_ppm} ppm outside "
                              f"{MIN_FRC_PPM}..{MAX_FRC_PPM}")
-        self._run(_SET_FRC, reference_ppm)
+        self._send(_SET_FRC, reference_ppm)
 
     def forced_recalibration(self) -> int:
         """The FRC reference value last set, in ppm."""
@@ -219,19 +206,19 @@ class Scd30:
 
     def set_asc(self, enabled: bool) -> None:
         """Switch automatic self-calibration on or off (kept in the sensor)."""
-        self._run(_SET_ASC, int(enabled))
+        self._send(_SET_ASC, int(enabled))
 
     def asc_enabled(self) -> bool:
         return bool(self._words(_GET_ASC)[0])
 
     def set_altitude(self, metres: int) -> None:
-        self._run(_SET_ALTITUDE, metres)
+        self._send(_SET_ALTITUDE, metres)
 
     def altitude(self) -> int:
         return self._words(_GET_ALTITUDE)[0]
 
     def set_temperature_offset(self, offset_c: float) -> None:
-        self._run(_SET_OFFSET, offset_to_ticks(offset_c))
+        self._send(_SET_OFFSET, offset_to_ticks(offset_c))
 
     def temperature_offset(self) -> float:
         return self._words(_GET_OFFSET)[0] * OFFSET_TICK_C
@@ -239,27 +226,4 @@ class Scd30:
     def set_ambient_pressure(self, mbar: int) -> None:
         """Update pressure compensation; this (re)starts continuous measurement."""
         _check_pressure(mbar)
-        self._run(_START, mbar)
-
-    # -- wire helpers ---------------------------------------------------------------
-
-    def _ensure(self, get: SensirionCommand, put: SensirionCommand, value: int,
-                what: str) -> None:
-        """Write a stored setting only when it differs (non-volatile memory wear)."""
-        current = self._words(get)[0]
-        if current != value:
-            log.info("SCD30 0x%02x: %s %d -> %d", self._bus.address, what, current, value)
-            self._run(put, value)
-
-    def _run(self, command: SensirionCommand, *args: int) -> None:
-        command.transfer(self._bus, *args)
-
-    def _words(self, command: SensirionCommand, *args: int) -> list[int]:
-        return self._checked(command.interpret, command.transfer(self._bus, *args))
-
-    def _checked(self, parse: Callable[[bytes], _T], data: bytes) -> _T:
-        try:
-            return parse(data)
-        except (CrcError, FrameError):
-            self.frames_rejected += 1
-            raise
+        self._send(_START, mbar)

@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal
 
 from agent.bus.i2c import I2CDevice
-from agent.errors import CrcError, DataNotReady, FrameError, NackError, SensorError
+from agent.errors import DataNotReady, NackError, SensorError
 from agent.models import Reading
 from agent.sensors import register
-from agent.sensors._sensirion import SensirionCommand, decode_words
+from agent.sensors._sensirion import SensirionCommand, SensirionDriver, decode_reply, join_words
 from agent.sensors.base import BusKind
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 # Execution times from datasheet table 9 (seconds).
 _EXEC_S = 0.001
@@ -78,9 +77,7 @@ Mode = Literal["periodic", "low_power", "single_shot"]
 
 def parse_measurement(data: bytes) -> tuple[int, float, float]:
     """Decode the 9-byte read_measurement reply into (CO2 ppm, T °C, RH %)."""
-    words = decode_words(data, what="SCD4x measurement")
-    if len(words) != 3:
-        raise FrameError(f"SCD4x measurement has {len(words)} words, expected 3", raw=data)
+    words = decode_reply(data, 3, what="SCD4x measurement")
     co2 = words[0]  # CO2 [ppm] = word[0]
     temperature = -45 + 175 * words[1] / 65535  # T [°C] = -45 + 175 * word[1] / (2^16 - 1)
     humidity = 100 * words[2] / 65535  # RH [%] = 100 * word[2] / (2^16 - 1)
@@ -121,7 +118,7 @@ def parse_frc_correction(word: int) -> int:
 
 def parse_serial(words: list[int]) -> int:
     """48-bit serial number = word[0] << 32 | word[1] << 16 | word[2]."""
-    return words[0] << 32 | words[1] << 16 | words[2]
+    return join_words(words)
 
 
 @dataclass(frozen=True)
@@ -163,7 +160,7 @@ class Scd41Options(Scd40Options):
     _MODES: ClassVar[frozenset[str]] = frozenset({"periodic", "low_power", "single_shot"})
 
 
-class Scd4x:
+class Scd4x(SensirionDriver):
     """Shared SCD40/SCD41 implementation; the registered classes below only name the model."""
 
     model: ClassVar[str] = "scd4x"
@@ -172,7 +169,6 @@ class Scd4x:
     def __init__(self, bus: I2CDevice, options: Scd40Options) -> None:
         self._bus = bus
         self.options = options
-        self.frames_rejected = 0
         self.serial: int | None = None
         self._measuring = False
         """Whether this driver left the sensor in a periodic mode."""
@@ -187,23 +183,22 @@ class Scd4x:
         self.serial = parse_serial(self._words(_SERIAL))
         options = self.options
         if options.temperature_offset_c is not None:
-            self._run(_SET_OFFSET, encode_temperature_offset(options.temperature_offset_c))
+            self._send(_SET_OFFSET, encode_temperature_offset(options.temperature_offset_c))
         if options.altitude_m is not None:
-            self._run(_SET_ALTITUDE, options.altitude_m)
+            self._send(_SET_ALTITUDE, options.altitude_m)
         if options.ambient_pressure_hpa is not None:
-            self._run(_SET_PRESSURE, options.ambient_pressure_hpa)
+            self._send(_SET_PRESSURE, options.ambient_pressure_hpa)
         if options.asc is not None:
-            self._run(_SET_ASC, int(options.asc))
+            self._send(_SET_ASC, int(options.asc))
         self._begin()
 
     def read(self) -> list[Reading]:
         """The newest measurement; :class:`DataNotReady` when there is none yet."""
         if self.options.mode == "single_shot":
-            self._run(_SINGLE_SHOT)  # blocks for the 5 s measurement
+            self._send(_SINGLE_SHOT)  # blocks for the 5 s measurement
         if not is_data_ready(self._words(_DATA_READY)[0]):
             raise DataNotReady(f"{self.model} has no new measurement yet")
-        data = _READ_MEASUREMENT.transfer(self._bus)
-        co2, temperature, humidity = self._checked(parse_measurement, data)
+        co2, temperature, humidity = self._query(_READ_MEASUREMENT, parse_measurement)
         return [Reading("co2", float(co2)), Reading("temperature", temperature),
                 Reading("relative_humidity", humidity)]
 
@@ -211,7 +206,7 @@ class Scd4x:
         """Stop, reinit (reload settings from EEPROM), then start with the options."""
         self._leave_power_down()
         self._stop_periodic()
-        self._run(_REINIT)
+        self._send(_REINIT)
         self.start()
 
     def stop(self) -> None:
@@ -242,7 +237,7 @@ class Scd4x:
 
     def set_asc_enabled(self, enabled: bool) -> None:
         with self._idle():
-            self._run(_SET_ASC, int(enabled))
+            self._send(_SET_ASC, int(enabled))
 
     def asc_enabled(self) -> bool:
         with self._idle():
@@ -250,7 +245,7 @@ class Scd4x:
 
     def set_temperature_offset(self, offset_c: float) -> None:
         with self._idle():
-            self._run(_SET_OFFSET, encode_temperature_offset(offset_c))
+            self._send(_SET_OFFSET, encode_temperature_offset(offset_c))
 
     def temperature_offset(self) -> float:
         with self._idle():
@@ -260,7 +255,7 @@ class Scd4x:
         if not 0 <= metres <= MAX_ALTITUDE_M:
             raise ValueError(f"altitude {metres} m outside 0..{MAX_ALTITUDE_M}")
         with self._idle():
-            self._run(_SET_ALTITUDE, metres)
+            self._send(_SET_ALTITUDE, metres)
 
     def sensor_altitude(self) -> int:
         with self._idle():
@@ -270,7 +265,7 @@ class Scd4x:
         """Pressure compensation; accepted while measuring, e.g. from a BME280."""
         if not MIN_PRESSURE_HPA <= hpa <= MAX_PRESSURE_HPA:
             raise ValueError(f"pressure {hpa} hPa outside {MIN_PRESSURE_HPA}..{MAX_PRESSURE_HPA}")
-        self._run(_SET_PRESSURE, hpa)
+        self._send(_SET_PRESSURE, hpa)
 
     def ambient_pressure(self) -> int:
         return self._words(_GET_PRESSURE)[0]
@@ -279,21 +274,21 @@ class Scd4x:
         """Write the RAM settings to EEPROM (≥ 2000 cycles): only on explicit request."""
         log.warning("%s 0x%02x: persisting settings to EEPROM", self.model, self._bus.address)
         with self._idle():
-            self._run(_PERSIST)
+            self._send(_PERSIST)
 
     # -- state helpers ----------------------------------------------------------------
 
     def _begin(self) -> None:
         mode = self.options.mode
         if mode == "periodic":
-            self._run(_START_PERIODIC)
+            self._send(_START_PERIODIC)
         elif mode == "low_power":
-            self._run(_START_LOW_POWER)
+            self._send(_START_LOW_POWER)
         self._measuring = mode != "single_shot"
 
     def _stop_periodic(self) -> None:
         # Accepted in idle as well, so it is safe when the state is unknown.
-        self._run(_STOP_PERIODIC)
+        self._send(_STOP_PERIODIC)
         self._measuring = False
 
     def _leave_power_down(self) -> None:
@@ -310,21 +305,6 @@ class Scd4x:
         finally:
             if was_measuring:
                 self._begin()
-
-    # -- wire helpers ---------------------------------------------------------------
-
-    def _run(self, command: SensirionCommand, *args: int) -> None:
-        command.transfer(self._bus, *args)
-
-    def _words(self, command: SensirionCommand, *args: int) -> list[int]:
-        return self._checked(command.interpret, command.transfer(self._bus, *args))
-
-    def _checked(self, parse: Callable[[bytes], _T], data: bytes) -> _T:
-        try:
-            return parse(data)
-        except (CrcError, FrameError):
-            self.frames_rejected += 1
-            raise
 
 
 @register("scd40", bus=BusKind.I2C, options=Scd40Options)
@@ -363,13 +343,13 @@ class Scd41(Scd4x):
         """Sleep from idle; only wake_up is understood afterwards."""
         if self._measuring:
             self._stop_periodic()
-        self._run(_POWER_DOWN)
+        self._send(_POWER_DOWN)
         self.powered_down = True
 
     def wake_up(self) -> None:
         """Wake to idle. The sensor does not acknowledge wake_up, so a NACK is expected."""
         with suppress(NackError):
-            self._run(_WAKE_UP)
+            self._send(_WAKE_UP)
         time.sleep(WAKE_UP_S)
         self.powered_down = False
         self._discard_next = True

@@ -26,7 +26,7 @@ from agent.bus.serial import SerialLink
 from agent.errors import BusTimeout, CrcError, FrameError, SensorError
 from agent.models import Reading
 from agent.sensors import register
-from agent.sensors.base import BusKind
+from agent.sensors.base import BusKind, RejectCounter
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class Sds011Options:
 
 
 @register("sds011", bus=BusKind.SERIAL, options=Sds011Options)
-class Sds011:
+class Sds011(RejectCounter):
     """SDS011 in query mode, duty-cycled with the sleep/work command."""
 
     model: ClassVar[str] = "sds011"
@@ -165,7 +165,6 @@ class Sds011:
     def __init__(self, bus: SerialLink, options: Sds011Options) -> None:
         self._link = bus
         self.options = options
-        self.frames_rejected = 0
         self.sensor_id: int | None = None
         """The ID the sensor answered with (learned at start; useful with broadcast)."""
         self.asleep = False
@@ -254,7 +253,7 @@ class Sds011:
             frame = self._take_frame(pending)
             if frame is not None:
                 if frame[1] == kind:
-                    self._check(frame, kind)
+                    self.checked(_verify, frame, kind)
                     if self._wanted(frame, function):
                         log.debug("%s: sds011 rx %s", self._link.name, frame.hex(" "))
                         return frame
@@ -267,8 +266,8 @@ class Sds011:
             seen += chunk
             pending += chunk
         if len(pending) >= 2 and pending[1] == kind:
-            self.frames_rejected += 1
-            raise FrameError(f"{self._link.name}: SDS011 frame truncated", raw=bytes(seen))
+            raise self.rejected(FrameError(f"{self._link.name}: SDS011 frame truncated",
+                                           raw=bytes(seen)))
         raise BusTimeout(f"{self._link.name}: SDS011 did not answer", raw=bytes(seen))
 
     def _take_frame(self, pending: bytearray) -> bytes | None:
@@ -289,13 +288,6 @@ class Sds011:
                 # A header followed by the wrong tail: a frame cut short by noise.
                 self.frames_rejected += 1
             del pending[:1]  # a head byte inside noise; search again one byte on
-
-    def _check(self, frame: bytes, kind: int) -> None:
-        try:
-            _verify(frame, kind)
-        except CrcError:
-            self.frames_rejected += 1
-            raise
 
     def _wanted(self, frame: bytes, function: int | None) -> bool:
         device_id = int.from_bytes(frame[6:8], "big")

@@ -16,20 +16,25 @@ The NOx index is unknown for the first 10-11 s after power-on or reset.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 from agent.bus.i2c import I2CDevice
-from agent.errors import CrcError, DataNotReady, FrameError, SensorError
+from agent.errors import DataNotReady, SensorError
 from agent.models import NO_FLAGS, Quality, Reading
 from agent.sensors import register
-from agent.sensors._sensirion import SensirionCommand, encode_words
+from agent.sensors._sensirion import (
+    SensirionCommand,
+    SensirionDriver,
+    decode_ascii,
+    encode_words,
+    join_words,
+    split_uint32,
+)
 from agent.sensors.base import BusKind
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 # --- wire constants (datasheet §6.1; delays as in Sensirion's sen5x_i2c.c) ------------
 _START = SensirionCommand(0x0021, "start measurement", 0.050)
@@ -113,8 +118,7 @@ def parse_data_ready(data: bytes) -> bool:
 
 def parse_ascii(data: bytes) -> str:
     """Product name or serial number: up to 32 NUL-terminated ASCII characters."""
-    text = b"".join(w.to_bytes(2, "big") for w in _SERIAL.interpret(data))
-    return text.split(b"\x00", 1)[0].decode("ascii", errors="replace")
+    return decode_ascii(_SERIAL.interpret(data))
 
 
 def parse_version(data: bytes) -> tuple[str, str, str]:
@@ -126,8 +130,7 @@ def parse_version(data: bytes) -> tuple[str, str, str]:
 
 def parse_uint32(data: bytes) -> int:
     """Two words, most significant first (device status, auto-cleaning interval)."""
-    high, low = _STATUS.interpret(data)
-    return high << 16 | low
+    return join_words(_STATUS.interpret(data))
 
 
 def encode_temperature_offset(offset_c: float, slope: float, time_constant_s: int) -> bytes:
@@ -143,7 +146,7 @@ def parse_temperature_offset(data: bytes) -> tuple[float, float, int]:
 
 def encode_auto_cleaning_interval(seconds: int) -> bytes:
     """Auto-cleaning interval write: uint32 seconds, most significant word first."""
-    return _SET_AUTO_CLEAN.encode(seconds >> 16, seconds & 0xFFFF)
+    return _SET_AUTO_CLEAN.encode(*split_uint32(seconds))
 
 
 def _signed(word: int) -> int:
@@ -182,7 +185,7 @@ class Sen5xOptions:
             raise ValueError("temperature_offset_time_constant_s must be 0..65535")
 
 
-class Sen5x:
+class Sen5x(SensirionDriver):
     """Common driver of the SEN5x family; the registered subclasses name the model."""
 
     model: ClassVar[str] = "sen5x"
@@ -191,7 +194,6 @@ class Sen5x:
     def __init__(self, bus: I2CDevice, options: Sen5xOptions) -> None:
         self._bus = bus
         self._options = options
-        self.frames_rejected = 0
 
     @property
     def _has_rht(self) -> bool:
@@ -199,25 +201,30 @@ class Sen5x:
 
     def start(self) -> None:
         """Stop any running measurement, apply settings that differ, start measuring."""
-        _STOP.transfer(self._bus)
-        product = self._run(_PRODUCT_NAME, parse_ascii)
+        self._send(_STOP)
+        product = self._query(_PRODUCT_NAME, parse_ascii)
         if product.upper() != self.model.upper():
             log.warning("configured as %s but the device calls itself %r", self.model, product)
-        if self._options.auto_cleaning_interval_s is not None:
-            self._configure_auto_cleaning(self._options.auto_cleaning_interval_s)
-        if self._options.temperature_offset_c is not None:
+        opts = self._options
+        if opts.auto_cleaning_interval_s is not None:
+            self._ensure(_GET_AUTO_CLEAN, _SET_AUTO_CLEAN,
+                         split_uint32(opts.auto_cleaning_interval_s), "auto-cleaning interval")
+        if opts.temperature_offset_c is not None:
             if self._has_rht:
-                self._configure_temperature_offset(self._options.temperature_offset_c)
+                # Offsets are volatile (lost at power-off): compared and written at every start.
+                self._ensure(_GET_TEMP_OFFSET, _SET_TEMP_OFFSET, _temperature_offset_words(
+                    opts.temperature_offset_c, opts.temperature_offset_slope,
+                    opts.temperature_offset_time_constant_s), "temperature offset words")
             else:
                 log.warning("%s has no temperature sensor; temperature offset ignored", self.model)
-        _START.transfer(self._bus)
+        self._send(_START)
 
     def read(self) -> list[Reading]:
         """The newest values this model carries; unknown ones are left out."""
-        if not self._run(_DATA_READY, parse_data_ready):
+        if not self._query(_DATA_READY, parse_data_ready):
             raise DataNotReady(f"{self.model} has no new measurement yet")
         self._check_status()
-        values = self._run(_READ_VALUES, parse_measured_values)
+        values = self._query(_READ_VALUES, parse_measured_values)
         humid = values.get("relative_humidity", 0.0) >= _HIGH_HUMIDITY_RH
         readings = [
             Reading(name, values[name],
@@ -230,23 +237,23 @@ class Sen5x:
 
     def reset(self) -> None:
         """Device reset (as a power cycle; clears sticky error flags), then start again."""
-        _RESET.transfer(self._bus)
+        self._send(_RESET)
         self.start()
 
     def stop(self) -> None:
         """Back to idle: fan, laser and gas heater off."""
-        _STOP.transfer(self._bus)
+        self._send(_STOP)
 
     def fan_cleaning(self) -> None:
         """Run the fan at full speed for about 10 s; only while measuring with PM."""
-        _FAN_CLEANING.transfer(self._bus)
+        self._send(_FAN_CLEANING)
 
     def identify(self) -> dict[str, str]:
         """Product name, serial number and versions; changes nothing on the device."""
-        firmware, hardware, _protocol = self._run(_VERSION, parse_version)
+        firmware, hardware, _protocol = self._query(_VERSION, parse_version)
         return {
-            "product": self._run(_PRODUCT_NAME, parse_ascii),
-            "serial": self._run(_SERIAL, parse_ascii),
+            "product": self._query(_PRODUCT_NAME, parse_ascii),
+            "serial": self._query(_SERIAL, parse_ascii),
             "firmware": firmware,
             "hardware": hardware,
         }
@@ -254,39 +261,12 @@ class Sen5x:
     # -- helpers ---------------------------------------------------------------------
     def _check_status(self) -> None:
         """Error flags are sticky until a reset; the fan-speed warning only warns."""
-        status = self._run(_STATUS, parse_uint32)
+        status = self._query(_STATUS, parse_uint32)
         for bit, meaning in _STATUS_ERRORS.items():
             if status & bit:
                 raise SensorError(f"{self.model} {meaning} (status 0x{status:08x})")
         if status & _STATUS_FAN_SPEED_WARNING:
             log.warning("%s fan speed out of range (status 0x%08x)", self.model, status)
-
-    def _configure_auto_cleaning(self, wanted: int) -> None:
-        current = self._run(_GET_AUTO_CLEAN, parse_uint32)
-        if current != wanted:
-            log.info("%s auto-cleaning interval %d s -> %d s", self.model, current, wanted)
-            self._bus.write(encode_auto_cleaning_interval(wanted))
-            time.sleep(_SET_AUTO_CLEAN.delay_s)
-
-    def _configure_temperature_offset(self, offset_c: float) -> None:
-        """Offsets are volatile (lost at power-off), so compare and write at every start."""
-        opts = self._options
-        wanted = _temperature_offset_words(offset_c, opts.temperature_offset_slope,
-                                           opts.temperature_offset_time_constant_s)
-        current = self._run(_GET_TEMP_OFFSET, _GET_TEMP_OFFSET.interpret)
-        if current != wanted:
-            log.info("%s temperature offset words %s -> %s", self.model, current, wanted)
-            self._bus.write(_SET_TEMP_OFFSET.encode(*wanted))
-            time.sleep(_SET_TEMP_OFFSET.delay_s)
-
-    def _run(self, command: SensirionCommand, parser: Callable[[bytes], _T]) -> _T:
-        """Send a command, read its reply and parse it; a bad frame counts as rejected."""
-        raw = command.transfer(self._bus)
-        try:
-            return parser(raw)
-        except (CrcError, FrameError):
-            self.frames_rejected += 1
-            raise
 
 
 @register("sen50", bus=BusKind.I2C, options=Sen5xOptions)

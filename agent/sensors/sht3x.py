@@ -13,38 +13,38 @@ maximum conversion time, then read once.
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal
 
-from agent.bus.crc import sensirion_crc8
 from agent.bus.i2c import I2CDevice
-from agent.errors import CrcError, FrameError
 from agent.models import Reading
 from agent.sensors import register
+from agent.sensors._sensirion import (
+    SensirionCommand,
+    SensirionDriver,
+    decode_reply,
+    encode_words,
+    join_words,
+)
 from agent.sensors.base import BusKind
-
-log = logging.getLogger(__name__)
-
-# 16-bit commands, MSB first; the chip never expects a CRC after a command code.
-_CMD_MEASURE = {  # single shot, clock stretching disabled (datasheet table 9)
-    "high": 0x2400,
-    "medium": 0x240B,
-    "low": 0x2416,
-}
-_CMD_SOFT_RESET = 0x30A2
-_CMD_HEATER_ON = 0x306D
-_CMD_HEATER_OFF = 0x3066
-_CMD_READ_STATUS = 0xF32D
-_CMD_CLEAR_STATUS = 0x3041
-_CMD_READ_SERIAL = 0x3780
 
 # Maximum measurement durations (datasheet timing table, t_MEAS max), in ms.
 _MEASURE_MS = {"high": 15.0, "medium": 6.0, "low": 4.0}
 _SOFT_RESET_MS = 2.0  # t_SR is 1.5 ms max; a little slack
 _COMMAND_MS = 1.0  # minimal wait between a command and the next transaction (table 9 note)
+
+# 16-bit commands, MSB first; the chip never expects a CRC after a command code.
+_MEASURE_CODES = {"high": 0x2400, "medium": 0x240B, "low": 0x2416}
+"""Single shot, clock stretching disabled (datasheet table 9)."""
+_MEASURE = {repeatability: SensirionCommand(code, f"measure, {repeatability} repeatability",
+                                            _MEASURE_MS[repeatability] / 1000, 2)
+            for repeatability, code in _MEASURE_CODES.items()}
+_SOFT_RESET = SensirionCommand(0x30A2, "soft reset", _SOFT_RESET_MS / 1000)
+_HEATER_ON = SensirionCommand(0x306D, "heater on", _COMMAND_MS / 1000)
+_HEATER_OFF = SensirionCommand(0x3066, "heater off", _COMMAND_MS / 1000)
+_READ_STATUS = SensirionCommand(0xF32D, "read status", _COMMAND_MS / 1000, 1)
+_CLEAR_STATUS = SensirionCommand(0x3041, "clear status", _COMMAND_MS / 1000)
+_READ_SERIAL = SensirionCommand(0x3780, "read serial number", _COMMAND_MS / 1000, 2)
 
 STATUS_HEATER_ON = 1 << 13
 STATUS_RESET_DETECTED = 1 << 4
@@ -52,18 +52,16 @@ STATUS_COMMAND_FAILED = 1 << 1
 STATUS_WRITE_CRC_FAILED = 1 << 0
 
 Repeatability = Literal["high", "medium", "low"]
-T = TypeVar("T")
 
 
 def encode_command(code: int) -> bytes:
     """A 16-bit command as sent on the wire (MSB first, no CRC)."""
-    return code.to_bytes(2, "big")
+    return SensirionCommand(code, f"0x{code:04x}").encode()
 
 
 def encode_word(value: int) -> bytes:
     """A 16-bit argument word followed by its CRC, as a host must send it."""
-    data = value.to_bytes(2, "big")
-    return data + bytes([sensirion_crc8(data)])
+    return encode_words([value])
 
 
 def parse_words(data: bytes, count: int) -> list[int]:
@@ -72,17 +70,7 @@ def parse_words(data: bytes, count: int) -> list[int]:
     Raises FrameError on a wrong length and CrcError (with the raw bytes) on the
     first word whose CRC does not match.
     """
-    if len(data) != 3 * count:
-        raise FrameError(f"expected {3 * count} bytes, got {len(data)}", raw=data)
-    words = []
-    for offset in range(0, len(data), 3):
-        word, received = data[offset:offset + 2], data[offset + 2]
-        expected = sensirion_crc8(word)
-        if expected != received:
-            raise CrcError(f"word {offset // 3} CRC mismatch", expected=expected,
-                           received=received, raw=data)
-        words.append(int.from_bytes(word, "big"))
-    return words
+    return decode_reply(data, count, what="SHT reply")
 
 
 def convert_temperature(raw: int) -> float:
@@ -103,8 +91,7 @@ def parse_measurement(data: bytes) -> tuple[float, float]:
 
 def parse_serial(data: bytes) -> int:
     """The 32-bit serial number from the two-word reply to 0x3780."""
-    high, low = parse_words(data, 2)
-    return (high << 16) | low
+    return join_words(parse_words(data, 2))
 
 
 @dataclass(frozen=True)
@@ -118,36 +105,32 @@ class Sht3xOptions:
     or to dry a condensed sensor, never for normal readings)."""
 
     def __post_init__(self) -> None:
-        if self.repeatability not in _CMD_MEASURE:
-            raise ValueError(f"repeatability must be one of {sorted(_CMD_MEASURE)}")
+        if self.repeatability not in _MEASURE:
+            raise ValueError(f"repeatability must be one of {sorted(_MEASURE)}")
 
 
 @register("sht3x", bus=BusKind.I2C, options=Sht3xOptions)
-class Sht3x:
+class Sht3x(SensirionDriver):
     """SHT3x in single-shot mode: one measurement command per :meth:`read`."""
 
     model: ClassVar[str] = "sht3x"
     quantities: ClassVar[tuple[str, ...]] = ("temperature", "relative_humidity")
 
     def __init__(self, bus: I2CDevice, options: Sht3xOptions) -> None:
-        self.bus = bus
+        self._bus = bus
         self.options = options
-        self.frames_rejected = 0
 
     # -- life cycle ---------------------------------------------------------------
     def start(self) -> None:
         """Soft reset, clear the status flags, and apply the heater setting."""
-        self._command(_CMD_SOFT_RESET, _SOFT_RESET_MS)
-        self._command(_CMD_CLEAR_STATUS, _COMMAND_MS)
-        self._command(_CMD_HEATER_ON if self.options.heater else _CMD_HEATER_OFF, _COMMAND_MS)
+        self._send(_SOFT_RESET)
+        self._send(_CLEAR_STATUS)
+        self._send(_HEATER_ON if self.options.heater else _HEATER_OFF)
 
     def read(self) -> list[Reading]:
         """Trigger one single-shot measurement, wait its maximum duration, read 6 bytes."""
-        repeatability = self.options.repeatability
-        self._command(_CMD_MEASURE[repeatability], _MEASURE_MS[repeatability])
-        data = self.bus.read(6)
-        log.debug("sht3x 0x%02x measurement %s", self.bus.address, data.hex(" "))
-        temperature, humidity = self._checked(parse_measurement, data)
+        temperature, humidity = self._query(_MEASURE[self.options.repeatability],
+                                            parse_measurement)
         return [Reading("temperature", temperature), Reading("relative_humidity", humidity)]
 
     def reset(self) -> None:
@@ -156,31 +139,15 @@ class Sht3x:
 
     def stop(self) -> None:
         """Switch the heater off; the chip sleeps by itself between single shots."""
-        self._command(_CMD_HEATER_OFF, _COMMAND_MS)
+        self._send(_HEATER_OFF)
 
     # -- extras -------------------------------------------------------------------
     def read_status(self) -> int:
         """The 16-bit status register (heater, reset-detected, command/CRC failure bits)."""
-        self._command(_CMD_READ_STATUS, _COMMAND_MS)
-        data = self.bus.read(3)
-        return self._checked(parse_words, data, 1)[0]
+        return self._words(_READ_STATUS)[0]
 
     def identify(self) -> dict[str, str]:
         """Serial number and status register; neither read changes any setting."""
-        self._command(_CMD_READ_SERIAL, _COMMAND_MS)
-        serial = self._checked(parse_serial, self.bus.read(6))
+        serial = self._query(_READ_SERIAL, parse_serial)
         status = self.read_status()
         return {"serial": f"{serial:08x}", "status": f"0x{status:04x}"}
-
-    # -- helpers ------------------------------------------------------------------
-    def _command(self, code: int, wait_ms: float) -> None:
-        self.bus.write(encode_command(code))
-        time.sleep(wait_ms / 1000.0)
-
-    def _checked(self, parse: Callable[..., T], data: bytes, *args: int) -> T:
-        """Run a parser and count the frame as rejected when it is malformed."""
-        try:
-            return parse(data, *args)
-        except (CrcError, FrameError):
-            self.frames_rejected += 1
-            raise

@@ -5,8 +5,9 @@ Datasheet: Sensirion "Datasheet SHT4x", version 6 (February 2023): the command t
 pseudo code that clips RH to 0..100 %, the heater section. Waits follow Sensirion's
 embedded-i2c-sht4x driver (``sht4x_i2c.c``).
 
-Word framing and the CRC check are shared with the SHT3x (same CRC-8, same
-``word + CRC`` layout), so they are imported from :mod:`agent.sensors.sht3x`.
+Word framing and the CRC check are the Sensirion ones (:mod:`agent.sensors._sensirion`);
+the temperature transfer function is the SHT3x's, so it is imported from
+:mod:`agent.sensors.sht3x`.
 """
 
 from __future__ import annotations
@@ -14,43 +15,45 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal
 
 from agent.bus.i2c import I2CDevice
 from agent.errors import CrcError, DataNotReady, FrameError
 from agent.models import Reading
 from agent.sensors import register
+from agent.sensors._sensirion import SensirionCommand, SensirionDriver, decode_reply, join_words
 from agent.sensors.base import BusKind
-from agent.sensors.sht3x import parse_words
+from agent.sensors.sht3x import convert_temperature
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 Precision = Literal["high", "medium", "low"]
 HeaterPulse = Literal["off", "200mw_1s", "200mw_100ms", "110mw_1s", "110mw_100ms",
                       "20mw_1s", "20mw_100ms"]
 
-# Single-byte commands (datasheet command table) with the driver's wait before reading, ms.
-_CMD_MEASURE = {"high": (0xFD, 10.0), "medium": (0xF6, 5.0), "low": (0xE0, 2.0)}
-_CMD_SERIAL = (0x89, 10.0)
-_CMD_SOFT_RESET = (0x94, 10.0)
+# Single-byte commands (datasheet command table) with the driver's wait before reading, s.
+_BYTE = 1
+_MEASURE = {
+    "high": SensirionCommand(0xFD, "measure, high precision", 0.010, 2, _BYTE),
+    "medium": SensirionCommand(0xF6, "measure, medium precision", 0.005, 2, _BYTE),
+    "low": SensirionCommand(0xE0, "measure, low precision", 0.002, 2, _BYTE),
+}
+_SERIAL = SensirionCommand(0x89, "read serial number", 0.010, 2, _BYTE)
+_SOFT_RESET = SensirionCommand(0x94, "soft reset", 0.010, 0, _BYTE)
 # A heater command heats for 1 s or 0.1 s, then measures with high precision and
 # returns that measurement like a measure command does.
-_CMD_HEATER = {
-    "200mw_1s": (0x39, 1100.0), "200mw_100ms": (0x32, 110.0),
-    "110mw_1s": (0x2F, 1100.0), "110mw_100ms": (0x24, 110.0),
-    "20mw_1s": (0x1E, 1100.0), "20mw_100ms": (0x15, 110.0),
+_HEATER = {
+    "200mw_1s": SensirionCommand(0x39, "heater 200 mW, 1 s", 1.100, 2, _BYTE),
+    "200mw_100ms": SensirionCommand(0x32, "heater 200 mW, 0.1 s", 0.110, 2, _BYTE),
+    "110mw_1s": SensirionCommand(0x2F, "heater 110 mW, 1 s", 1.100, 2, _BYTE),
+    "110mw_100ms": SensirionCommand(0x24, "heater 110 mW, 0.1 s", 0.110, 2, _BYTE),
+    "20mw_1s": SensirionCommand(0x1E, "heater 20 mW, 1 s", 1.100, 2, _BYTE),
+    "20mw_100ms": SensirionCommand(0x15, "heater 20 mW, 0.1 s", 0.110, 2, _BYTE),
 }
 _HEATER_ON_S = {"200mw_1s": 1.0, "200mw_100ms": 0.1, "110mw_1s": 1.0, "110mw_100ms": 0.1,
                 "20mw_1s": 1.0, "20mw_100ms": 0.1}
 _HEATER_MAX_DUTY = 0.1  # datasheet: keep the heater duty cycle at or below 10 %
-
-
-def convert_temperature(raw: int) -> float:
-    """°C from a raw word: T = -45 + 175 · S_T / 65535 (datasheet conversion formula)."""
-    return -45.0 + 175.0 * raw / 65535.0
 
 
 def convert_humidity(raw: int) -> float:
@@ -63,15 +66,17 @@ def convert_humidity(raw: int) -> float:
 
 
 def parse_measurement(data: bytes) -> tuple[float, float]:
-    """(temperature °C, relative humidity %) from the 6-byte measurement reply."""
-    raw_t, raw_rh = parse_words(data, 2)
+    """(temperature °C, relative humidity %) from the 6-byte measurement reply.
+
+    T = -45 + 175 · S_T / 65535, the SHT3x formula (:func:`convert_temperature`).
+    """
+    raw_t, raw_rh = decode_reply(data, 2, what="SHT4x measurement")
     return convert_temperature(raw_t), convert_humidity(raw_rh)
 
 
 def parse_serial(data: bytes) -> int:
     """The 32-bit serial number from the two-word reply to 0x89."""
-    high, low = parse_words(data, 2)
-    return (high << 16) | low
+    return join_words(decode_reply(data, 2, what="SHT4x serial number"))
 
 
 @dataclass(frozen=True)
@@ -90,25 +95,24 @@ class Sht4xOptions:
     """Seconds after a pulse in which readings are skipped (DataNotReady): the die is still warm."""
 
     def __post_init__(self) -> None:
-        if self.precision not in _CMD_MEASURE:
-            raise ValueError(f"precision must be one of {sorted(_CMD_MEASURE)}")
-        if self.heater != "off" and self.heater not in _CMD_HEATER:
-            raise ValueError(f"heater must be 'off' or one of {sorted(_CMD_HEATER)}")
+        if self.precision not in _MEASURE:
+            raise ValueError(f"precision must be one of {sorted(_MEASURE)}")
+        if self.heater != "off" and self.heater not in _HEATER:
+            raise ValueError(f"heater must be 'off' or one of {sorted(_HEATER)}")
         if self.heater_interval_s <= 0 or self.heater_cooldown_s < 0:
             raise ValueError("heater_interval_s must be > 0 and heater_cooldown_s >= 0")
 
 
 @register("sht4x", bus=BusKind.I2C, options=Sht4xOptions)
-class Sht4x:
+class Sht4x(SensirionDriver):
     """SHT4x: one measurement command per :meth:`read`, optional duty-limited heater pulses."""
 
     model: ClassVar[str] = "sht4x"
     quantities: ClassVar[tuple[str, ...]] = ("temperature", "relative_humidity")
 
     def __init__(self, bus: I2CDevice, options: Sht4xOptions) -> None:
-        self.bus = bus
+        self._bus = bus
         self.options = options
-        self.frames_rejected = 0
         self._last_pulse_s = -math.inf
 
     @property
@@ -122,17 +126,13 @@ class Sht4x:
     # -- life cycle ---------------------------------------------------------------
     def start(self) -> None:
         """Soft reset; the SHT4x has no other state to configure."""
-        self._command(*_CMD_SOFT_RESET)
+        self._send(_SOFT_RESET)
 
     def read(self) -> list[Reading]:
         """Measure once; then, if due, fire a heater pulse for the *next* reading's sake."""
         if time.monotonic() - self._last_pulse_s < self.options.heater_cooldown_s:
             raise DataNotReady("sht4x: die still warm from the last heater pulse")
-        code, wait_ms = _CMD_MEASURE[self.options.precision]
-        self._command(code, wait_ms)
-        data = self.bus.read(6)
-        log.debug("sht4x 0x%02x measurement %s", self.bus.address, data.hex(" "))
-        temperature, humidity = self._parse(parse_measurement, data)
+        temperature, humidity = self._query(_MEASURE[self.options.precision], parse_measurement)
         if humidity >= self.options.heater_min_rh and self._heater_due():
             self._pulse_heater()
         return [Reading("temperature", temperature), Reading("relative_humidity", humidity)]
@@ -146,8 +146,7 @@ class Sht4x:
 
     def identify(self) -> dict[str, str]:
         """The 32-bit serial number (reading it changes nothing)."""
-        self._command(*_CMD_SERIAL)
-        serial = self._parse(parse_serial, self.bus.read(6))
+        serial = self._query(_SERIAL, parse_serial)
         return {"serial": f"{serial:08x}"}
 
     # -- helpers ------------------------------------------------------------------
@@ -158,25 +157,12 @@ class Sht4x:
 
     def _pulse_heater(self) -> None:
         """Heat, then read and discard the hot measurement the chip returns."""
-        code, wait_ms = _CMD_HEATER[self.options.heater]
-        self._command(code, wait_ms)
+        pulse = _HEATER[self.options.heater]
+        pulse.send(self._bus)
         self._last_pulse_s = time.monotonic()  # cool-down and duty gap count from the end
-        data = self.bus.read(6)
-        log.debug("sht4x 0x%02x heater pulse %s reply %s", self.bus.address,
-                  self.options.heater, data.hex(" "))
+        data = pulse.receive(self._bus)
         try:
-            self._parse(parse_measurement, data)  # CRC-checked, then discarded: a hot die
+            self.checked(parse_measurement, data)  # CRC-checked, then discarded: a hot die
         except (CrcError, FrameError) as exc:
             # The reading already taken is sound; the pulse itself still happened.
-            log.warning("sht4x 0x%02x heater reply rejected: %s", self.bus.address, exc)
-
-    def _command(self, code: int, wait_ms: float) -> None:
-        self.bus.write(bytes([code]))
-        time.sleep(wait_ms / 1000.0)
-
-    def _parse(self, parse: Callable[[bytes], T], data: bytes) -> T:
-        try:
-            return parse(data)
-        except (CrcError, FrameError):
-            self.frames_rejected += 1
-            raise
+            log.warning("sht4x 0x%02x heater reply rejected: %s", self._bus.address, exc)

@@ -15,21 +15,28 @@ from __future__ import annotations
 
 import logging
 import math
-import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal
 
 from agent.bus.i2c import I2CDevice
-from agent.errors import CrcError, DataNotReady, FrameError, NackError, SensorError
+from agent.errors import DataNotReady, NackError, SensorError
 from agent.models import Reading
 from agent.sensors import register
-from agent.sensors._sensirion import SensirionCommand, encode_words
+from agent.sensors._sensirion import (
+    SensirionCommand,
+    SensirionDriver,
+    decode_ascii,
+    decode_floats,
+    encode_floats,
+    encode_words,
+    join_words,
+    split_uint32,
+)
 from agent.sensors.base import BusKind
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 # --- wire constants (datasheet §6.3; delays from Sensirion's drivers) -----------------
 _INFO_DELAY_S = 0.005
@@ -53,10 +60,9 @@ _FIRMWARE = SensirionCommand(0xD100, "read firmware version", _INFO_DELAY_S, 1)
 _STATUS = SensirionCommand(0xD206, "read device status register", _INFO_DELAY_S, 2)  # fw >= 2.2
 _RESET = SensirionCommand(0xD304, "device reset")
 
-_FORMAT_FLOAT = 0x0300
-"""Start-measurement argument: big-endian IEEE-754 floats."""
-_FORMAT_UINT16 = 0x0500
-"""Start-measurement argument: big-endian unsigned 16-bit integers (firmware >= 2.0)."""
+_FORMATS = {"float": 0x0300, "uint16": 0x0500}
+"""Start-measurement argument: big-endian IEEE-754 floats, or (firmware >= 2.0) unsigned
+16-bit integers."""
 
 # Device status register bits (datasheet §4.4; embedded-sps sps30.h).
 _STATUS_FAN_SPEED_WARNING = 1 << 21
@@ -78,12 +84,12 @@ QUANTITIES: tuple[str, ...] = (
 # --- pure encode/parse ----------------------------------------------------------------
 def encode_start(output: Literal["float", "uint16"] = "float") -> bytes:
     """Start-measurement write: ``00 10 03 00 AC`` (float) or ``00 10 05 00 F6`` (uint16)."""
-    return _START.encode(_FORMAT_FLOAT if output == "float" else _FORMAT_UINT16)
+    return _START.encode(_FORMATS[output])
 
 
 def encode_auto_cleaning_interval(seconds: int) -> bytes:
     """Auto-cleaning interval write: uint32 seconds as two words, most significant first."""
-    return _SET_AUTO_CLEAN.encode(seconds >> 16, seconds & 0xFFFF)
+    return _SET_AUTO_CLEAN.encode(*split_uint32(seconds))
 
 
 def parse_data_ready(data: bytes) -> bool:
@@ -93,18 +99,12 @@ def parse_data_ready(data: bytes) -> bool:
 
 def encode_float_values(values: Sequence[float]) -> bytes:
     """Ten values framed as the sensor sends them in float format."""
-    words: list[int] = []
-    for value in values:
-        raw = struct.unpack(">I", struct.pack(">f", value))[0]
-        words += [raw >> 16, raw & 0xFFFF]
-    return encode_words(words)
+    return encode_floats(values)
 
 
 def parse_float_values(data: bytes) -> tuple[float, ...]:
     """Ten big-endian IEEE-754 floats: PM1/2.5/4/10 ug/m3, NC0.5/1/2.5/4/10 #/cm3, size um."""
-    words = _READ_FLOAT.interpret(data)
-    return tuple(struct.unpack(">f", struct.pack(">HH", words[i], words[i + 1]))[0]
-                 for i in range(0, len(words), 2))
+    return decode_floats(data, len(QUANTITIES), what=_READ_FLOAT.name)
 
 
 def encode_uint16_values(values: Sequence[float]) -> bytes:
@@ -127,14 +127,12 @@ def parse_firmware(data: bytes) -> tuple[int, int]:
 
 def parse_serial(data: bytes) -> str:
     """Up to 32 NUL-terminated ASCII characters in 16 words."""
-    text = b"".join(w.to_bytes(2, "big") for w in _SERIAL.interpret(data))
-    return text.split(b"\x00", 1)[0].decode("ascii", errors="replace")
+    return decode_ascii(_SERIAL.interpret(data))
 
 
 def parse_uint32(data: bytes) -> int:
     """Two words, most significant first (status register, auto-cleaning interval)."""
-    high, low = _STATUS.interpret(data)
-    return high << 16 | low
+    return join_words(_STATUS.interpret(data))
 
 
 # --- driver -----------------------------------------------------------------------------
@@ -161,7 +159,7 @@ class Sps30Options:
 
 
 @register("sps30", bus=BusKind.I2C, options=Sps30Options)
-class Sps30:
+class Sps30(SensirionDriver):
     """SPS30 on I2C: continuous measurement, one new sample per second."""
 
     model: ClassVar[str] = "sps30"
@@ -172,7 +170,6 @@ class Sps30:
         self._options = options
         self._firmware: tuple[int, int] | None = None
         self._asleep = False
-        self.frames_rejected = 0
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -184,26 +181,29 @@ class Sps30:
             raise SensorError(f"SPS30 firmware {firmware[0]}.{firmware[1]} has no uint16 output "
                               "(needs 2.0); set output = 'float'")
         if self._options.auto_cleaning_interval_s is not None:
-            self._configure_auto_cleaning(self._options.auto_cleaning_interval_s)
+            # The interval lives in flash: written only when it differs.
+            self._ensure(_GET_AUTO_CLEAN, _SET_AUTO_CLEAN,
+                         split_uint32(self._options.auto_cleaning_interval_s),
+                         "auto-cleaning interval")
         self._start_measurement()
 
     def read(self) -> list[Reading]:
         """Newest sample; DataNotReady when the device has none since the last read."""
-        if not self._run(_DATA_READY, parse_data_ready):
+        if not self._query(_DATA_READY, parse_data_ready):
             raise DataNotReady("SPS30 has no new measurement yet")
         if self._firmware is not None and self._firmware >= _MIN_STATUS_FIRMWARE:
             self._check_status()
         if self._options.output == "float":
-            values = self._run(_READ_FLOAT, parse_float_values)
+            values = self._query(_READ_FLOAT, parse_float_values)
         else:
-            values = self._run(_READ_UINT16, parse_uint16_values)
+            values = self._query(_READ_UINT16, parse_uint16_values)
         return [Reading(name, value) for name, value in zip(QUANTITIES, values, strict=True)
                 if math.isfinite(value)]
 
     def reset(self) -> None:
         """Device reset (same state as power-up), then the full start sequence again."""
         self._wake_up()
-        _RESET.transfer(self._bus)
+        self._send(_RESET)
         time.sleep(_RESET_DELAY_S)
         self.start()
 
@@ -211,9 +211,9 @@ class Sps30:
         """Stop measuring and, where the firmware allows, sleep (fan and laser off)."""
         if self._asleep:
             return  # its interface is off; it answers nothing until woken
-        _STOP.transfer(self._bus)
+        self._send(_STOP)
         if self._read_firmware() >= _MIN_SLEEP_FIRMWARE:
-            _SLEEP.transfer(self._bus)
+            self._send(_SLEEP)
             self._asleep = True
 
     # -- DutyCycled ------------------------------------------------------------------
@@ -231,11 +231,11 @@ class Sps30:
     # -- extras ----------------------------------------------------------------------
     def fan_cleaning(self) -> None:
         """Run the fan at full speed for about 10 s; only accepted while measuring."""
-        _FAN_CLEANING.transfer(self._bus)
+        self._send(_FAN_CLEANING)
 
     def identify(self) -> dict[str, str]:
         """Serial number and firmware version; changes nothing on the device."""
-        serial = self._run(_SERIAL, parse_serial)
+        serial = self._query(_SERIAL, parse_serial)
         major, minor = self._read_firmware(cached=False)
         return {"serial": serial, "firmware": f"{major}.{minor}"}
 
@@ -246,7 +246,7 @@ class Sps30:
         may refuse both, so NACKs are ignored here and surface on the next command."""
         for _ in range(2):
             try:
-                _WAKE_UP.transfer(self._bus)
+                self._send(_WAKE_UP)
             except NackError:
                 continue
         time.sleep(_WAKE_DELAY_S)
@@ -255,25 +255,15 @@ class Sps30:
     def _stop_quietly(self) -> None:
         """Stop any running measurement; an idle device may refuse, which is fine."""
         try:
-            _STOP.transfer(self._bus)
+            self._send(_STOP)
         except NackError:
             log.debug("SPS30 refused stop (already idle)")
 
     def _start_measurement(self) -> None:
-        self._bus.write(encode_start(self._options.output))
-        time.sleep(_START.delay_s)
-
-    def _configure_auto_cleaning(self, wanted: int) -> None:
-        """Write the interval only when it differs: it lives in flash."""
-        current = self._run(_GET_AUTO_CLEAN, parse_uint32)
-        if current == wanted:
-            return
-        log.info("SPS30 auto-cleaning interval %d s -> %d s", current, wanted)
-        self._bus.write(encode_auto_cleaning_interval(wanted))
-        time.sleep(_SET_AUTO_CLEAN.delay_s)
+        self._send(_START, _FORMATS[self._options.output])
 
     def _check_status(self) -> None:
-        status = self._run(_STATUS, parse_uint32)
+        status = self._query(_STATUS, parse_uint32)
         if status & _STATUS_FAN_ERROR:
             raise SensorError(f"SPS30 fan error: fan on but not turning (status 0x{status:08x})")
         if status & _STATUS_LASER_ERROR:
@@ -283,14 +273,5 @@ class Sps30:
 
     def _read_firmware(self, *, cached: bool = True) -> tuple[int, int]:
         if self._firmware is None or not cached:
-            self._firmware = self._run(_FIRMWARE, parse_firmware)
+            self._firmware = self._query(_FIRMWARE, parse_firmware)
         return self._firmware
-
-    def _run(self, command: SensirionCommand, parser: Callable[[bytes], _T]) -> _T:
-        """Send a command, read its reply and parse it; a bad frame counts as rejected."""
-        raw = command.transfer(self._bus)
-        try:
-            return parser(raw)
-        except (CrcError, FrameError):
-            self.frames_rejected += 1
-            raise

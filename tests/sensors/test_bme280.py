@@ -4,13 +4,10 @@ Vectors: the BMP280 datasheet §3.12 example (T/P) and pimoroni/bme280-python's 
 (with humidity). Expected integers are the datasheet *integer* code's results.
 """
 
-import errno
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.bus.i2c import I2CDevice
 from agent.config.profiles import all_profiles
 from agent.emulators import registry as emulator_registry
 from agent.emulators.bme280 import (
@@ -23,8 +20,7 @@ from agent.emulators.bme280 import (
     make_bme280,
     make_bmp280,
 )
-from agent.emulators.i2c_bus import EmulatedI2CBus
-from agent.errors import BusTimeout, FrameError, NackError, SensorError
+from agent.errors import BusTimeout, FrameError, SensorError
 from agent.sensors import registry
 from agent.sensors.bme280 import (
     Bme280,
@@ -37,6 +33,7 @@ from agent.sensors.bme280 import (
     parse_calibration,
     parse_raw,
 )
+from tests.sensors.rigs import FakeClock, on_bus
 
 ADDRESS = 0x76
 FAST = Bme280Options(timeout_s=0.02)
@@ -60,20 +57,11 @@ class Recorder:
         return self.device.on_read(length)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 10.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def rig(device: Bme280Device, driver_type: type[Bme280] = Bme280,
         options: Bme280Options = FAST, drop_register: int | None = None):
-    bus = EmulatedI2CBus()
     recorder = Recorder(device, drop_register)
-    bus.attach(ADDRESS, recorder)
-    return bus, recorder, driver_type(I2CDevice(bus, ADDRESS), options)
+    _, chip = on_bus(recorder, ADDRESS)
+    return recorder, driver_type(chip, options)
 
 
 # -- datasheet integer compensation --------------------------------------------------
@@ -160,7 +148,7 @@ def test_driver_reads_back_what_the_emulator_was_set_to(
     options = Bme280Options(osrs_t=oversampling, osrs_p=oversampling, osrs_h=oversampling,
                             timeout_s=0.05)
     device = make_bme280(temperature=temperature, pressure=pressure, humidity=humidity)
-    _, _, driver = rig(device, options=options)
+    _, driver = rig(device, options=options)
     driver.start()
     values = {r.quantity: r.value for r in driver.read()}
     assert list(values) == list(Bme280.quantities)
@@ -172,7 +160,7 @@ def test_driver_reads_back_what_the_emulator_was_set_to(
 
 def test_register_traffic_and_forced_mode_returns_to_sleep() -> None:
     device = make_bme280()
-    _, recorder, driver = rig(device, options=Bme280Options(osrs_t=2, osrs_p=16, osrs_h=4))
+    recorder, driver = rig(device, options=Bme280Options(osrs_t=2, osrs_p=16, osrs_h=4))
     driver.start()
     recorder.writes.clear()
     driver.read()
@@ -185,7 +173,7 @@ def test_register_traffic_and_forced_mode_returns_to_sleep() -> None:
 
 def test_bmp280_has_its_own_quantities_and_no_humidity_traffic() -> None:
     device = make_bmp280(temperature=25.08, pressure=1006.53)
-    _, recorder, driver = rig(device, Bmp280)
+    recorder, driver = rig(device, Bmp280)
     driver.start()
     readings = driver.read()
     assert Bmp280.quantities == ("temperature", "pressure")
@@ -199,7 +187,7 @@ def test_bmp280_has_its_own_quantities_and_no_humidity_traffic() -> None:
 @pytest.mark.parametrize(("driver_type", "device_factory"),
                          [(Bme280, make_bmp280), (Bmp280, make_bme280)])
 def test_chip_id_mismatch_names_both(driver_type: type[Bme280], device_factory) -> None:
-    _, _, driver = rig(device_factory(), driver_type)
+    _, driver = rig(device_factory(), driver_type)
     with pytest.raises(SensorError) as info:
         driver.start()
     assert "bme280" in str(info.value) and "bmp280" in str(info.value)
@@ -210,7 +198,7 @@ def test_chip_id_mismatch_names_both(driver_type: type[Bme280], device_factory) 
 
 def test_stuck_measuring_bit_times_out() -> None:
     device = make_bme280()
-    _, _, driver = rig(device)
+    _, driver = rig(device)
     driver.start()
     device.stuck_measuring = True
     with pytest.raises(BusTimeout, match="measuring") as info:
@@ -221,46 +209,18 @@ def test_stuck_measuring_bit_times_out() -> None:
 
 
 def test_lost_ctrl_hum_write_gives_skipped_humidity_as_sensor_error() -> None:
-    _, _, driver = rig(make_bme280(), drop_register=0xF2)
+    _, driver = rig(make_bme280(), drop_register=0xF2)
     driver.start()
     with pytest.raises(SensorError, match="skipped"):
         driver.read()
-
-
-def test_nack_and_timeout_errnos_are_translated() -> None:
-    bus, _, driver = rig(make_bme280())
-    driver.start()
-    bus.fail_next(ADDRESS)
-    with pytest.raises(NackError):
-        driver.read()
-    bus.fail_next(ADDRESS, err=errno.ETIMEDOUT)
-    with pytest.raises(BusTimeout):
-        driver.read()
-
-
-def test_vanish_then_reappear_recovers_after_reset() -> None:
-    device = make_bme280(temperature=5.0, pressure=990.0, humidity=80.0)
-    bus, _, driver = rig(device)
-    driver.start()
-    bus.vanish(ADDRESS)
-    with pytest.raises(NackError):
-        driver.read()
-    with pytest.raises(NackError):
-        driver.reset()
-    bus.reappear(ADDRESS)
-    device.power_cycle()  # it came back through a power loss: sleep mode, reset data
-    driver.reset()
-    assert driver.read()[0].value == pytest.approx(5.0, abs=0.011)
 
 
 # -- the emulator's own state machine ------------------------------------------------
 
 def test_emulator_latches_ctrl_hum_only_on_ctrl_meas_write_and_flags_measuring() -> None:
     clock = FakeClock()
-    device = Bme280Device(clock=clock, temperature=20.0, humidity=50.0, pressure=1000.0)
-    bus = EmulatedI2CBus()
-    bus.attach(ADDRESS, device)
-    chip = I2CDevice(bus, ADDRESS)
+    _, chip = on_bus(Bme280Device(clock=clock, temperature=20.0, humidity=50.0,
+                                  pressure=1000.0), ADDRESS)
     clock.now += 0.01  # past the power-on NVM copy
     chip.write_register(0xF4, b"\x25")  # forced, ×1/×1, ctrl_hum still 0 → humidity skipped
     chip.write_register(0xF2, b"\x01")  # too late for this conversion
@@ -277,9 +237,7 @@ def test_emulator_latches_ctrl_hum_only_on_ctrl_meas_write_and_flags_measuring()
 def test_emulator_soft_reset_sets_im_update_and_normal_mode_keeps_converting() -> None:
     clock = FakeClock()
     device = Bme280Device(clock=clock)
-    bus = EmulatedI2CBus()
-    bus.attach(ADDRESS, device)
-    chip = I2CDevice(bus, ADDRESS)
+    _, chip = on_bus(device, ADDRESS)
     chip.write_register(0xE0, b"\xb6")
     assert chip.read_register(0xF3, 1)[0] & 0x01  # NVM copy running
     clock.now += 0.002

@@ -6,22 +6,19 @@ A fake clock drives the emulator, ``time.sleep`` and the driver's monotonic cloc
 
 from __future__ import annotations
 
-import errno
 import math
 import struct
-import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import agent.sensors.dnms as dnms_module
 from agent.bus.i2c import I2CDevice
 from agent.config.profiles import all_profiles
 from agent.emulators import registry as emulator_registry
 from agent.emulators.dnms import ADDRESS, DnmsDevice, float_frame, version_frame
 from agent.emulators.i2c_bus import EmulatedI2CBus
-from agent.errors import BusTimeout, CrcError, DataNotReady, FrameError, NackError, SensorError
+from agent.errors import CrcError, DataNotReady, FrameError, NackError, SensorError
 from agent.sensors import registry
 from agent.sensors._sensirion import encode_words
 from agent.sensors.base import BusKind, Identifiable, SensorDriver
@@ -33,42 +30,17 @@ from agent.sensors.dnms import (
     parse_levels,
     parse_version,
 )
+from tests.sensors.rigs import FakeClock, crc_error_of, flipped, on_bus, written
 
 VERSION_251 = bytes.fromhex(
     "44 4E A9 4D 53 65 20 56 85 65 72 39 73 69 A4 6F 6E E9 20 32 FA 2E 35 00 2E 31 C4")
 LEQ_FRAME = bytes.fromhex("42 36 B2 00 00 81 42 19 1A 00 00 81 42 7B C3 00 00 81")
 
 
-class FakeClock:
-    """Monotonic time that only moves when someone sleeps (or the test says so)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(time, "sleep", fake.sleep)
-    monkeypatch.setattr(dnms_module, "_monotonic", fake)
-    return fake
-
-
 def rig(clock: FakeClock, options: DnmsOptions | None = None, **device_kwargs: object):
-    bus = EmulatedI2CBus()
     device = DnmsDevice(clock=clock, **device_kwargs)  # type: ignore[arg-type]
-    bus.attach(ADDRESS, device)
-    return bus, device, Dnms(I2CDevice(bus, ADDRESS), options or DnmsOptions())
-
-
-def writes(device: DnmsDevice) -> list[str]:
-    return [data.hex(" ") for kind, data in device.log if kind == "w"]
+    bus, i2c = on_bus(device, ADDRESS)
+    return bus, device, Dnms(i2c, options or DnmsOptions())
 
 
 def f32(value: float) -> float:
@@ -87,11 +59,8 @@ def test_reference_frames_decode() -> None:
 
 
 def test_bad_frames_raise_with_evidence() -> None:
-    broken = LEQ_FRAME[:5] + b"\x80" + LEQ_FRAME[6:]
-    with pytest.raises(CrcError) as caught:
-        parse_levels(broken)
-    assert (caught.value.expected, caught.value.received, caught.value.raw) == (0x81, 0x80,
-                                                                                broken)
+    error = crc_error_of(parse_levels, flipped(LEQ_FRAME, 5))
+    assert (error.expected, error.received) == (0x81, 0x80)
     with pytest.raises(FrameError):
         parse_levels(LEQ_FRAME[:15])
     with pytest.raises(FrameError):
@@ -143,14 +112,14 @@ def test_registered_and_matches_profile() -> None:
 def test_start_and_read_speak_the_airrohr_sequence(clock: FakeClock) -> None:
     _, device, driver = rig(clock, level_db=55.25)
     driver.start()
-    assert writes(device) == ["00 01", "00 02", "00 03"]  # reset, version, open interval
+    assert written(device) == ["00 01", "00 02", "00 03"]  # reset, version, open interval
     assert driver.identify() == {"firmware": "DNMS Version 2.5.1"}
     clock.now += 60.0
     device.log.clear()
     readings = driver.read()
     assert [(r.quantity, r.value) for r in readings] == [
         ("laeq", f32(55.25)), ("lamin", 55.25), ("lamax", 55.25)]
-    sent = writes(device)
+    sent = written(device)
     assert sent[0] == "00 03" and sent[-1] == "00 05"
     assert set(sent[1:-1]) == {"00 04"}  # polled data-ready until latched
     assert driver.frames_rejected == 0
@@ -202,12 +171,12 @@ def test_not_ready_in_start_phase_then_a_stale_calculate_is_renewed(clock: FakeC
     device.log.clear()
     with pytest.raises(DataNotReady):
         driver.read()  # within REUSE_S: keeps polling the calculate sent at start
-    assert writes(device)[0] == "00 04"
+    assert written(device)[0] == "00 04"
     clock.now += 2.0
     device.log.clear()
     assert len(driver.read()) == 3  # that calculate is stale now: a fresh one is sent
-    assert writes(device)[0] == "00 03"
-    assert writes(device).count("00 03") == 1
+    assert written(device)[0] == "00 03"
+    assert written(device).count("00 03") == 1
 
 
 def test_injected_not_ready_resumes_the_same_calculate(clock: FakeClock) -> None:
@@ -220,7 +189,7 @@ def test_injected_not_ready_resumes_the_same_calculate(clock: FakeClock) -> None
         driver.read()
     device.log.clear()
     assert len(driver.read()) == 3  # retried within REUSE_S: polls again, no new calculate
-    assert writes(device)[0] == "00 04"
+    assert written(device)[0] == "00 04"
 
 
 def test_bad_crc_counts_and_the_retry_rereads_the_latch_on_v2(clock: FakeClock) -> None:
@@ -240,7 +209,7 @@ def test_bad_crc_counts_and_the_retry_rereads_the_latch_on_v2(clock: FakeClock) 
     assert driver.frames_rejected == 2
     device.log.clear()
     assert driver.read()[0].value == 48.0  # ... V2 keeps the latch: the retry re-reads it
-    assert writes(device) == ["00 05"]
+    assert written(device) == ["00 05"]
 
 
 def test_v6_zeroes_after_read_so_a_failed_read_loses_that_interval(clock: FakeClock) -> None:
@@ -302,26 +271,6 @@ def test_lzeq_on_v6_and_refused_by_v2(clock: FakeClock) -> None:
     assert device.unknown_commands == 1
 
 
-def test_nack_timeout_vanish_then_recover(clock: FakeClock) -> None:
-    bus, device, driver = rig(clock, level_db=45.0)
-    driver.start()
-    device.nack_next()
-    with pytest.raises(NackError):
-        driver.read()
-    bus.fail_next(ADDRESS, err=errno.ETIMEDOUT)
-    with pytest.raises(BusTimeout):
-        driver.read()
-    bus.vanish(ADDRESS)
-    with pytest.raises(NackError):
-        driver.read()
-    with pytest.raises(NackError):
-        driver.reset()
-    bus.reappear(ADDRESS)
-    driver.reset()
-    clock.now += 10.0
-    assert driver.read()[0].value == 45.0
-
-
 def test_wrong_device_is_refused_at_start(clock: FakeClock) -> None:
     _, _, driver = rig(clock, version="XYZ Version 1.0.0 beta")
     with pytest.raises(SensorError, match="not a DNMS"):
@@ -353,4 +302,4 @@ def test_stop_forgets_the_open_interval(clock: FakeClock) -> None:
     device.log.clear()
     clock.now += 0.1
     assert len(driver.read()) == 3
-    assert writes(device)[0] == "00 03"
+    assert written(device)[0] == "00 03"

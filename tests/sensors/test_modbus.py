@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import tomllib
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -13,7 +12,7 @@ from hypothesis import strategies as st
 
 from agent.app import driver_options
 from agent.bus.crc import crc16_modbus
-from agent.bus.serial import SerialLink, open_serial
+from agent.bus.serial import SerialLink
 from agent.config.profiles import Profile, all_profiles
 from agent.emulators import registry as emulator_registry
 from agent.emulators.modbus import ModbusSlave, _Register
@@ -34,6 +33,7 @@ from agent.sensors.modbus import (
     parse_read_reply,
     plan_blocks,
 )
+from tests.sensors.rigs import crc_error_of, serial_link
 
 NOISE = "modbus_noise_rs_zs_n01"
 WIND = "modbus_wind_rs_fsjt_n01"
@@ -88,9 +88,8 @@ def test_emulator_produces_the_reference_replies() -> None:
 
 def test_bad_replies_raise_with_evidence() -> None:
     good = h("01 03 02 02 6D 78 C9")
-    with pytest.raises(CrcError) as caught:
-        parse_read_reply(good[:-1] + b"\xca", 1, 3, 1)
-    assert (caught.value.expected, caught.value.received) == (0xC978, 0xCA78)
+    error = crc_error_of(lambda frame: parse_read_reply(frame, 1, 3, 1), good[:-1] + b"\xca")
+    assert (error.expected, error.received) == (0xC978, 0xCA78)
     with pytest.raises(FrameError, match="slave 1, expected 2"):
         parse_read_reply(good, 2, 3, 1)
     with pytest.raises(FrameError, match="function 0x03"):
@@ -279,16 +278,9 @@ def device() -> ModbusSlave:
 
 
 @pytest.fixture
-def emu(device: ModbusSlave) -> Iterator[PtySerialEmulator]:
-    with PtySerialEmulator(device) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def link(emu: PtySerialEmulator) -> Iterator[SerialLink]:
-    handle = open_serial(emu.port, 4800, 0.1)
-    yield handle
-    handle.close()
+def baud() -> int:
+    """The RS485 transmitters' factory speed (the conftest's ``link`` uses it)."""
+    return 4800
 
 
 def noise_driver(link: SerialLink, **overrides: object) -> ModbusRtu:
@@ -443,11 +435,8 @@ def test_vanish_then_reopen(emu: PtySerialEmulator, link: SerialLink) -> None:
     with pytest.raises(BusError):
         driver.read()
     emu.reappear()
-    fresh = open_serial(emu.port, 4800, 0.1)
-    try:
+    with serial_link(emu.port, 4800) as fresh:
         again = noise_driver(fresh)
         again.reset()
         again.start()
         assert again.read()[0].value == pytest.approx(62.1)
-    finally:
-        fresh.close()

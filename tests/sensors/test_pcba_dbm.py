@@ -6,9 +6,7 @@ are honoured exactly but take no time.
 
 from __future__ import annotations
 
-import errno
 import math
-import time
 
 import pytest
 from hypothesis import given
@@ -19,7 +17,7 @@ from agent.config.profiles import all_profiles
 from agent.emulators import registry as emulator_registry
 from agent.emulators.i2c_bus import EmulatedI2CBus
 from agent.emulators.pcba_dbm import ADDRESS, PcbaDbmDevice
-from agent.errors import BusTimeout, DataNotReady, NackError, SensorError
+from agent.errors import DataNotReady, SensorError
 from agent.models import Reading
 from agent.sensors import registry
 from agent.sensors.base import BusKind, Identifiable, SensorDriver
@@ -34,35 +32,13 @@ from agent.sensors.pcba_dbm import (
     parse_level,
     parse_version,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(time, "sleep", fake.sleep)
-    return fake
+from tests.sensors.rigs import FakeClock, on_bus, written
 
 
 def rig(clock: FakeClock, options: PcbaDbmOptions | None = None, **device_kwargs: object):
-    bus = EmulatedI2CBus()
     device = PcbaDbmDevice(clock=clock, **device_kwargs)  # type: ignore[arg-type]
-    bus.attach(ADDRESS, device)
-    return bus, device, PcbaDbm(I2CDevice(bus, ADDRESS), options or PcbaDbmOptions())
-
-
-def writes(device: PcbaDbmDevice) -> list[str]:
-    return [data.hex(" ") for kind, data in device.log if kind == "w"]
+    bus, i2c = on_bus(device, ADDRESS)
+    return bus, device, PcbaDbm(i2c, options or PcbaDbmOptions())
 
 
 # --- register encodings (programming manual) ----------------------------------------
@@ -122,7 +98,7 @@ def test_registered_and_matches_profile() -> None:
 def test_start_resets_probes_and_configures(clock: FakeClock) -> None:
     _, device, driver = rig(clock, PcbaDbmOptions(averaging_ms=125))
     driver.start()
-    assert writes(device) == [
+    assert written(device) == [
         "09 08",        # system reset
         "00", "01",     # VERSION, ID3..ID0 (register pointers of the reads)
         "05 5a", "05",  # scratch write and read-back
@@ -238,27 +214,3 @@ def test_wrong_chip_at_0x48_is_refused(clock: FakeClock) -> None:
     driver = PcbaDbm(I2CDevice(bus, ADDRESS), PcbaDbmOptions())
     with pytest.raises(SensorError, match="scratch"):
         driver.start()
-
-
-def test_nack_timeout_boot_and_vanish_then_recover(clock: FakeClock) -> None:
-    bus, device, driver = rig(clock, level_db=48)
-    driver.start()
-    clock.now += 2.0
-    device.nack_next()
-    with pytest.raises(NackError):
-        driver.read()
-    bus.fail_next(ADDRESS, err=errno.ETIMEDOUT)
-    with pytest.raises(BusTimeout):
-        driver.read()
-    dev = I2CDevice(bus, ADDRESS)
-    dev.write_register(0x09, b"\x08")
-    with pytest.raises(NackError):
-        dev.read_register(0x00, 1)  # still booting (5 ms)
-    bus.vanish(ADDRESS)
-    with pytest.raises(NackError):
-        driver.reset()
-    bus.reappear(ADDRESS)
-    clock.now += 0.01  # the reset above has finished booting
-    driver.reset()
-    clock.now += 2.0
-    assert driver.read()[0].value == 48.0

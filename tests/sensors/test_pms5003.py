@@ -29,6 +29,7 @@ from agent.sensors.pms5003 import (
     parse_ack,
     parse_frame,
 )
+from tests.sensors.rigs import crc_error_of
 
 PROFILES = Path(__file__).resolve().parents[2] / "firmware_profiles"
 MODELS = ("pms5003", "pms7003", "pmsa003")
@@ -85,11 +86,8 @@ def test_acknowledgements_parse_and_emulator_sends_them(command, data, wire):
 
 
 def test_bad_checksum_raises_crc_error_with_evidence():
-    broken = PYPMS_GOOD[:-1] + b"\xc6"
-    with pytest.raises(CrcError) as info:
-        parse_frame(broken)
-    assert (info.value.expected, info.value.received) == (0x03C5, 0x03C6)
-    assert info.value.raw == broken
+    error = crc_error_of(parse_frame, PYPMS_GOOD[:-1] + b"\xc6")
+    assert (error.expected, error.received) == (0x03C5, 0x03C6)
 
 
 @pytest.mark.parametrize("raw", [

@@ -6,10 +6,8 @@ read delay, 2 s boot) are honoured exactly and the tests still run instantly.
 
 from __future__ import annotations
 
-import errno
 import math
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -19,9 +17,9 @@ from hypothesis import strategies as st
 from agent.bus.i2c import I2CDevice
 from agent.config.profiles import load_profile
 from agent.emulators import registry as emulator_registry
-from agent.emulators.i2c_bus import EmulatedI2CBus
-from agent.emulators.scd30 import ADDRESS, Scd30Device, encode_reply, float_words
-from agent.errors import BusTimeout, CrcError, DataNotReady, FrameError, NackError, SensorError
+from agent.emulators._sensirion import float_words, frame_words
+from agent.emulators.scd30 import ADDRESS, Scd30Device
+from agent.errors import CrcError, DataNotReady, FrameError, NackError, SensorError
 from agent.sensors import registry
 from agent.sensors._sensirion import SensirionCommand, decode_words, encode_words
 from agent.sensors.scd30 import (
@@ -32,41 +30,16 @@ from agent.sensors.scd30 import (
     parse_firmware,
     parse_measurement,
 )
+from tests.sensors.rigs import FakeClock, crc_error_of, flipped, on_bus, written
 
 PROFILES = Path(__file__).resolve().parents[2] / "firmware_profiles"
 DATASHEET_FRAME = bytes.fromhex("43DBCB8C2E8F41D970E7FFF54243BF3A1B74")
 
 
-class FakeClock:
-    """Monotonic time that only moves when someone sleeps (or the test says so)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(time, "sleep", fake.sleep)
-    return fake
-
-
 def rig(clock: FakeClock, options: Scd30Options | None = None, **device_kwargs: object):
-    bus = EmulatedI2CBus()
     device = Scd30Device(clock=clock, **device_kwargs)  # type: ignore[arg-type]
-    bus.attach(ADDRESS, device)
-    driver = Scd30(I2CDevice(bus, ADDRESS), options or Scd30Options())
-    return bus, device, driver
-
-
-def writes(device: Scd30Device) -> list[str]:
-    return [data.hex(" ") for kind, data in device.log if kind == "w"]
+    bus, i2c = on_bus(device, ADDRESS)
+    return bus, device, Scd30(i2c, options or Scd30Options())
 
 
 # -- pure functions ---------------------------------------------------------------------
@@ -86,12 +59,8 @@ def test_datasheet_crc_words_decode() -> None:
 
 
 def test_measurement_with_bad_crc_names_the_evidence() -> None:
-    bad = bytearray(DATASHEET_FRAME)
-    bad[5] ^= 0x01
-    with pytest.raises(CrcError) as info:
-        parse_measurement(bytes(bad))
-    assert (info.value.expected, info.value.received) == (0x8F, 0x8E)
-    assert info.value.raw == bytes(bad)
+    error = crc_error_of(parse_measurement, flipped(DATASHEET_FRAME, 5))
+    assert (error.expected, error.received) == (0x8F, 0x8E)
 
 
 def test_truncated_or_non_finite_measurement_is_refused() -> None:
@@ -100,7 +69,7 @@ def test_truncated_or_non_finite_measurement_is_refused() -> None:
     with pytest.raises(FrameError):
         parse_measurement(DATASHEET_FRAME[:12])
     with pytest.raises(SensorError):
-        parse_measurement(encode_reply(float_words(math.nan, 20.0, 50.0)))
+        parse_measurement(frame_words(float_words(math.nan, 20.0, 50.0)))
 
 
 def test_reference_command_frames() -> None:
@@ -136,7 +105,7 @@ def test_any_corrupted_crc_is_caught(words: list[int], data: st.DataObject) -> N
 
 @given(st.tuples(*[st.floats(width=32, allow_nan=False, allow_infinity=False)] * 3))
 def test_emulator_floats_round_trip_through_parser(values: tuple[float, float, float]) -> None:
-    assert parse_measurement(encode_reply(float_words(*values))) == values
+    assert parse_measurement(frame_words(float_words(*values))) == values
 
 
 # -- options, registry, profile ------------------------------------------------------------
@@ -167,7 +136,7 @@ def test_start_speaks_the_exact_bytes(clock: FakeClock) -> None:
                                                 ambient_pressure_mbar=1013,
                                                 temperature_offset_c=1.5))
     driver.start()
-    assert writes(device) == [
+    assert written(device) == [
         "01 04",                              # stop whatever runs (warm restart)
         "d1 00",                              # firmware probe
         "46 00", "46 00 00 05 74",            # interval 2 -> 5
@@ -187,7 +156,7 @@ def test_settings_already_stored_are_not_rewritten(clock: FakeClock) -> None:
     driver.start()
     device.log.clear()
     driver.start()
-    assert writes(device) == ["01 04", "d1 00", "46 00", "53 06", "00 10 00 00 81"]
+    assert written(device) == ["01 04", "d1 00", "46 00", "53 06", "00 10 00 00 81"]
 
 
 def test_reads_each_sample_once(clock: FakeClock) -> None:
@@ -216,51 +185,10 @@ def test_sample_interval_override_and_walk(clock: FakeClock) -> None:
     assert len(set(values)) > 1 and all(400 <= v <= 2500 for v in values)
 
 
-def test_not_ready_fault(clock: FakeClock) -> None:
-    _, device, driver = rig(clock)
-    driver.start()
-    clock.now += 2.0
-    device.hold_not_ready()
-    with pytest.raises(DataNotReady):
-        driver.read()
-    assert len(driver.read()) == 3  # the data was kept
-
-
-def test_bad_crc_is_rejected_and_counted(clock: FakeClock) -> None:
-    _, device, driver = rig(clock)
-    driver.start()
-    clock.now += 2.0
-    device.corrupt_next()
-    with pytest.raises(CrcError):
-        driver.read()  # the data-ready reply was corrupted
-    assert driver.frames_rejected == 1
-    assert len(driver.read()) == 3
-
-
-def test_nack_timeout_and_vanish_then_recover(clock: FakeClock) -> None:
-    bus, device, driver = rig(clock)
-    driver.start()
-    device.nack_next()
-    with pytest.raises(NackError):
-        driver.read()
-    bus.fail_next(ADDRESS, err=errno.ETIMEDOUT)
-    with pytest.raises(BusTimeout):
-        driver.read()
-    bus.vanish(ADDRESS)
-    with pytest.raises(NackError):
-        driver.read()
-    with pytest.raises(NackError):
-        driver.start()
-    bus.reappear(ADDRESS)
-    driver.start()
-    clock.now += 2.0
-    assert len(driver.read()) == 3
-
-
 def test_warm_restart_finds_sensor_measuring(clock: FakeClock) -> None:
     _, device, driver = rig(clock, measuring=True)
     driver.start()
-    assert writes(device)[0] == "01 04" and device.measuring
+    assert written(device)[0] == "01 04" and device.measuring
     clock.now += 2.0
     assert len(driver.read()) == 3
 
@@ -271,17 +199,7 @@ def test_reset_waits_for_boot(clock: FakeClock) -> None:
     before = clock.now
     driver.reset()
     assert clock.now - before >= BOOT_S
-    assert "d3 04" in writes(device) and device.measuring
-
-
-def test_emulator_is_deaf_while_booting(clock: FakeClock) -> None:
-    bus, _, _ = rig(clock)
-    dev = I2CDevice(bus, ADDRESS)
-    dev.write(bytes.fromhex("D304"))
-    with pytest.raises(NackError):
-        dev.write(bytes.fromhex("D100"))
-    clock.now += BOOT_S
-    dev.write(bytes.fromhex("D100"))
+    assert "d3 04" in written(device) and device.measuring
 
 
 def test_calibration_commands_change_the_sensor(clock: FakeClock) -> None:

@@ -5,8 +5,6 @@ A fake clock drives the emulator and ``time.sleep``: the 500 ms stop, 400 ms FRC
 
 from __future__ import annotations
 
-import errno
-import time
 from pathlib import Path
 
 import pytest
@@ -16,9 +14,8 @@ from hypothesis import strategies as st
 from agent.bus.i2c import I2CDevice
 from agent.config.profiles import load_profile
 from agent.emulators import registry as emulator_registry
-from agent.emulators.i2c_bus import EmulatedI2CBus
 from agent.emulators.scd4x import ADDRESS, DEFAULT_SERIAL, Scd4xDevice
-from agent.errors import BusTimeout, CrcError, DataNotReady, NackError, SensorError
+from agent.errors import DataNotReady, NackError, SensorError
 from agent.sensors import registry
 from agent.sensors._sensirion import SensirionCommand, decode_words, encode_words
 from agent.sensors.scd4x import (
@@ -35,41 +32,18 @@ from agent.sensors.scd4x import (
     parse_serial,
     parse_temperature_offset,
 )
+from tests.sensors.rigs import FakeClock, on_bus, written
 
 PROFILES = Path(__file__).resolve().parents[2] / "firmware_profiles"
 
 
-class FakeClock:
-    """Monotonic time that only moves when someone sleeps (or the test says so)."""
-    now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(time, "sleep", fake.sleep)
-    return fake
-
-
 def rig(clock: FakeClock, model: str = "scd41", options: Scd40Options | None = None,
         **device_kwargs: object):
-    bus = EmulatedI2CBus()
     device = Scd4xDevice(variant=model, clock=clock, **device_kwargs)  # type: ignore[arg-type]
-    bus.attach(ADDRESS, device)
+    bus, i2c = on_bus(device, ADDRESS)
     driver_type = Scd41 if model == "scd41" else Scd40
     options = options or (Scd41Options() if model == "scd41" else Scd40Options())
-    return bus, device, driver_type(I2CDevice(bus, ADDRESS), options)
-
-
-def writes(device: Scd4xDevice) -> list[str]:
-    return [data.hex(" ") for kind, data in device.log if kind == "w"]  # frames sent
-
+    return bus, device, driver_type(i2c, options)
 
 
 def test_datasheet_read_measurement_example() -> None:
@@ -133,7 +107,6 @@ def test_temperature_offset_round_trip(offset: float) -> None:
         pytest.approx(offset, abs=175 / 65536)
 
 
-
 def test_single_shot_is_an_scd41_option_only() -> None:
     with pytest.raises(ValueError, match="single_shot"):
         Scd40Options(mode="single_shot")
@@ -158,12 +131,11 @@ def test_registered_once_each_and_matches_profile(model: str, driver: type,
     assert isinstance(device, Scd4xDevice) and device.variant == model
 
 
-
 def test_start_speaks_the_exact_bytes(clock: FakeClock) -> None:
     _, device, driver = rig(clock, "scd40", Scd40Options(
         asc=False, altitude_m=50, ambient_pressure_hpa=987, temperature_offset_c=5.4))
     driver.start()
-    assert writes(device) == [
+    assert written(device) == [
         "3f 86",            # stop a measurement left running
         "36 82",            # serial number
         "24 1d 07 e6 48",   # temperature offset 5.4 °C (datasheet example)
@@ -216,7 +188,7 @@ def test_each_sample_is_read_once(clock: FakeClock) -> None:
 def test_low_power_mode_updates_every_30_s(clock: FakeClock) -> None:
     _, device, driver = rig(clock, "scd40", Scd40Options(mode="low_power"))
     driver.start()
-    assert writes(device)[-1] == "21 ac"
+    assert written(device)[-1] == "21 ac"
     clock.now += 29.0
     with pytest.raises(DataNotReady):
         driver.read()
@@ -234,47 +206,6 @@ def test_warm_restart_stops_the_running_measurement(clock: FakeClock) -> None:
     assert device.measuring
     driver.start()  # would be NACKed at set ASC if it did not stop first
     assert not device.settings.asc and device.state == "periodic"
-
-
-def test_not_ready_fault_keeps_the_data(clock: FakeClock) -> None:
-    _, device, driver = rig(clock, "scd40")
-    driver.start()
-    clock.now += 5.0
-    device.hold_not_ready()
-    with pytest.raises(DataNotReady):
-        driver.read()
-    assert len(driver.read()) == 3
-
-
-def test_bad_crc_is_rejected_and_counted(clock: FakeClock) -> None:
-    _, device, driver = rig(clock, "scd40")
-    driver.start()
-    clock.now += 5.0
-    device.corrupt_next()
-    with pytest.raises(CrcError):
-        driver.read()
-    assert driver.frames_rejected == 1
-    assert len(driver.read()) == 3
-
-
-def test_nack_timeout_and_vanish_then_recover(clock: FakeClock) -> None:
-    bus, device, driver = rig(clock, "scd40")
-    driver.start()
-    device.nack_next()
-    with pytest.raises(NackError):
-        driver.read()
-    bus.fail_next(ADDRESS, err=errno.ETIMEDOUT)
-    with pytest.raises(BusTimeout):
-        driver.read()
-    bus.vanish(ADDRESS)
-    with pytest.raises(NackError):
-        driver.read()
-    with pytest.raises(NackError):
-        driver.start()
-    bus.reappear(ADDRESS)
-    driver.start()
-    clock.now += 5.0
-    assert len(driver.read()) == 3
 
 
 def test_emulator_refuses_settings_while_measuring_and_bad_crc(clock: FakeClock) -> None:
@@ -298,17 +229,6 @@ def test_emulator_refuses_settings_while_measuring_and_bad_crc(clock: FakeClock)
     assert not device.settings.asc
 
 
-def test_emulator_is_busy_during_stop(clock: FakeClock) -> None:
-    bus, _, driver = rig(clock, "scd40")
-    driver.start()
-    dev = I2CDevice(bus, ADDRESS)
-    dev.write(bytes.fromhex("3F86"))
-    with pytest.raises(NackError):
-        dev.write(bytes.fromhex("3682"))
-    clock.now += STOP_S
-    dev.write(bytes.fromhex("3682"))
-
-
 def test_forced_recalibration_stops_and_restarts(clock: FakeClock) -> None:
     _, device, driver = rig(clock, "scd40", co2_ppm=530)
     driver.start()
@@ -316,7 +236,7 @@ def test_forced_recalibration_stops_and_restarts(clock: FakeClock) -> None:
     driver.read()
     device.log.clear()
     assert driver.perform_forced_recalibration(480) == -50  # the datasheet example
-    assert writes(device) == ["3f 86", "36 2f 01 e0 b4", "21 b1"]
+    assert written(device) == ["3f 86", "36 2f 01 e0 b4", "21 b1"]
     assert ("r", bytes.fromhex("7FCE7B")) in device.log
     clock.now += 5.0
     assert driver.read()[0].value == 480.0
@@ -364,14 +284,14 @@ def test_reset_reloads_eeprom_then_applies_options(clock: FakeClock) -> None:
     driver.start()
     device.log.clear()
     driver.reset()
-    assert writes(device)[:3] == ["3f 86", "36 46", "3f 86"]
+    assert written(device)[:3] == ["3f 86", "36 46", "3f 86"]
     assert device.settings.altitude_m == 10 and device.state == "periodic"
 
 
 def test_scd41_single_shot_discards_the_first_shot_after_wake(clock: FakeClock) -> None:
     _, device, driver = rig(clock, "scd41", Scd41Options(mode="single_shot"), co2_ppm=700)
     driver.start()
-    assert device.state == "idle" and writes(device)[0] == "36 f6"  # wake_up first
+    assert device.state == "idle" and written(device)[0] == "36 f6"  # wake_up first
     before = clock.now
     readings = driver.read()
     assert readings[0].value == 700.0
@@ -379,7 +299,7 @@ def test_scd41_single_shot_discards_the_first_shot_after_wake(clock: FakeClock) 
     assert clock.now - before >= 2 * SINGLE_SHOT_S
     driver.read()
     assert device.samples == 3
-    assert writes(device).count("21 9d") == 3
+    assert written(device).count("21 9d") == 3
 
 
 def test_scd41_stop_powers_down_and_start_wakes(clock: FakeClock) -> None:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.bus.serial import SerialLink, open_serial
+from agent.bus.serial import SerialLink
 from agent.config.profiles import load_profile, profiles_dir
 from agent.emulators import registry as emulator_registry
 from agent.emulators.sds011 import Sds011Device, measurement_frame, reply_frame
-from agent.emulators.serial_pty import Fault, PtySerialEmulator
+from agent.emulators.serial_pty import Fault
 from agent.errors import BusError, BusTimeout, CrcError, FrameError
 from agent.models import Reading
 from agent.sensors import registry as driver_registry
@@ -29,6 +28,7 @@ from agent.sensors.sds011 import (
     parse_measurement,
     parse_reply,
 )
+from tests.sensors.rigs import crc_error_of, flipped, serial_link
 
 TIMEOUT_S = 0.3  # short reply timeout so silence tests stay fast
 PINNED = (12.3, 45.6)
@@ -130,11 +130,8 @@ def test_emulator_answers_datasheet_commands_with_datasheet_replies():
 
 def test_bad_frames_raise_with_evidence():
     good = h("AA C0 D4 04 3A 0A A1 60 1D AB")
-    bad_sum = good[:8] + b"\x1e" + good[9:]
-    with pytest.raises(CrcError) as caught:
-        parse_measurement(bad_sum)
-    assert (caught.value.expected, caught.value.received, caught.value.raw) == (0x1D, 0x1E,
-                                                                                bad_sum)
+    error = crc_error_of(parse_measurement, flipped(good, 8, 0x03))
+    assert (error.expected, error.received) == (0x1D, 0x1E)
     for broken in (good[:9], good[:9] + b"\xac", b"\xab" + good[1:], good + b"\x00"):
         with pytest.raises(FrameError) as frame_error:
             parse_measurement(broken)
@@ -173,19 +170,6 @@ def test_every_encoded_command_is_accepted_by_the_device(function, data2, data3)
 @pytest.fixture
 def device() -> Sds011Device:
     return Sds011Device(pm2_5=PINNED[0], pm10=PINNED[1], report_interval_s=0.05)
-
-
-@pytest.fixture
-def emu(device: Sds011Device) -> Iterator[PtySerialEmulator]:
-    with PtySerialEmulator(device) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def link(emu: PtySerialEmulator) -> Iterator[SerialLink]:
-    handle = open_serial(emu.port, 9600, 0.1)
-    yield handle
-    handle.close()
 
 
 @pytest.fixture
@@ -355,13 +339,10 @@ def test_vanish_raises_bus_error_and_reopening_works(emu, link, device):
     with pytest.raises(BusError):
         driver.read()
     emu.reappear()
-    fresh = open_serial(emu.port, 9600, 0.1)
-    try:
+    with serial_link(emu.port, 9600) as fresh:
         again = Sds011(fresh, Sds011Options(reply_timeout_s=TIMEOUT_S))
         again.start()
         assert again.read() == [Reading("pm2_5", 12.3), Reading("pm10", 45.6)]
-    finally:
-        fresh.close()
 
 
 def test_every_read_on_a_vanished_port_raises_bus_error(emu, driver):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import errno
 import logging
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -15,10 +13,10 @@ import agent.sensors.sen5x as sen5x_mod
 from agent.bus.i2c import I2CDevice
 from agent.config.profiles import all_profiles
 from agent.emulators import registry as emulator_registry
+from agent.emulators._sensirion import IDLE
 from agent.emulators.i2c_bus import EmulatedI2CBus
 from agent.emulators.sen5x import Sen5xDevice
-from agent.emulators.sps30 import IDLE, MEASURING
-from agent.errors import BusTimeout, CrcError, DataNotReady, NackError, SensorError
+from agent.errors import DataNotReady, NackError
 from agent.models import Quality
 from agent.sensors import registry
 from agent.sensors.sen5x import (
@@ -33,6 +31,7 @@ from agent.sensors.sen5x import (
     parse_measured_values,
     parse_temperature_offset,
 )
+from tests.sensors.rigs import FakeClock, on_bus
 
 ADDRESS = 0x69
 DRIVERS: dict[str, type[Sen5x]] = {"sen50": Sen50, "sen54": Sen54, "sen55": Sen55}
@@ -46,39 +45,15 @@ FRAME_VALUES = {"pm1_0": 12.3, "pm2_5": 15.6, "pm4_0": 17.0, "pm10": 18.1,
 ALL_UNKNOWN = bytes.fromhex("FF FF AC" * 4 + "7F FF 8F" * 4)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the datasheet waits (up to 200 ms each) instead of sleeping."""
-    recorded: list[float] = []
-    fake_time = SimpleNamespace(sleep=recorded.append)
-    monkeypatch.setattr(sen5x_mod, "time", fake_time)
-    monkeypatch.setattr(sensirion_mod, "time", fake_time)
-    return recorded
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-def rig(clock: Clock, model: str = "sen55", options: Sen5xOptions | None = None,
+def rig(clock: FakeClock, model: str = "sen55", options: Sen5xOptions | None = None,
         device_model: str | None = None,
         **device_kwargs: object) -> tuple[Sen5x, Sen5xDevice, EmulatedI2CBus]:
-    bus = EmulatedI2CBus()
     device = Sen5xDevice(device_model or model, clock=clock, **device_kwargs)  # type: ignore[arg-type]
-    bus.attach(ADDRESS, device)
-    return DRIVERS[model](I2CDevice(bus, ADDRESS), options or Sen5xOptions()), device, bus
+    bus, i2c = on_bus(device, ADDRESS)
+    return DRIVERS[model](i2c, options or Sen5xOptions()), device, bus
 
 
-def started(clock: Clock, model: str = "sen55", options: Sen5xOptions | None = None,
+def started(clock: FakeClock, model: str = "sen55", options: Sen5xOptions | None = None,
             **device_kwargs: object) -> tuple[Sen5x, Sen5xDevice, EmulatedI2CBus]:
     driver, device, bus = rig(clock, model, options, **device_kwargs)
     driver.start()
@@ -130,7 +105,7 @@ def test_scalings_round_trip_over_the_full_range(pm: list[int | None],
 
 # --- driver against the emulator -------------------------------------------------------------
 @pytest.mark.parametrize("model", ["sen50", "sen54", "sen55"])
-def test_each_model_reports_exactly_its_quantities(clock: Clock, sleeps: list[float],
+def test_each_model_reports_exactly_its_quantities(clock: FakeClock,
                                                    model: str) -> None:
     driver, device, _ = started(clock, model)
     assert device.writes[-1] == b"\x00\x21"
@@ -144,7 +119,7 @@ def test_each_model_reports_exactly_its_quantities(clock: Clock, sleeps: list[fl
         assert 1 <= v["voc_index"] <= 500
 
 
-def test_end_to_end_frame_is_byte_for_byte(clock: Clock, sleeps: list[float]) -> None:
+def test_end_to_end_frame_is_byte_for_byte(clock: FakeClock) -> None:
     driver, _, bus = started(clock, values=FRAME_VALUES)
     assert {r.quantity: r.value for r in driver.read()} == pytest.approx(FRAME_VALUES)
     raw = I2CDevice(bus, ADDRESS)
@@ -152,7 +127,7 @@ def test_end_to_end_frame_is_byte_for_byte(clock: Clock, sleeps: list[float]) ->
     assert raw.read(24) == FRAME
 
 
-def test_nox_index_is_missing_during_start_up(clock: Clock, sleeps: list[float]) -> None:
+def test_nox_index_is_missing_during_start_up(clock: FakeClock) -> None:
     driver, _, _ = rig(clock, nox_startup_s=10.0)
     driver.start()
     clock.now += 1.0
@@ -163,42 +138,31 @@ def test_nox_index_is_missing_during_start_up(clock: Clock, sleeps: list[float])
     assert "nox_index" in {r.quantity for r in driver.read()}
 
 
-def test_unknown_values_are_omitted_not_published(clock: Clock, sleeps: list[float]) -> None:
+def test_unknown_values_are_omitted_not_published(clock: FakeClock) -> None:
     driver, _, _ = started(clock, values={"voc_index": None})
     assert "voc_index" not in {r.quantity for r in driver.read()}
 
 
-def test_nothing_known_is_not_ready(clock: Clock, sleeps: list[float]) -> None:
+def test_nothing_known_is_not_ready(clock: FakeClock) -> None:
     nothing = dict.fromkeys(FRAME_VALUES)
     driver, _, _ = started(clock, values=nothing)
     with pytest.raises(DataNotReady, match="unknown"):
         driver.read()
 
 
-def test_high_humidity_flags_the_pm_values(clock: Clock, sleeps: list[float]) -> None:
+def test_high_humidity_flags_the_pm_values(clock: FakeClock) -> None:
     driver, _, _ = started(clock, values={"relative_humidity": 95.0})
     flagged = {r.quantity for r in driver.read() if Quality.HIGH_HUMIDITY in r.flags}
     assert flagged == {"pm1_0", "pm2_5", "pm4_0", "pm10"}
 
 
-def test_data_ready_latches_once_per_second(clock: Clock, sleeps: list[float]) -> None:
-    driver, _, _ = rig(clock)
-    driver.start()
-    with pytest.raises(DataNotReady):
-        driver.read()
-    clock.now += 1.0
-    assert driver.read()
-    with pytest.raises(DataNotReady):
-        driver.read()
-
-
-def test_start_waits_the_datasheet_delays(clock: Clock, sleeps: list[float]) -> None:
+def test_start_waits_the_datasheet_delays(clock: FakeClock, sleeps: list[float]) -> None:
     rig(clock)[0].start()
     assert sleeps[0] == 0.200  # stop
     assert sleeps[-1] == 0.050  # start
 
 
-def test_temperature_offset_written_once(clock: Clock, sleeps: list[float]) -> None:
+def test_temperature_offset_written_once(clock: FakeClock) -> None:
     options = Sen5xOptions(temperature_offset_c=-1.5, temperature_offset_time_constant_s=60)
     driver, device, _ = rig(clock, options=options)
     driver.start()
@@ -208,7 +172,7 @@ def test_temperature_offset_written_once(clock: Clock, sleeps: list[float]) -> N
     assert not [w for w in device.writes if w[:2] == b"\x60\xb2" and len(w) > 2]
 
 
-def test_temperature_offset_shifts_the_reading(clock: Clock, sleeps: list[float]) -> None:
+def test_temperature_offset_shifts_the_reading(clock: FakeClock) -> None:
     plain, _, _ = started(clock, seed=7)
     shifted, _, _ = started(clock, options=Sen5xOptions(temperature_offset_c=-2.0), seed=7)
     t_plain = {r.quantity: r.value for r in plain.read()}["temperature"]
@@ -216,29 +180,19 @@ def test_temperature_offset_shifts_the_reading(clock: Clock, sleeps: list[float]
     assert t_shifted == pytest.approx(t_plain - 2.0, abs=0.01)
 
 
-def test_sen50_ignores_the_temperature_offset(clock: Clock, sleeps: list[float]) -> None:
+def test_sen50_ignores_the_temperature_offset(clock: FakeClock) -> None:
     driver, device, _ = rig(clock, "sen50", Sen5xOptions(temperature_offset_c=-1.0))
     driver.start()
     assert not [w for w in device.writes if w[:2] == b"\x60\xb2"]
 
 
-def test_auto_cleaning_written_only_when_different(clock: Clock, sleeps: list[float]) -> None:
-    driver, device, _ = rig(clock, options=Sen5xOptions(auto_cleaning_interval_s=604800))
-    driver.start()
-    assert not [w for w in device.writes if w[:2] == b"\x80\x04" and len(w) > 2]
-    driver, device, _ = rig(clock, options=Sen5xOptions(auto_cleaning_interval_s=0))
-    driver.start()
-    assert bytes.fromhex("80 04 00 00 81 00 00 81") in device.writes
-    assert device.auto_cleaning_interval_s == 0
-
-
-def test_identify(clock: Clock, sleeps: list[float]) -> None:
+def test_identify(clock: FakeClock) -> None:
     driver, _, _ = rig(clock, "sen54", serial="0123456789ABCDEF", firmware=(2, 1))
     assert driver.identify() == {"product": "SEN54", "serial": "0123456789ABCDEF",
                                  "firmware": "2.1", "hardware": "4.0"}
 
 
-def test_model_mismatch_is_logged(clock: Clock, sleeps: list[float],
+def test_model_mismatch_is_logged(clock: FakeClock,
                                   caplog: pytest.LogCaptureFixture) -> None:
     driver, _, _ = rig(clock, "sen55", device_model="sen54")
     with caplog.at_level(logging.WARNING, logger="agent.sensors.sen5x"):
@@ -248,96 +202,22 @@ def test_model_mismatch_is_logged(clock: Clock, sleeps: list[float],
     assert "nox_index" not in {r.quantity for r in driver.read()}
 
 
-def test_fan_cleaning_pauses_data(clock: Clock, sleeps: list[float]) -> None:
-    driver, _, _ = started(clock, cleaning_s=10.0)
-    driver.fan_cleaning()
-    with pytest.raises(DataNotReady):
-        driver.read()
-    clock.now += 10.0
-    assert driver.read()
-
-
-def test_stop_returns_to_idle(clock: Clock, sleeps: list[float]) -> None:
+def test_stop_returns_to_idle(clock: FakeClock) -> None:
     driver, device, _ = started(clock)
     driver.stop()
     assert device.state == IDLE
 
 
-# --- faults -----------------------------------------------------------------------------------
-def test_bad_crc_is_rejected_and_counted(clock: Clock, sleeps: list[float]) -> None:
-    driver, device, _ = started(clock)
-    device.corrupt_next()
-    with pytest.raises(CrcError):
-        driver.read()
-    assert driver.frames_rejected == 1
-    assert driver.read()
-
-
-def test_nack_timeout_and_not_ready(clock: Clock, sleeps: list[float]) -> None:
-    driver, device, bus = started(clock)
-    device.nack_next()
-    with pytest.raises(NackError):
-        driver.read()
-    bus.fail_next(ADDRESS, err=errno.ETIMEDOUT)
-    with pytest.raises(BusTimeout):
-        driver.read()
-    device.not_ready = True
-    with pytest.raises(DataNotReady):
-        driver.read()
-
-
-@pytest.mark.parametrize("bit", [4, 5, 6, 7])
-def test_error_flags_raise_until_reset(clock: Clock, sleeps: list[float], bit: int) -> None:
-    driver, device, _ = started(clock)
-    device.status = 1 << bit
-    with pytest.raises(SensorError):
-        driver.read()
-    with pytest.raises(SensorError):
-        driver.read()  # sticky
-    driver.reset()
-    assert device.state == MEASURING
-    clock.now += 11.0
-    assert len(driver.read()) == 8
-
-
-def test_fan_speed_warning_only_logs(clock: Clock, sleeps: list[float],
-                                     caplog: pytest.LogCaptureFixture) -> None:
-    driver, device, _ = started(clock)
-    device.status = 1 << 21
-    with caplog.at_level(logging.WARNING, logger="agent.sensors.sen5x"):
-        assert len(driver.read()) == 8
-    assert "fan speed" in caplog.text
-
-
-def test_vanish_and_return_after_power_loss(clock: Clock, sleeps: list[float]) -> None:
-    driver, device, bus = started(clock)
-    bus.vanish(ADDRESS)
-    with pytest.raises(NackError):
-        driver.read()
-    device.power_cycle()
-    bus.reappear(ADDRESS)
-    with pytest.raises(DataNotReady):
-        driver.read()
-    driver.start()
-    clock.now += 11.0
-    assert len(driver.read()) == 8
-
-
 # --- the emulator's own protocol checks -------------------------------------------------------
-def test_emulator_rejects_bad_argument_crc_and_unknown_commands(clock: Clock) -> None:
+def test_emulator_rejects_a_temperature_offset_with_a_bad_argument_crc(clock: FakeClock) -> None:
     _, device, bus = rig(clock)
     raw = I2CDevice(bus, ADDRESS)
     with pytest.raises(NackError):
-        raw.write(bytes.fromhex("80 04 00 00 81 0E 10 00"))
-    assert device.auto_cleaning_interval_s == 604800
-    with pytest.raises(NackError):
         raw.write(bytes.fromhex("60 B2 FE D4 00 00 00 00 00 00 00"))
     assert device.temperature_offset == (0, 0, 0)
-    with pytest.raises(NackError):
-        raw.write(b"\xbe\xef")
 
 
-def test_emulator_read_and_clear_status(clock: Clock) -> None:
+def test_emulator_read_and_clear_status(clock: FakeClock) -> None:
     _, device, bus = rig(clock)
     device.status = (1 << 4) | (1 << 21)
     raw = I2CDevice(bus, ADDRESS)

@@ -3,24 +3,20 @@
 Conversions use the datasheet divisor 2^16 - 1 (not Sensirion's 2^16 shortcut).
 """
 
-import errno
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.bus.crc import sensirion_crc8
-from agent.bus.i2c import I2CDevice
 from agent.config.profiles import all_profiles
 from agent.emulators import registry as emulator_registry
-from agent.emulators.i2c_bus import EmulatedI2CBus
 from agent.emulators.sht3x import (
     Sht3xDevice,
     make_sht3x,
     sht3x_raw_humidity,
     sht3x_raw_temperature,
 )
-from agent.errors import BusTimeout, CrcError, FrameError, NackError
+from agent.errors import FrameError, NackError
 from agent.sensors import registry
 from agent.sensors.sht3x import (
     STATUS_COMMAND_FAILED,
@@ -36,44 +32,18 @@ from agent.sensors.sht3x import (
     parse_serial,
     parse_words,
 )
+from tests.sensors.rigs import crc_error_of, flipped, on_bus
 
 ADDRESS = 0x44
 # Computed example: raw T 0x6666, RH 0x8000 with their CRCs (CRC(0x8000) = 0xA2 per table).
 DATASHEET_FRAME = bytes.fromhex("666693 8000A2")
 
 
-class Recorder:
-    """Sits between the bus and the emulated chip and logs every byte both ways."""
-
-    def __init__(self, device: object) -> None:
-        self.device = device
-        self.log: list[tuple[str, bytes]] = []
-
-    def on_write(self, data: bytes) -> None:
-        self.log.append(("w", data))
-        self.device.on_write(data)
-
-    def on_read(self, length: int) -> bytes:
-        data = self.device.on_read(length)
-        self.log.append(("r", data))
-        return data
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def rig(options: Sht3xOptions | None = None, **emulator_kwargs: object):
-    bus = EmulatedI2CBus()
-    chip = Sht3xDevice(**emulator_kwargs)
-    recorder = Recorder(chip)
-    bus.attach(ADDRESS, recorder)
-    driver = Sht3x(I2CDevice(bus, ADDRESS), options or Sht3xOptions())
-    return bus, chip, recorder, driver
+    """Driver and chip on real time: the waits are a few ms and the chip logs its traffic."""
+    chip = Sht3xDevice(**emulator_kwargs)  # type: ignore[arg-type]
+    bus, device = on_bus(chip, ADDRESS)
+    return bus, chip, Sht3x(device, options or Sht3xOptions())
 
 
 # -- pure functions ------------------------------------------------------------------
@@ -94,13 +64,8 @@ def test_crc_checked_words_and_command_encoding() -> None:
 
 
 def test_bad_crc_carries_evidence() -> None:
-    frame = bytearray(DATASHEET_FRAME)
-    frame[5] ^= 0x01
-    with pytest.raises(CrcError) as info:
-        parse_measurement(bytes(frame))
-    assert info.value.expected == 0xA2
-    assert info.value.received == 0xA3
-    assert info.value.raw == bytes(frame)
+    error = crc_error_of(parse_measurement, flipped(DATASHEET_FRAME, 5))
+    assert (error.expected, error.received) == (0xA2, 0xA3)
 
 
 def test_wrong_length_is_a_frame_error() -> None:
@@ -129,10 +94,10 @@ def test_options_reject_unknown_repeatability() -> None:
 # -- driver against the emulator -----------------------------------------------------
 
 def test_driver_talks_byte_for_byte() -> None:
-    _, _, recorder, driver = rig(temperature=25.0, humidity=50.0008)
+    _, chip, driver = rig(temperature=25.0, humidity=50.0008)
     driver.start()
     readings = driver.read()
-    assert recorder.log == [
+    assert chip.log == [
         ("w", b"\x30\xa2"),  # soft reset
         ("w", b"\x30\x41"),  # clear status
         ("w", b"\x30\x66"),  # heater off
@@ -147,13 +112,13 @@ def test_driver_talks_byte_for_byte() -> None:
 @pytest.mark.parametrize(("repeatability", "code"),
                          [("medium", b"\x24\x0b"), ("low", b"\x24\x16")])
 def test_repeatability_selects_the_command(repeatability: str, code: bytes) -> None:
-    _, _, recorder, driver = rig(Sht3xOptions(repeatability=repeatability))  # type: ignore[arg-type]
+    _, chip, driver = rig(Sht3xOptions(repeatability=repeatability))  # type: ignore[arg-type]
     driver.read()
-    assert recorder.log[0] == ("w", code)
+    assert chip.log[0] == ("w", code)
 
 
 def test_heater_option_switches_the_heater_and_status_shows_it() -> None:
-    _, chip, _, driver = rig(Sht3xOptions(heater=True))
+    _, chip, driver = rig(Sht3xOptions(heater=True))
     driver.start()
     assert chip.heater
     assert driver.read_status() & STATUS_HEATER_ON
@@ -162,7 +127,7 @@ def test_heater_option_switches_the_heater_and_status_shows_it() -> None:
 
 
 def test_identify_reports_serial_without_changing_settings() -> None:
-    _, chip, _, driver = rig(Sht3xOptions(heater=True), serial=0xDEADBEEF)
+    _, chip, driver = rig(Sht3xOptions(heater=True), serial=0xDEADBEEF)
     driver.start()
     facts = driver.identify()
     assert facts["serial"] == "deadbeef"
@@ -171,70 +136,17 @@ def test_identify_reports_serial_without_changing_settings() -> None:
 
 
 def test_values_drift_slowly_when_not_pinned() -> None:
-    _, _, _, driver = rig()
+    _, _, driver = rig()
     first, second = driver.read(), driver.read()
     assert first != second
     assert abs(first[0].value - second[0].value) < 0.5
 
 
-# -- faults --------------------------------------------------------------------------
-
-def test_bad_crc_raises_and_counts_then_recovers() -> None:
-    _, chip, _, driver = rig(temperature=20.0, humidity=40.0)
-    chip.bad_crc_next(1)
-    with pytest.raises(CrcError):
-        driver.read()
-    assert driver.frames_rejected == 1
-    assert driver.read()[0].value == pytest.approx(20.0, abs=0.003)
-
-
-def test_nack_and_timeout_errnos_are_translated() -> None:
-    bus, _, _, driver = rig()
-    bus.fail_next(ADDRESS)
-    with pytest.raises(NackError):
-        driver.read()
-    bus.fail_next(ADDRESS, err=errno.ETIMEDOUT)
-    with pytest.raises(BusTimeout):
-        driver.read()
-
-
-def test_vanish_then_reappear_recovers_after_reset() -> None:
-    bus, _, _, driver = rig(temperature=19.0, humidity=60.0)
-    driver.start()
-    bus.vanish(ADDRESS)
-    with pytest.raises(NackError):
-        driver.read()
-    with pytest.raises(NackError):
-        driver.reset()
-    bus.reappear(ADDRESS)
-    driver.reset()
-    assert driver.read()[1].value == pytest.approx(60.0, abs=0.002)
-
-
 # -- the emulator's own protocol enforcement ------------------------------------------
-
-def test_read_during_conversion_or_with_nothing_pending_is_nacked() -> None:
-    clock = FakeClock()
-    bus = EmulatedI2CBus()
-    bus.attach(ADDRESS, Sht3xDevice(clock=clock))
-    device = I2CDevice(bus, ADDRESS)
-    with pytest.raises(NackError):
-        device.read(6)  # nothing pending
-    device.write(b"\x24\x00")
-    clock.now += 0.005  # high repeatability takes 12.5 ms typ.
-    with pytest.raises(NackError):
-        device.read(6)
-    clock.now += 0.010
-    assert len(device.read(6)) == 6
-    with pytest.raises(NackError):
-        device.read(6)  # the result was consumed
-
 
 def test_unknown_command_is_nacked_and_flagged_in_status() -> None:
     chip = make_sht3x()
-    bus = EmulatedI2CBus()
-    bus.attach(ADDRESS, chip)
-    device = I2CDevice(bus, ADDRESS)
+    _, device = on_bus(chip, ADDRESS)
     with pytest.raises(NackError):
         device.write(b"\x12\x34")
     assert chip.status & STATUS_COMMAND_FAILED
@@ -244,9 +156,7 @@ def test_unknown_command_is_nacked_and_flagged_in_status() -> None:
 
 def test_argument_with_bad_crc_is_rejected_and_good_one_accepted() -> None:
     chip = make_sht3x()
-    bus = EmulatedI2CBus()
-    bus.attach(ADDRESS, chip)
-    device = I2CDevice(bus, ADDRESS)
+    _, device = on_bus(chip, ADDRESS)
     with pytest.raises(NackError):
         device.write(b"\x61\x1d\xbe\xef\x00")  # write high alert limit, wrong CRC
     assert chip.status & STATUS_WRITE_CRC_FAILED

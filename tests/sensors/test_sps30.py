@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import errno
-import logging
 import struct
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import agent.sensors._sensirion as sensirion_mod
-import agent.sensors.sps30 as sps30_mod
 from agent.bus.i2c import I2CDevice
 from agent.config.profiles import all_profiles
 from agent.emulators import registry as emulator_registry
 from agent.emulators.i2c_bus import EmulatedI2CBus
 from agent.emulators.sps30 import IDLE, MEASURING, SLEEP, Sps30Device
-from agent.errors import BusTimeout, CrcError, DataNotReady, FrameError, NackError, SensorError
+from agent.errors import FrameError, NackError, SensorError
 from agent.sensors import registry
 from agent.sensors.sps30 import (
     QUANTITIES,
@@ -34,6 +30,7 @@ from agent.sensors.sps30 import (
     parse_serial,
     parse_uint16_values,
 )
+from tests.sensors.rigs import FakeClock, crc_error_of, flipped, on_bus
 
 ADDRESS = 0x69
 
@@ -49,41 +46,16 @@ REAL_FLOATS = dict(zip(QUANTITIES, struct.unpack(
     ">10f", b"".join(REAL_FRAME[i:i + 2] for i in range(0, 60, 3))), strict=True))
 
 
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the datasheet waits instead of sleeping through them."""
-    recorded: list[float] = []
-    fake_time = SimpleNamespace(sleep=recorded.append)
-    monkeypatch.setattr(sps30_mod, "time", fake_time)
-    monkeypatch.setattr(sensirion_mod, "time", fake_time)
-    return recorded
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-def rig(clock: Clock, options: Sps30Options | None = None,
+def rig(clock: FakeClock, options: Sps30Options | None = None,
         **device_kwargs: object) -> tuple[Sps30, Sps30Device, EmulatedI2CBus]:
-    bus = EmulatedI2CBus()
     device = Sps30Device(clock=clock, **device_kwargs)  # type: ignore[arg-type]
-    bus.attach(ADDRESS, device)
-    return Sps30(I2CDevice(bus, ADDRESS), options or Sps30Options()), device, bus
+    bus, i2c = on_bus(device, ADDRESS)
+    return Sps30(i2c, options or Sps30Options()), device, bus
 
 
-def started(clock: Clock, options: Sps30Options | None = None,
+def started(clock: FakeClock, options: Sps30Options | None = None,
             **device_kwargs: object) -> tuple[Sps30, Sps30Device, EmulatedI2CBus]:
+    """Started, and one measurement interval later."""
     driver, device, bus = rig(clock, options, **device_kwargs)
     driver.start()
     clock.now += 1.0
@@ -115,13 +87,8 @@ def test_serial_is_nul_terminated_ascii() -> None:
 
 
 def test_bad_crc_raises_with_evidence() -> None:
-    broken = bytearray(REAL_FRAME)
-    broken[2] ^= 0x01
-    with pytest.raises(CrcError) as caught:
-        parse_float_values(bytes(broken))
-    assert caught.value.expected == 0x63
-    assert caught.value.received == 0x62
-    assert caught.value.raw == bytes(broken)
+    error = crc_error_of(parse_float_values, flipped(REAL_FRAME, 2))
+    assert (error.expected, error.received) == (0x63, 0x62)
 
 
 def test_truncated_frame_is_a_frame_error() -> None:
@@ -142,8 +109,7 @@ def test_uint16_format_round_trips(counts: list[int], size_nm: int) -> None:
 
 
 # --- driver against the emulator -------------------------------------------------------------
-def test_end_to_end_float_frame_is_byte_for_byte_the_real_one(clock: Clock,
-                                                               sleeps: list[float]) -> None:
+def test_end_to_end_float_frame_is_byte_for_byte_the_real_one(clock: FakeClock) -> None:
     driver, device, bus = started(clock, values=REAL_FLOATS)
     assert device.writes[-1] == bytes.fromhex("00 10 03 00 AC")
     readings = driver.read()
@@ -154,7 +120,7 @@ def test_end_to_end_float_frame_is_byte_for_byte_the_real_one(clock: Clock,
     assert raw.read(60) == REAL_FRAME
 
 
-def test_uint16_output_end_to_end(clock: Clock, sleeps: list[float]) -> None:
+def test_uint16_output_end_to_end(clock: FakeClock) -> None:
     driver, device, _ = started(clock, Sps30Options(output="uint16"), values=REAL_FLOATS)
     assert device.writes[-1] == bytes.fromhex("00 10 05 00 F6")
     values = {r.quantity: r.value for r in driver.read()}
@@ -163,13 +129,13 @@ def test_uint16_output_end_to_end(clock: Clock, sleeps: list[float]) -> None:
     assert values["typical_particle_size"] == 0.835  # 835 nm
 
 
-def test_uint16_on_old_firmware_is_refused(clock: Clock, sleeps: list[float]) -> None:
+def test_uint16_on_old_firmware_is_refused(clock: FakeClock) -> None:
     driver, _, _ = rig(clock, Sps30Options(output="uint16"), firmware=(1, 0))
     with pytest.raises(SensorError, match="uint16"):
         driver.start()
 
 
-def test_emulated_values_are_plausible_and_ordered(clock: Clock, sleeps: list[float]) -> None:
+def test_emulated_values_are_plausible_and_ordered(clock: FakeClock) -> None:
     driver, _, _ = started(clock)
     for _ in range(5):
         v = {r.quantity: r.value for r in driver.read()}
@@ -179,40 +145,13 @@ def test_emulated_values_are_plausible_and_ordered(clock: Clock, sleeps: list[fl
         clock.now += 1.0
 
 
-def test_data_ready_latches_once_per_second(clock: Clock, sleeps: list[float]) -> None:
-    driver, _, _ = rig(clock)
-    driver.start()
-    with pytest.raises(DataNotReady):
-        driver.read()
-    clock.now += 1.0
-    assert driver.read()
-    with pytest.raises(DataNotReady):
-        driver.read()
-
-
-def test_auto_cleaning_is_written_only_when_it_differs(clock: Clock, sleeps: list[float]) -> None:
-    driver, device, _ = rig(clock, Sps30Options(auto_cleaning_interval_s=604800),
-                            auto_cleaning_interval_s=3600)
-    driver.start()
-    assert bytes.fromhex("80 04 00 09 09 3A 80 A7") in device.writes
-    assert device.auto_cleaning_interval_s == 604800
-    device.writes.clear()
-    driver.start()
-    assert not [w for w in device.writes if w[:2] == b"\x80\x04" and len(w) > 2]
-
-
-def test_no_auto_cleaning_option_means_no_access(clock: Clock, sleeps: list[float]) -> None:
-    _, device, _ = started(clock)
-    assert not [w for w in device.writes if w[:2] == b"\x80\x04"]
-
-
-def test_start_wakes_a_sleeping_sensor(clock: Clock, sleeps: list[float]) -> None:
+def test_start_wakes_a_sleeping_sensor(clock: FakeClock) -> None:
     driver, device, _ = rig(clock, asleep=True)
     driver.start()
     assert device.state == MEASURING
 
 
-def test_sleep_between_readings(clock: Clock, sleeps: list[float]) -> None:
+def test_sleep_between_readings(clock: FakeClock) -> None:
     driver, device, _ = started(clock, Sps30Options(sleep_between=True))
     driver.sleep()
     assert device.state == SLEEP
@@ -224,14 +163,14 @@ def test_sleep_between_readings(clock: Clock, sleeps: list[float]) -> None:
     assert len(driver.read()) == 10
 
 
-def test_sleep_is_a_no_op_without_the_option(clock: Clock, sleeps: list[float]) -> None:
+def test_sleep_is_a_no_op_without_the_option(clock: FakeClock) -> None:
     driver, device, _ = started(clock)
     driver.sleep()
     driver.wake()
     assert device.state == MEASURING
 
 
-def test_stop_sleeps_on_new_firmware_and_idles_on_old(clock: Clock, sleeps: list[float]) -> None:
+def test_stop_sleeps_on_new_firmware_and_idles_on_old(clock: FakeClock) -> None:
     driver, device, _ = started(clock)
     driver.stop()
     assert device.state == SLEEP
@@ -241,12 +180,12 @@ def test_stop_sleeps_on_new_firmware_and_idles_on_old(clock: Clock, sleeps: list
     assert old_device.state == IDLE
 
 
-def test_identify(clock: Clock, sleeps: list[float]) -> None:
+def test_identify(clock: FakeClock) -> None:
     driver, _, _ = rig(clock, serial="ABCDEF0123456789", firmware=(2, 3))
     assert driver.identify() == {"serial": "ABCDEF0123456789", "firmware": "2.3"}
 
 
-def test_reset_waits_100_ms_and_restarts(clock: Clock, sleeps: list[float]) -> None:
+def test_reset_waits_100_ms_and_restarts(clock: FakeClock, sleeps: list[float]) -> None:
     driver, device, _ = started(clock)
     device.status = 1 << 4
     driver.reset()
@@ -257,96 +196,24 @@ def test_reset_waits_100_ms_and_restarts(clock: Clock, sleeps: list[float]) -> N
     assert len(driver.read()) == 10
 
 
-def test_fan_cleaning_pauses_new_data(clock: Clock, sleeps: list[float]) -> None:
-    driver, _, _ = started(clock, cleaning_s=10.0)
-    driver.fan_cleaning()
-    with pytest.raises(DataNotReady):
-        driver.read()
-    clock.now += 10.0
-    assert driver.read()
-
-
-# --- faults -----------------------------------------------------------------------------------
-def test_bad_crc_is_rejected_and_counted(clock: Clock, sleeps: list[float]) -> None:
-    driver, device, _ = started(clock)
-    device.corrupt_next()
-    with pytest.raises(CrcError):
-        driver.read()
-    assert driver.frames_rejected == 1
-    assert len(driver.read()) == 10
-
-
-def test_nack_and_timeout(clock: Clock, sleeps: list[float]) -> None:
-    driver, device, bus = started(clock)
-    device.nack_next()
-    with pytest.raises(NackError):
-        driver.read()
-    bus.fail_next(ADDRESS, err=errno.ETIMEDOUT)
-    with pytest.raises(BusTimeout):
-        driver.read()
-
-
-def test_stuck_not_ready(clock: Clock, sleeps: list[float]) -> None:
-    driver, device, _ = started(clock)
-    device.not_ready = True
-    with pytest.raises(DataNotReady):
-        driver.read()
-
-
-def test_vanish_and_return_after_power_loss(clock: Clock, sleeps: list[float]) -> None:
-    driver, device, bus = started(clock)
-    bus.vanish(ADDRESS)
-    with pytest.raises(NackError):
-        driver.read()
-    device.power_cycle()
-    bus.reappear(ADDRESS)
-    with pytest.raises(DataNotReady):
-        driver.read()  # powered up idle: no data
-    driver.start()
-    clock.now += 1.0
-    assert len(driver.read()) == 10
-
-
-@pytest.mark.parametrize("bit", [4, 5])
-def test_fan_or_laser_error_raises(clock: Clock, sleeps: list[float], bit: int) -> None:
-    driver, device, _ = started(clock)
-    device.status = 1 << bit
-    with pytest.raises(SensorError, match=r"fan|laser"):
-        driver.read()
-
-
-def test_fan_speed_warning_only_logs(clock: Clock, sleeps: list[float],
-                                     caplog: pytest.LogCaptureFixture) -> None:
-    driver, device, _ = started(clock)
-    device.status = 1 << 21
-    with caplog.at_level(logging.WARNING, logger="agent.sensors.sps30"):
-        assert len(driver.read()) == 10
-    assert "fan speed" in caplog.text
-
-
-def test_status_register_skipped_before_firmware_2_2(clock: Clock, sleeps: list[float]) -> None:
+def test_status_register_skipped_before_firmware_2_2(clock: FakeClock) -> None:
     driver, device, _ = started(clock, firmware=(2, 1))
     assert len(driver.read()) == 10
     assert b"\xd2\x06" not in device.writes
 
 
 # --- the emulator's own protocol checks -------------------------------------------------------
-def test_emulator_rejects_bad_argument_crc_and_unknown_commands(clock: Clock) -> None:
+def test_emulator_rejects_a_start_with_a_bad_argument_crc(clock: FakeClock) -> None:
     _, device, bus = rig(clock)
     raw = I2CDevice(bus, ADDRESS)
     with pytest.raises(NackError):
         raw.write(bytes.fromhex("00 10 03 00 00"))
     assert device.state == IDLE
     with pytest.raises(NackError):
-        raw.write(bytes.fromhex("80 04 00 00 81 0E 10 00"))
-    assert device.auto_cleaning_interval_s == 604800
-    with pytest.raises(NackError):
-        raw.write(b"\xbe\xef")
-    with pytest.raises(NackError):
         raw.read(3)  # nothing was asked
 
 
-def test_emulator_sleep_needs_two_wake_writes(clock: Clock) -> None:
+def test_emulator_sleep_needs_two_wake_writes(clock: FakeClock) -> None:
     _, device, bus = rig(clock, asleep=True)
     raw = I2CDevice(bus, ADDRESS)
     with pytest.raises(NackError):
@@ -355,7 +222,7 @@ def test_emulator_sleep_needs_two_wake_writes(clock: Clock) -> None:
     assert device.state == IDLE
 
 
-def test_emulator_wake_window_expires(clock: Clock) -> None:
+def test_emulator_wake_window_expires(clock: FakeClock) -> None:
     _, device, bus = rig(clock, asleep=True)
     raw = I2CDevice(bus, ADDRESS)
     with pytest.raises(NackError):
