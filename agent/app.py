@@ -27,6 +27,7 @@ from agent.sampling.worker import Clock, Opened, Opener
 from agent.sensors import DriverSpec, registry
 from agent.sensors.base import BusKind
 from agent.storage import Outbox
+from agent.vision.process import CounterSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,10 @@ class Agent:
         self.forwarder = Forwarder(self.outbox, self.config.mqtt, self.config.device_id,
                                    self.config.client_id)
         self._humidity = HumidityCorrector(humidity_rules(the_plan.sensors))
+        # One counter process per camera; OpenCV and ONNX Runtime load only in those.
+        self.counters = [CounterSupervisor(camera_id, camera, monotonic=self._clock.monotonic,
+                                           log_level=self.config.log_level)
+                         for camera_id, camera in self.config.cameras.items() if camera.enabled]
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -161,9 +166,11 @@ class Agent:
 
     def run(self) -> int:
         """The main loop; returns the process exit code."""
-        log.info("agent %s starting (boot %s, %d sensors)", self.config.device_id,
-                 self.boot_id, len(self.plan.sensors))
+        log.info("agent %s starting (boot %s, %d sensors, %d cameras)", self.config.device_id,
+                 self.boot_id, len(self.plan.sensors), len(self.counters))
         self.sampler.start()
+        for counter in self.counters:
+            counter.start()
         self.forwarder.start()
         systemd.notify("READY=1\nSTATUS=sampling")
         watchdog_every = systemd.watchdog_interval_s()
@@ -176,6 +183,7 @@ class Agent:
         while not self._stop.wait(LOOP_PERIOD_S):
             now = self._clock.monotonic()
             self.outbox.add(self._humidity.apply(self.sampler.drain()))
+            self.outbox.add(self._drain_counters())
             if now >= next_heartbeat:
                 self.outbox.add(self._heartbeat())
                 next_heartbeat = now + heartbeat_every
@@ -203,17 +211,26 @@ class Agent:
         status = AgentStatus(
             uptime_s=self._clock.monotonic() - self._started, outbox_depth=stats.depth,
             outbox_dropped_total=stats.dropped_total, mqtt_connected=forwarder.connected,
-            mqtt_connects=forwarder.connects, messages_sent=forwarder.messages_sent)
+            mqtt_connects=forwarder.connects, messages_sent=forwarder.messages_sent,
+            counter_restarts=sum(c.restarts for c in self.counters))
         sensors = [_sensor_status(h, now_ms, self._clock.monotonic(),
                                   self.config.health.stall_after_s)
                    for h in self.sampler.health()]
+        cameras = [m for c in self.counters for m in c.health(now_ms, self._clock.monotonic())]
         return heartbeat(status, read_system(self.config.storage.path.parent), sensors,
-                         now_ms, self._clock.monotonic())
+                         now_ms, self._clock.monotonic()) + cameras
+
+    def _drain_counters(self) -> list[Any]:
+        """Interval counts and density alerts the counter processes sent since the last call."""
+        return [m for counter in self.counters for m in counter.drain()]
 
     def _shutdown(self) -> int:
         systemd.notify("STOPPING=1")
         self.sampler.stop()
+        for counter in self.counters:
+            counter.stop()
         self.outbox.add(self._humidity.apply(self.sampler.drain()))
+        self.outbox.add(self._drain_counters())
         self._commit()
         self.forwarder.stop(drain_timeout_s=3.0)
         self.forwarder.join(timeout=10.0)

@@ -10,11 +10,11 @@ import sys
 from collections.abc import Sequence
 
 from agent import __version__
-from agent.cli import calibrate, check, noise, read, run, scan
+from agent.cli import calibrate, check, count, noise, read, run, scan
 from agent.cli._common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 from agent.errors import AgentError, ConfigError
 
-COMMANDS = (run, check, read, scan, noise, calibrate)
+COMMANDS = (run, check, read, scan, noise, calibrate, count)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,5 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_check_config(args: argparse.Namespace) -> int:
     the_plan = load_plan(args.config)
     names = ", ".join(f"{s.sensor_id} ({s.profile.model})" for s in the_plan.sensors) or "none"
-    print(f"{args.config}: OK — device {the_plan.config.device_id}, sensors: {names}")
+    cameras = ", ".join(cid for cid, c in the_plan.config.cameras.items() if c.enabled)
+    print(f"{args.config}: OK — device {the_plan.config.device_id}, sensors: {names}"
+          + (f"; cameras: {cameras}" if cameras else ""))
     return EXIT_OK

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent.config.camera import CameraConfig
 from agent.config.errors import problems_from
 from agent.config.health import HealthConfig
 from agent.config.mqtt import MqttConfig
@@ -45,6 +46,9 @@ class AgentConfig(BaseModel):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     sensors: dict[str, SensorConfig] = Field(default_factory=dict)
+    cameras: dict[str, CameraConfig] = Field(
+        default_factory=dict, description="People counters, one per camera; the id is the "
+        "'sensor' of their measurements.")
 
     @field_validator("device_id")
     @classmethod
@@ -60,6 +64,23 @@ class AgentConfig(BaseModel):
         if bad:
             raise ValueError(f"sensor ids {bad} must be 1-32 of a-z, 0-9, '_' or '-'")
         return value
+
+    @field_validator("cameras")
+    @classmethod
+    def _camera_ids(cls, value: dict[str, CameraConfig]) -> dict[str, CameraConfig]:
+        bad = [name for name in value if not SENSOR_ID.match(name) or name == "agent"]
+        if bad:
+            raise ValueError(f"camera ids {bad} must be 1-32 of a-z, 0-9, '_' or '-' "
+                             "(and not 'agent')")
+        return value
+
+    @model_validator(mode="after")
+    def _camera_ids_are_not_sensor_ids(self) -> AgentConfig:
+        clash = sorted(set(self.cameras) & set(self.sensors))
+        if clash:
+            raise ValueError(f"cameras {clash} use the id of a sensor; ids must be unique "
+                             "(they name the 'sensor' of every measurement)")
+        return self
 
     @model_validator(mode="after")
     def _humidity_sources_exist(self, info: ValidationInfo) -> AgentConfig:

@@ -63,6 +63,7 @@ def heartbeat(agent: AgentStatus, system: SystemFacts, sensors: Sequence[SensorS
         m(AGENT_SENSOR_ID, "mqtt_connected", int(agent.mqtt_connected), "1"),
         m(AGENT_SENSOR_ID, "mqtt_connects_total", agent.mqtt_connects, "1"),
         m(AGENT_SENSOR_ID, "messages_sent_total", agent.messages_sent, "1"),
+        m(AGENT_SENSOR_ID, "counter_restarts_total", agent.counter_restarts, "1"),
         m(AGENT_SENSOR_ID, "cpu_temperature", system.cpu_temperature_c, "Cel"),
         m(AGENT_SENSOR_ID, "throttled", system.throttled, "1"),
         m(AGENT_SENSOR_ID, "load_1m", system.load_1m, "1"),

@@ -28,12 +28,18 @@ writes, encodes or logs image data.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import onnxruntime as ort
+
+# ONNX Runtime otherwise records a device id and usage events under ~/.cache for later
+# upload; the variable only counts when set before the import. Nothing about the box
+# leaves it except the measurements (docs/privacy.md).
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+import onnxruntime as ort  # after the telemetry opt-out above
 from numpy.typing import NDArray
 
 from agent.errors import ConfigError
@@ -194,6 +200,9 @@ def _open_session(path: Path, threads: int) -> ort.InferenceSession:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: ORT's warnings name nodes, not problems
+    # Idle worker threads would otherwise spin between frames: at 10 fps this halves the
+    # counter's CPU (float 90 % -> 51 %, int8 65 % -> 17 %) at the same latency.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors

@@ -243,7 +243,7 @@ def test_wall_clock_step_does_not_disturb_the_schedule(emulator: PtySerialEmulat
         worker.join(5)
     samples = sink.of("pm2_5")[:12]
     gaps = [b.monotonic_s - a.monotonic_s for a, b in itertools.pairwise(samples)]
-    assert all(0.15 < g < 0.3 for g in gaps), gaps
+    assert all(0.1 < g < 0.6 for g in gaps), gaps  # never bunched (g ~ 0) nor skipped
     assert worker.health().missed_slots == 0
     stamps = [m.utc_ms for m in samples]
     assert max(stamps) - min(stamps) > 3_000_000, "time stamps follow the stepped wall clock"

@@ -218,7 +218,7 @@ def test_silent_port_is_bounded_in_time(emulate) -> None:
     assert outcome.silent
     budget = sum(FAST.listen_s(p.families) for p in PLANS) + 2 * FAST.reply_timeout_s \
         + FAST.modbus_timeout_s
-    assert elapsed < budget + 0.5
+    assert elapsed < budget + 3.0  # bounded, not hanging: generous for a loaded CI machine
 
 
 def test_missing_port_is_a_problem(tmp_path: Path) -> None:

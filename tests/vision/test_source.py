@@ -1,0 +1,224 @@
+"""Frame sources: files, the fps cap, dropping for a slow consumer, reconnect with backoff.
+
+Network tests run against ``MjpegServer``, a real MJPEG-over-HTTP camera on
+127.0.0.1 read by OpenCV's FFmpeg backend exactly as a street camera would be.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.vision.source import (
+    Frame,
+    LiveSource,
+    SourceSpec,
+    open_capture,
+    parse_source,
+    read_video,
+    shrink,
+    video_info,
+)
+from tests.mqtt_broker import wait_until
+from tests.vision.streams import MjpegServer, Plan, require_media, vtest_frames, write_clip
+
+
+class FakeCamera:
+    """A camera delivering ``fps`` frames per second; read() blocks until one is due.
+
+    The frame number is written into the first pixel so a test can see which
+    frames it got.
+    """
+
+    def __init__(self, fps: float = 30.0) -> None:
+        self.fps = fps
+        self.n = 0
+        self.next_due = time.monotonic()
+        self.released = False
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        wait = self.next_due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self.next_due += 1.0 / self.fps
+        image = np.zeros((48, 64, 3), np.uint8)
+        image[0, 0, 0] = self.n % 256
+        self.n += 1
+        return True, image
+
+    def get(self, prop: int) -> float:
+        return self.fps
+
+    def release(self) -> None:
+        self.released = True
+
+
+def collect(source: LiveSource, seconds: float, every_s: float = 0.0) -> list[Frame]:
+    frames: list[Frame] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        frame = source.get(0.05)
+        if frame is not None:
+            frames.append(frame)
+            if every_s:
+                time.sleep(every_s)
+    return frames
+
+
+def test_sources_are_classified_and_urls_are_logged_without_credentials(monkeypatch):
+    monkeypatch.setenv("CAMS", "/srv/cams")
+    assert parse_source("0") == SourceSpec("device", 0)
+    assert parse_source("/dev/video2") == SourceSpec("device", "/dev/video2")
+    assert parse_source("rtsp://user:secret@10.0.0.5:554/stream1").kind == "url"
+    assert parse_source("http://cam.local/video.mjpg").kind == "url"
+    assert parse_source("$CAMS/street.mp4") == SourceSpec("file", "/srv/cams/street.mp4")
+    assert parse_source("~/clip.avi").target == str(Path.home() / "clip.avi")
+    assert str(parse_source("rtsp://user:secret@10.0.0.5:554/s")) == "rtsp://***@10.0.0.5:554/s"
+
+
+def test_read_video_gives_every_frame_in_video_time():
+    path = require_media()
+    info = video_info(path)
+    assert (info.fps, info.frames) == (10.0, 795)
+    frames = []
+    for frame in read_video(path, resize_width=384):
+        frames.append(frame)
+        if len(frames) == 25:
+            break
+    assert [f.index for f in frames] == list(range(25))
+    assert [f.t_s for f in frames] == pytest.approx([i / 10 for i in range(25)])
+    assert frames[0].image.shape == (288, 384, 3) and frames[0].scale == 2.0
+
+
+def test_shrink_keeps_aspect_and_never_enlarges():
+    image = np.zeros((576, 768, 3), np.uint8)
+    small, scale = shrink(image, 320)
+    assert small.shape == (240, 320, 3) and scale == pytest.approx(2.4)
+    same, scale = shrink(image, 1024)
+    assert same is image and scale == 1.0
+
+
+def test_fps_cap_skips_frames_instead_of_queueing_them():
+    source = LiveSource(SourceSpec("url", "fake"), fps_cap=10,
+                        opener=lambda spec: FakeCamera(30)).start()
+    try:
+        frames = collect(source, 1.5)
+    finally:
+        source.stop()
+    stats = source.stats()
+    assert 12 <= len(frames) <= 18, len(frames)  # 10 per second
+    assert stats.frames_skipped >= 1.5 * stats.frames_read / 3  # about two of every three
+    assert stats.frames_dropped == 0
+    gaps = np.diff([f.t_s for f in frames])
+    assert gaps.min() > 0.07 and np.median(gaps) == pytest.approx(0.1, abs=0.02)
+
+
+def test_slow_consumer_gets_the_newest_frame_and_the_rest_are_counted_as_dropped():
+    source = LiveSource(SourceSpec("url", "fake"), fps_cap=30,
+                        opener=lambda spec: FakeCamera(30)).start()
+    try:
+        frames = collect(source, 1.2, every_s=0.25)  # a detector at 4 fps
+    finally:
+        source.stop()
+    stats = source.stats()
+    assert 3 <= len(frames) <= 6
+    jumps = np.diff([f.index for f in frames])
+    assert jumps.min() >= 4, "old frames were queued instead of replaced"
+    assert stats.frames_dropped >= 15
+    assert stats.frames_read == stats.frames_dropped + stats.frames_skipped + len(frames) + (
+        1 if source.get(0) else 0)
+
+
+def test_file_is_replayed_at_its_own_rate_and_looped(tmp_path):
+    clip = write_clip(tmp_path / "clip.avi", vtest_frames(0, 10), fps=20)
+    source = LiveSource(SourceSpec("file", str(clip)), fps_cap=60).start()
+    try:
+        frames = collect(source, 1.0)
+    finally:
+        source.stop()
+    assert 15 <= len(frames) <= 25, len(frames)  # 20 fps, not as fast as it decodes
+    assert max(f.index for f in frames) >= 12, "the 10-frame clip started again"
+    assert source.stats().reconnects == 0, "looping is not a reconnect"
+
+
+def test_file_without_loop_finishes(tmp_path):
+    clip = write_clip(tmp_path / "clip.avi", vtest_frames(0, 6), fps=30)
+    source = LiveSource(SourceSpec("file", str(clip)), fps_cap=60, loop=False).start()
+    try:
+        frames = collect(source, 0.6)
+        assert source.get(0.05) is None
+    finally:
+        source.stop()
+    assert len(frames) == 6 and source.stats().finished
+
+
+def test_missing_file_is_retried_with_growing_waits_until_it_appears(tmp_path):
+    clip = tmp_path / "late.avi"
+    attempts: list[float] = []
+
+    def opener(spec: SourceSpec):
+        attempts.append(time.monotonic())
+        return open_capture(spec)
+
+    source = LiveSource(SourceSpec("file", str(clip)), fps_cap=30, reconnect_min_s=0.05,
+                        reconnect_max_s=0.2, opener=opener).start()
+    try:
+        assert wait_until(lambda: len(attempts) >= 5, 3)
+        assert not source.stats().connected and source.get(0) is None
+        gaps = np.diff(attempts[:5])
+        assert gaps[0] == pytest.approx(0.05, abs=0.04)
+        assert gaps[1] == pytest.approx(0.1, abs=0.05)
+        assert gaps[2] == pytest.approx(0.2, abs=0.06)
+        assert gaps[3] == pytest.approx(0.2, abs=0.06), "capped at reconnect_max_s"
+        write_clip(clip, vtest_frames(0, 5), fps=10)
+        assert source.get(2.0) is not None
+        assert source.stats().connected and source.stats().reconnects >= 4
+    finally:
+        source.stop()
+
+
+def test_mjpeg_stream_that_drops_is_reopened_with_backoff():
+    camera = MjpegServer(vtest_frames(0, 5), fps=20,
+                         plans=[Plan("serve", 6), Plan("refuse"), Plan("refuse")]).start()
+    source = LiveSource(SourceSpec("url", camera.url), fps_cap=30, reconnect_min_s=0.1,
+                        reconnect_max_s=2.0).start()
+    try:
+        first = source.get(5.0)
+        assert first is not None and first.image.shape == (576, 768, 3)
+        assert wait_until(lambda: len(camera.connections) >= 4, 10)
+        assert wait_until(lambda: source.stats().connected, 5)
+        later = source.get(2.0)
+        assert later is not None and later.index > first.index
+    finally:
+        source.stop()
+        camera.stop()
+    gaps = np.diff(camera.connections[:4])
+    # After a stream that delivered (6 frames at 20 fps), wait the minimum; then double
+    # the wait after each refused attempt.
+    assert gaps[0] == pytest.approx(0.3 + 0.1, abs=0.15)
+    assert gaps[1] == pytest.approx(0.2, abs=0.1)
+    assert gaps[2] == pytest.approx(0.4, abs=0.15)
+    assert source.stats().reconnects == 3
+
+
+def test_stalled_stream_counts_as_a_drop_after_the_read_timeout():
+    camera = MjpegServer(vtest_frames(0, 3), fps=20, plans=[Plan("stall", 3)]).start()
+    opener = functools.partial(open_capture, read_timeout_s=0.5)
+    source = LiveSource(SourceSpec("url", camera.url), fps_cap=30, reconnect_min_s=0.1,
+                        opener=opener).start()
+    try:
+        assert source.get(5.0) is not None
+        assert wait_until(lambda: len(camera.connections) >= 2, 5), "never reconnected"
+        assert source.get(3.0) is not None
+    finally:
+        source.stop()
+        camera.stop()
+    assert 0.5 <= camera.connections[1] - camera.connections[0] < 3.0
+
+
+def test_absent_camera_device_cannot_be_opened():
+    assert open_capture(parse_source("/dev/video97")) is None
