@@ -18,10 +18,28 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
+
+
+def _valid_name(value: str) -> str:
+    if not NAME.match(value):
+        raise ValueError("use 1-32 of a-z, 0-9 or '_', starting with a letter or digit")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_valid_name)]
+"""A line or zone name: it becomes part of quantity names (line_<name>_in)."""
 """Line and zone names: they become part of quantity names (``line_<name>_in``)."""
 
 Point = tuple[float, float]
@@ -36,7 +54,7 @@ class LineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(description="Short name (a-z, 0-9, _); quantities line_<name>_in/_out.")
+    name: Name = Field(description="Short name (a-z, 0-9, _); quantities line_<name>_in/_out.")
     x1: float = Field(description="Start point x, native frame pixels.")
     y1: float = Field(description="Start point y, native frame pixels.")
     x2: float = Field(description="End point x, native frame pixels.")
@@ -44,13 +62,6 @@ class LineConfig(BaseModel):
     hysteresis_px: float = Field(
         default=20.0, ge=0, description="Width of the band around the line in which a "
         "person's side is not decided, native pixels; dithering on the line counts nothing.")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not NAME.match(value):
-            raise ValueError("use 1-32 of a-z, 0-9 or '_', starting with a letter or digit")
-        return value
 
     @model_validator(mode="after")
     def _distinct_ends(self) -> LineConfig:
@@ -64,7 +75,7 @@ class ZoneConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(description="Short name (a-z, 0-9, _); quantities zone_<name>_*.")
+    name: Name = Field(description="Short name (a-z, 0-9, _); quantities zone_<name>_*.")
     polygon: list[Point] = Field(
         min_length=3, description="Vertices [[x, y], ...] in native frame pixels, in order.")
     area_m2: float | None = Field(
@@ -76,13 +87,6 @@ class ZoneConfig(BaseModel):
     density_off: float | None = Field(
         default=None, ge=0, description="Alert switches off at or below this density "
         "(persons/m², < density_on); published as zone_<name>_density_alert = 0.")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not NAME.match(value):
-            raise ValueError("use 1-32 of a-z, 0-9 or '_', starting with a letter or digit")
-        return value
 
     @model_validator(mode="after")
     def _alert_settings(self) -> ZoneConfig:
