@@ -124,8 +124,9 @@ def test_measurements_arrive_and_graceful_stop_drains(agent: AgentProcess,
     quantities = {m["quantity"] for m in recorder.measurements()}
     assert {"pm2_5", "pm10", "uptime", "outbox_depth", "errors_total"} <= quantities
     assert_seq_complete(recorder)
-    status = [m.payload for m in recorder.on("/it-box/status")]
-    assert status[0] == b"online" and status[-1] == b"offline"
+    assert wait_until(lambda: [m.payload for m in recorder.on("/it-box/status")][-1:]
+                      == [b"offline"], 5), "a clean stop says offline"
+    assert recorder.on("/it-box/status")[0].payload == b"online"
     assert agent.rows() == set(), "a graceful stop drains the outbox"
 
 
