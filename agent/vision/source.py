@@ -29,6 +29,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +235,8 @@ class LiveSource:
         self._slot: Frame | None = None
         self._read = self._skipped = self._dropped = self._reconnects = 0
         self._connected = self._finished = False
+        self.reconnect_waits: deque[float] = deque(maxlen=16)
+        """The most recent waits before reopening (s), oldest first: the backoff as applied."""
         self._thread = threading.Thread(target=self._run, name="frame-source", daemon=True)
 
     def start(self) -> LiveSource:
@@ -294,6 +297,7 @@ class LiveSource:
                 if delivered:
                     backoff = self.reconnect_min_s
                 log.warning("camera source %s dropped; reopening in %.1f s", self.spec, backoff)
+            self.reconnect_waits.append(backoff)
             if self._stop.wait(backoff):
                 return
             backoff = min(2 * backoff, self.reconnect_max_s)
