@@ -19,8 +19,6 @@ class Quality(StrEnum):
     """Outside the sensor's physical range (kept only when the profile says flag)."""
     RETRIED = "retried"
     """Obtained only after a checksum failure or bus error was retried."""
-    STALE = "stale"
-    """The sensor had no new data; the value repeats an earlier one."""
     HIGH_HUMIDITY = "high_humidity"
     """Optical particle counts above ~90 %RH over-read; treat with care."""
     CALIBRATED = "calibrated"
