@@ -25,7 +25,8 @@ from agent.emulators.i2c_bus import Nack
 _NO_STRETCH = {0x2400: 0.0125, 0x240B: 0.0045, 0x2416: 0.0025}
 _STRETCH = {0x2C06, 0x2C0D, 0x2C10}
 _SOFT_RESET, _HEATER_ON, _HEATER_OFF, _BREAK = 0x30A2, 0x306D, 0x3066, 0x3093
-_READ_STATUS, _CLEAR_STATUS, _READ_SERIAL = 0xF32D, 0x3041, 0x3780
+_READ_STATUS, _CLEAR_STATUS = 0xF32D, 0x3041
+_READ_SERIAL = {0x3682, 0x3780}  # without and with clock stretching
 # Alert limits: write command -> matching read command (sht3x.c).
 _ALERT_WRITE_TO_READ = {0x611D: 0xE11F, 0x6116: 0xE114, 0x610B: 0xE109, 0x6100: 0xE102}
 
@@ -132,7 +133,7 @@ class Sht3xDevice(SensirionTRH):
             self.reply([self.status])
         elif code == _CLEAR_STATUS:
             self.status &= ~_STATUS_CLEARABLE
-        elif code == _READ_SERIAL:
+        elif code in _READ_SERIAL:
             self.reply([self.serial >> 16, self.serial & 0xFFFF])
         elif code in self.alert_limits:
             self.reply([self.alert_limits[code]])

@@ -35,7 +35,7 @@ scd4x        0x62    identify(): 0x3682 get_serial_number; if answered, (scan)
                      (measuring; identity not read)". Measurement is never
                      stopped; an SCD41 in power_down is not woken (not found).
 scd30        0x61    identify(): 0xD100 read firmware version.
-sht3x        0x44/45 identify(): 0x3780 read serial number, 0xF32D read status
+sht3x        0x44/45 identify(): 0x3682 read serial number (0x3780 if refused), 0xF32D read status
                      register. Tried before the SHT4x so an SHT3x never sees a
                      one-byte write (it would set its "command failed" flag).
 sht4x        0x44-46 identify(): 0x89 read serial number.
@@ -81,7 +81,7 @@ READ_ONLY_WRITES: dict[str, frozenset[bytes]] = {
     "sps30": frozenset({b"\xd0\x02", b"\xd0\x33", b"\xd1\x00"}),
     "scd4x": frozenset({b"\x36\x82", b"\x20\x2f", b"\xe4\xb8"}),
     "scd30": frozenset({b"\xd1\x00"}),
-    "sht3x": frozenset({b"\x37\x80", b"\xf3\x2d"}),
+    "sht3x": frozenset({b"\x36\x82", b"\x37\x80", b"\xf3\x2d"}),
     "sht4x": frozenset({b"\x89"}),
     "bmx280": frozenset({b"\xd0"}),
     "dnms": frozenset({b"\x00\x02"}),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from agent.bus.i2c import I2CDevice
+from agent.errors import CrcError, NackError
 from agent.models import Reading
 from agent.sensors import register
 from agent.sensors._sensirion import (
@@ -44,7 +45,12 @@ _HEATER_ON = SensirionCommand(0x306D, "heater on", _COMMAND_MS / 1000)
 _HEATER_OFF = SensirionCommand(0x3066, "heater off", _COMMAND_MS / 1000)
 _READ_STATUS = SensirionCommand(0xF32D, "read status", _COMMAND_MS / 1000, 1)
 _CLEAR_STATUS = SensirionCommand(0x3041, "clear status", _COMMAND_MS / 1000)
-_READ_SERIAL = SensirionCommand(0x3780, "read serial number", _COMMAND_MS / 1000, 2)
+# Sensirion's electronic identification note lists two serial-number commands: 0x3682
+# without clock stretching (tried first: the Raspberry Pi's I2C controller mishandles
+# stretching) and 0x3780 with it (what older drivers use; the fallback).
+_READ_SERIAL = SensirionCommand(0x3682, "read serial number", _COMMAND_MS / 1000, 2)
+_READ_SERIAL_STRETCHED = SensirionCommand(0x3780, "read serial number (stretching)",
+                                          _COMMAND_MS / 1000, 2)
 
 STATUS_HEATER_ON = 1 << 13
 STATUS_RESET_DETECTED = 1 << 4
@@ -90,7 +96,7 @@ def parse_measurement(data: bytes) -> tuple[float, float]:
 
 
 def parse_serial(data: bytes) -> int:
-    """The 32-bit serial number from the two-word reply to 0x3780."""
+    """The 32-bit serial number from the two-word reply to 0x3682 or 0x3780."""
     return join_words(parse_words(data, 2))
 
 
@@ -148,6 +154,9 @@ class Sht3x(SensirionDriver):
 
     def identify(self) -> dict[str, str]:
         """Serial number and status register; neither read changes any setting."""
-        serial = self._query(_READ_SERIAL, parse_serial)
+        try:
+            serial = self._query(_READ_SERIAL, parse_serial)
+        except (NackError, CrcError):
+            serial = self._query(_READ_SERIAL_STRETCHED, parse_serial)
         status = self.read_status()
         return {"serial": f"{serial:08x}", "status": f"0x{status:04x}"}

@@ -8,8 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.bus.crc import sensirion_crc8
+from agent.bus.i2c import I2CDevice
 from agent.config.profiles import all_profiles
 from agent.emulators import registry as emulator_registry
+from agent.emulators.i2c_bus import EmulatedI2CBus, Nack
 from agent.emulators.sht3x import (
     Sht3xDevice,
     make_sht3x,
@@ -176,3 +178,18 @@ def test_registered_and_matches_profile() -> None:
     assert tuple(q.name for q in profile.quantities) == Sht3x.quantities
     assert profile.address == ADDRESS
     assert isinstance(emulator_registry()["sht3x"].factory(), Sht3xDevice)
+
+
+def test_serial_number_falls_back_to_the_clock_stretching_command() -> None:
+    """0x3682 (no stretching) first; a chip that refuses it is asked with 0x3780."""
+
+    class OldChip(Sht3xDevice):
+        def on_write(self, data: bytes) -> None:
+            if data[:2] == b"\x36\x82":
+                raise Nack
+            super().on_write(data)
+
+    for device in (Sht3xDevice(serial=0x12345678), OldChip(serial=0x12345678)):
+        bus = EmulatedI2CBus()
+        bus.attach(0x44, device)
+        assert Sht3x(I2CDevice(bus, 0x44), Sht3xOptions()).identify()["serial"] == "12345678"
