@@ -69,6 +69,8 @@ def heartbeat(agent: AgentStatus, system: SystemFacts, sensors: Sequence[SensorS
         m(AGENT_SENSOR_ID, "load_1m", system.load_1m, "1"),
         m(AGENT_SENSOR_ID, "disk_free", system.disk_free_mb, "MBy"),
         m(AGENT_SENSOR_ID, "rss", system.rss_mb, "MBy"),
+        m(AGENT_SENSOR_ID, "clock_synced", None if system.clock_synchronized is None
+          else int(system.clock_synchronized), "1"),
     ]
     for s in sensors:
         items += [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 from dataclasses import dataclass
@@ -20,6 +22,8 @@ class SystemFacts:
     load_1m: float
     disk_free_mb: float | None
     rss_mb: float | None
+    clock_synchronized: bool | None
+    """Whether the kernel considers the wall clock NTP-synchronised (None: unknown)."""
 
 
 def read_system(storage_dir: Path) -> SystemFacts:
@@ -30,6 +34,7 @@ def read_system(storage_dir: Path) -> SystemFacts:
         load_1m=os.getloadavg()[0],
         disk_free_mb=_disk_free_mb(storage_dir),
         rss_mb=_rss_mb(),
+        clock_synchronized=_clock_synchronized(),
     )
 
 
@@ -63,3 +68,20 @@ def _rss_mb() -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+_TIME_ERROR = 5
+"""adjtimex() return value meaning "clock not synchronised" (see adjtimex(2))."""
+_TIMEX_BYTES = 512
+"""Room for struct timex (208 bytes on 64-bit Linux); modes = 0 only reads."""
+
+
+def _clock_synchronized() -> bool | None:
+    """Ask the kernel, as ``timedatectl`` does: boxes without an RTC boot with a stale
+    clock, and time stamps made before NTP syncs are wrong by that much."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        state = libc.adjtimex(ctypes.create_string_buffer(_TIMEX_BYTES))
+    except (OSError, AttributeError):
+        return None
+    return None if state < 0 else state != _TIME_ERROR

@@ -104,3 +104,4 @@ interval_s = 1
         listener.join(2)
         buses.close()
     assert "STOPPING=1" in listener.messages
+
