@@ -6,6 +6,7 @@ fact, and nothing downstream may change it in place.
 
 from __future__ import annotations
 
+import queue
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -82,3 +83,16 @@ class OutboxRecord:
     boot_id: str
     seq: int
     measurement: Measurement
+
+
+class MeasurementQueue(queue.Queue[list[Measurement]]):
+    """Batches of measurements handed from a producer thread to the main loop."""
+
+    def drain(self) -> list[Measurement]:
+        """Everything queued since the last call, in arrival order, without blocking."""
+        out: list[Measurement] = []
+        while True:
+            try:
+                out.extend(self.get_nowait())
+            except queue.Empty:
+                return out

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import queue
 
 from agent.config.sensors import ResolvedSensor
-from agent.models import Measurement
+from agent.models import Measurement, MeasurementQueue
 from agent.sampling.worker import Clock, Opener, SensorHealth, SensorWorker
 
 __all__ = ["Sampler", "SensorHealth"]
@@ -19,7 +18,7 @@ class Sampler:
 
     def __init__(self, sensors: list[ResolvedSensor], opener: Opener,
                  clock: Clock | None = None) -> None:
-        self.output: queue.Queue[list[Measurement]] = queue.Queue()
+        self.output = MeasurementQueue()
         self._workers = [SensorWorker(sensor, opener, self.output.put, clock)
                          for sensor in sensors]
 
@@ -42,9 +41,4 @@ class Sampler:
 
     def drain(self) -> list[Measurement]:
         """Everything produced since the last call, in production order."""
-        out: list[Measurement] = []
-        while True:
-            try:
-                out.extend(self.output.get_nowait())
-            except queue.Empty:
-                return out
+        return self.output.drain()

@@ -40,7 +40,7 @@ from multiprocessing.synchronize import Event as MpEvent
 from typing import Any, Literal
 
 from agent.config.camera import CameraConfig
-from agent.models import Measurement
+from agent.models import Measurement, MeasurementQueue
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ class CounterSupervisor:
                  target: Callable[..., None] = run_counter) -> None:
         self.camera_id = camera_id
         self.config = config
-        self.output: queue.Queue[list[Measurement]] = queue.Queue()
+        self.output = MeasurementQueue()
         self.restarts = 0
         self.restart_waits: deque[float] = deque(maxlen=16)
         """The most recent waits before a restart (s), oldest first: the backoff as applied."""
@@ -287,12 +287,7 @@ class CounterSupervisor:
 
     def drain(self) -> list[Measurement]:
         """Everything converted since the last call, in arrival order."""
-        out: list[Measurement] = []
-        while True:
-            try:
-                out.extend(self.output.get_nowait())
-            except queue.Empty:
-                return out
+        return self.output.drain()
 
     @property
     def alive(self) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.integration.fast_box import fast_head
 from tests.mqtt_broker import Broker, Recorder, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,18 +29,7 @@ SCHEMA = json.loads((ROOT / "docs" / "payload.schema.json").read_text())
 
 pytestmark = pytest.mark.slow
 
-CONFIG = """
-device_id = "it-box"
-[mqtt]
-keepalive_s = 5
-first_connect_jitter_s = 0
-reconnect_min_s = 0.2
-reconnect_max_s = 1.0
-[storage]
-commit_interval_s = 0.5
-[health]
-interval_s = 3
-[sensors.pm]
+CONFIG = fast_head("it-box", 3) + """[sensors.pm]
 model = "sds011"
 port = "/dev/ttyUSB0"
 interval_s = 1

@@ -20,6 +20,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.integration.fast_box import fast_head
 from tests.mqtt_broker import Broker, Recorder, wait_until
 from tests.vision.streams import INT8_MODEL, MjpegServer, require_media, vtest_frames
 
@@ -27,18 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "docs" / "payload.schema.json").read_text())
 pytestmark = pytest.mark.slow
 
-HEAD = """
-device_id = "cam-box"
-[mqtt]
-keepalive_s = 5
-first_connect_jitter_s = 0
-reconnect_min_s = 0.2
-reconnect_max_s = 1.0
-[storage]
-commit_interval_s = 0.5
-[health]
-interval_s = 2
-"""
+HEAD = fast_head("cam-box", 2)
 
 
 def camera_section(source: str, interval_s: int = 2) -> str:
