@@ -13,6 +13,7 @@ from agent import __version__
 from agent.cli import calibrate, check, count, noise, read, run, scan
 from agent.cli._common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 from agent.errors import AgentError, ConfigError
+from agent.redact import redact_text
 
 COMMANDS = (run, check, read, scan, noise, calibrate, count)
 
@@ -31,11 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ConfigError as exc:
-        print(f"configuration error:\n{exc}", file=sys.stderr)
+    except ConfigError as exc:  # errors may quote a camera URL: never with its password
+        print(f"configuration error:\n{redact_text(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
     except AgentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK

@@ -4,8 +4,14 @@ The same pipeline as the daemon's counter process (detector, tracker, lines,
 zones, intervals, motion gating), but every frame is processed in order, none
 is dropped, nothing waits for real time, and interval times are video time
 (frame index / fps). Results go to stdout (text, or JSON lines with the same
-quantity names as the MQTT payload); a progress bar and a summary go to
-stderr. Only numbers are written: ``--per-frame`` writes ``frame,count``.
+quantity names as the MQTT payload, closed by a ``{"summary": ...}`` line of
+whole-video totals); a progress bar, the totals in text mode and the speed go
+to stderr. Only numbers are written: ``--per-frame`` writes ``frame,count``.
+
+Whole-video totals are folded by a second ``IntervalCounter`` whose one
+interval spans the video, so they pass the same small-count suppression as
+every interval. OpenCV's and FFmpeg's own messages are switched off: a video
+that cannot be opened gets one clear line (exit 1), never their warnings.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
+import os
 import re
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -25,7 +33,12 @@ from agent.cli._common import EXIT_OK, setup_logging
 from agent.config import load_config
 from agent.config.camera import CameraConfig
 from agent.config.errors import problems_from
-from agent.errors import ConfigError
+from agent.errors import AgentError, ConfigError
+
+if TYPE_CHECKING:  # the vision stack loads in cmd_count only
+    from agent.vision.intervals import IntervalRecord
+    from agent.vision.pipeline import IntervalReport
+    from agent.vision.source import VideoInfo
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(ms|s|m|min|h)?\s*$")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, None: 1.0}
@@ -59,6 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--no-motion-gate", action="store_true",
                    help="analyse every frame even when nothing moves")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   default="WARNING", help="log messages on stderr from this level on")
     p.set_defaults(func=cmd_count)
 
 
@@ -141,68 +156,151 @@ def camera_settings(args: argparse.Namespace) -> CameraConfig:
         raise ConfigError(source, problems_from(exc)) from exc
 
 
-def cmd_count(args: argparse.Namespace) -> int:
-    setup_logging("WARNING")
-    config = camera_settings(args)
-    # The vision stack is imported here only: the other commands never load OpenCV.
-    from agent.vision.pipeline import build_pipeline  # noqa: PLC0415
-    from agent.vision.source import read_video, video_info  # noqa: PLC0415
+def outside_frame(config: CameraConfig, width: int, height: int) -> list[tuple[str, str]]:
+    """(key, reason) for each line or zone with a point outside a ``width`` x ``height`` frame.
 
-    try:
-        info = video_info(args.video)
-    except FileNotFoundError as exc:
-        raise ConfigError(str(args.video), [("", str(exc))]) from None
+    The frame's edges count as inside (a line from x 0 to x 768 spans a 768 px
+    wide frame). A line only partly outside is refused too: points beyond the
+    frame almost always mean coordinates taken at another resolution, and the
+    counts would silently cover less than the operator drew.
+    """
+    where = f"outside the {width}x{height} video frame (x 0-{width}, y 0-{height})"
+    shapes = [(f"line {x.name!r}", "end point", [(x.x1, x.y1), (x.x2, x.y2)])
+              for x in config.lines]
+    shapes += [(f"zone {z.name!r}", "vertex", list(z.polygon)) for z in config.zones]
+    problems = []
+    for key, kind, points in shapes:
+        out = [(x, y) for x, y in points if not (0 <= x <= width and 0 <= y <= height)]
+        if out:
+            listed = ", ".join(f"({x:g}, {y:g})" for x, y in out)
+            problems.append((key, f"{kind} {listed} {where}"))
+    return problems
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    config = camera_settings(args)
+    silence_opencv()
+    # The vision stack is imported here only: the other commands never load OpenCV.
+    from agent.vision.intervals import IntervalCounter  # noqa: PLC0415
+    from agent.vision.pipeline import build_pipeline  # noqa: PLC0415
+    from agent.vision.source import read_video  # noqa: PLC0415
+
+    info = open_video(args, config)
     fps = args.fps or info.fps
     pipeline = build_pipeline(config, start_s=0.0,
                               motion=False if args.no_motion_gate else None)
+    totals = IntervalCounter(pipeline.scene.lines, pipeline.scene.zones, interval_s=math.inf,
+                             suppress_below=config.suppress_below, start_s=0.0)
     progress = Progress(info.frames, sys.stderr, quiet=args.quiet)
     per_frame = args.per_frame.open("w", newline="", encoding="utf-8") if args.per_frame else None
     writer = csv.writer(per_frame) if per_frame else None
     if writer:
         writer.writerow(["frame", "count"])
     started = time.perf_counter()
-    frames = 0
+    frames = inferred = 0
     end_s = 0.0
     try:
         try:
             for frame in read_video(args.video, config.resize_width, fps):
                 result = pipeline.process(frame)
+                totals.add(result.counts)
                 for report in result.closed:
-                    emit(report, args.json)
+                    progress.write(render(report, args.json))
                 if writer:
                     writer.writerow([frame.index, result.detections])
                 frames += 1
+                inferred += result.inferred
                 end_s = frame.t_s + 1.0 / fps
-                progress.update(frames)
+                progress.step()
         except KeyboardInterrupt:  # a stream is counted until Ctrl-C: report what was counted
             pass
         for report in pipeline.finish(end_s):
-            emit(report, args.json)
+            progress.write(render(report, args.json))
     finally:
         if per_frame:
             per_frame.close()
-        progress.done()
+        progress.close()
     elapsed = time.perf_counter() - started
+    speed = frames / max(elapsed, 1e-9)
+    whole = totals.flush(end_s)
+    if whole is not None:
+        print_totals(whole, inferred, speed, args.json)
     print(f"{frames} frames ({end_s:.1f} s of video) in {elapsed:.1f} s: "
-          f"{frames / max(elapsed, 1e-9):.1f} frames/s", file=sys.stderr)
+          f"{speed:.1f} frames/s", file=sys.stderr)
     return EXIT_OK
 
 
-def emit(report: Any, as_json: bool) -> None:
-    """One interval on stdout; ``fps`` is left out (offline it is just the video's rate)."""
+def open_video(args: argparse.Namespace, config: CameraConfig) -> VideoInfo:
+    """The video's ``VideoInfo``, once it is known to open and to hold every line and zone.
+
+    AgentError (exit 1) when it cannot be opened, ConfigError (exit 2) when a
+    line or zone lies outside its frame.
+    """
+    from agent.vision.source import video_info  # noqa: PLC0415
+
+    try:
+        info = video_info(args.video)
+    except FileNotFoundError as exc:
+        raise AgentError(f"{exc} (missing, unreachable, or not a video)") from None
+    if info.width and info.height:
+        problems = outside_frame(config, info.width, info.height)
+        if problems:
+            raise ConfigError(str(args.config or "command line"), problems)
+    return info
+
+
+def print_totals(record: IntervalRecord, frames_inferred: int, speed: float,
+                 as_json_line: bool) -> None:
+    """Whole-video totals: a ``{"summary": ...}`` line on stdout, or a text line on stderr.
+
+    ``record`` is the ``IntervalRecord`` of one interval spanning the video, so
+    its figures are already suppressed like every interval's.
+    """
+    from agent.vision.pipeline import IntervalReport  # noqa: PLC0415
+
+    seconds = record.end_s - record.start_s
+    report = IntervalReport(record, frames_inferred, None, None,
+                            record.frames / seconds if seconds > 0 else 0.0)
+    if as_json_line:
+        print(json.dumps({"summary": {**as_json(report), "duration_s": round(seconds, 3),
+                                      "processing_fps": round(speed, 1)}}), flush=True)
+    else:
+        print(f"total {as_text(report)}", file=sys.stderr)
+
+
+def silence_opencv() -> None:
+    """OpenCV's and FFmpeg's own console messages off; must run before cv2 is imported.
+
+    Their warnings on an unreadable file ("[ WARN:0@0.02] global cap.cpp ...")
+    say nothing a user can act on; count reports the failure itself. An
+    operator debugging a stream can still set the variables (setdefault).
+    """
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
+def render(report: IntervalReport, as_json_line: bool) -> str:
+    """One interval as an output line: JSON, or text."""
+    return json.dumps(as_json(report)) if as_json_line else as_text(report)
+
+
+def as_json(report: IntervalReport) -> dict[str, float | int]:
+    """Interval bounds and published figures; ``fps`` is left out (offline it is the video's)."""
     r = report.record
-    values = {k: v for k, v in report.values() if k != "fps"}
-    if as_json:
-        print(json.dumps({"start_s": round(r.start_s, 3), "end_s": round(r.end_s, 3),
-                          **{k: _rounded(v) for k, v in values.items()}}), flush=True)
-        return
+    return {"start_s": round(r.start_s, 3), "end_s": round(r.end_s, 3),
+            **{k: _rounded(v) for k, v in report.values() if k != "fps"}}
+
+
+def as_text(report: IntervalReport) -> str:
+    r = report.record
     parts = [f"{_clock(r.start_s)}-{_clock(r.end_s)}", f"frames {r.frames}"]
     parts += [f"{x.line}: in {_text(x.in_count)} out {_text(x.out_count)}" for x in r.lines]
     parts += [f"{z.zone}: mean {_text(z.occupancy_mean)} max {_text(z.occupancy_max)}"
               + (f" ({_text(z.density_mean)}/m²)" if z.density_mean is not None else "")
               for z in r.zones]
     parts.append(f"occupancy: mean {_text(r.occupancy_mean)} max {_text(r.occupancy_max)}")
-    print("  ".join(parts), flush=True)
+    return "  ".join(parts)
 
 
 def _rounded(value: float) -> float | int:
@@ -219,34 +317,37 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """A progress bar on a terminal; a line per 10 % otherwise."""
+    """Progress on ``stream``: a tqdm bar with ETA on a terminal, a line per 10 % otherwise.
+
+    Result lines go through ``write``: tqdm clears the bar, prints the line
+    and redraws the bar below it, so the two never share a terminal line.
+    """
 
     def __init__(self, total: int, stream: IO[str], *, quiet: bool = False) -> None:
-        self.total, self.stream, self.quiet = total, stream, quiet
-        self.tty = stream.isatty()
-        self.started = time.perf_counter()
-        self._last_draw = 0.0
-        self._last_decile = 0
+        from tqdm import tqdm  # noqa: PLC0415 - the vision extra; count only
 
-    def update(self, done: int) -> None:
-        if self.quiet:
-            return
-        now = time.perf_counter()
-        rate = done / max(now - self.started, 1e-9)
-        if self.tty:
-            if now - self._last_draw < 0.2:
-                return
-            self._last_draw = now
-            share = min(done / self.total, 1.0) if self.total else 0.0
-            bar = "#" * int(30 * share) + "-" * (30 - int(30 * share))
-            total = f"/{self.total}" if self.total else ""
-            self.stream.write(f"\r[{bar}] {done}{total} frames {rate:5.1f}/s")
-            self.stream.flush()
-        elif self.total and 10 * done // self.total > self._last_decile:
-            self._last_decile = 10 * done // self.total
-            self.stream.write(f"{10 * self._last_decile}% ({done}/{self.total} frames, "
+        tty = stream.isatty()
+        self.total, self.stream = total, stream
+        self.deciles = not quiet and not tty and total > 0
+        self.done = self._last_decile = 0
+        self.started = time.perf_counter()
+        self._bar = tqdm(total=total or None, file=stream, unit="frame", dynamic_ncols=True,
+                         disable=quiet or not tty)
+
+    def step(self) -> None:
+        """One more frame counted."""
+        self.done += 1
+        self._bar.update(1)
+        if self.deciles and 10 * self.done // self.total > self._last_decile:
+            self._last_decile = 10 * self.done // self.total
+            rate = self.done / max(time.perf_counter() - self.started, 1e-9)
+            self.stream.write(f"{10 * self._last_decile}% ({self.done}/{self.total} frames, "
                               f"{rate:.1f}/s)\n")
 
-    def done(self) -> None:
-        if self.tty and not self.quiet:
-            self.stream.write("\n")
+    def write(self, line: str) -> None:
+        """A result line on stdout, above the bar."""
+        self._bar.write(line, file=sys.stdout)
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        self._bar.close()

@@ -158,6 +158,8 @@ class Pipeline:
         self._end = None if start_s is None else start_s + interval_s
         self._reported_end = -math.inf
         self._last_t = -math.inf
+        self._first_t: float | None = None
+        """Time of the first frame: counting started then, not at its interval's start."""
         self._detections: list[Detection] = []
         self._analysed = False
         self._tentative = False
@@ -167,6 +169,8 @@ class Pipeline:
         """Count one frame; close the intervals that ended before it."""
         t = max(frame.t_s, math.nextafter(self._last_t, math.inf))
         self._last_t = t
+        if self._first_t is None:
+            self._first_t = t
         if self._end is None:
             self._end = t + self.interval_s
         closed = self.tick(t)
@@ -223,7 +227,11 @@ class Pipeline:
         times = np.asarray(self._inference_ms)
         self._inference_ms = []
         self._reported_end = max(self._reported_end, record.end_s)
-        duration = record.end_s - record.start_s
+        # Frames per second of counting: the first interval on the grid began before the
+        # first frame (the daemon starts mid-interval), and the partial last one ends
+        # where finish() was called.
+        begun = record.start_s if self._first_t is None else max(record.start_s, self._first_t)
+        duration = record.end_s - begun
         p50, p95 = (None, None) if times.size == 0 else (
             float(np.percentile(times, 50)), float(np.percentile(times, 95)))
         return IntervalReport(record, int(times.size), p50, p95,

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from agent.config.camera import CameraConfig
 from agent.models import Measurement, MeasurementQueue
+from agent.redact import redact_logging
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ def run_counter(spec: ChildSpec, output: Any, stop: MpEvent) -> None:
     logging.basicConfig(level=getattr(logging, spec.log_level, logging.INFO),
                         format=f"%(asctime)s %(levelname)s counter[{spec.camera_id}] "
                                "%(name)s: %(message)s")
+    redact_logging()  # the camera URL's credentials never reach the journal
     terminated = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # systemd and Ctrl-C reach us too
         signal.signal(signum, lambda *_: terminated.set())

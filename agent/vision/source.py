@@ -39,6 +39,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from agent.redact import redact_url
+
 log = logging.getLogger(__name__)
 
 OPEN_TIMEOUT_S = 10.0
@@ -61,9 +63,11 @@ class SourceSpec:
     """Device index or path, file path, or URL."""
 
     def __str__(self) -> str:
-        if self.kind == "url":
-            return _without_credentials(str(self.target))
-        return str(self.target)
+        """The source fit for a log line or an error: a URL without its credentials."""
+        return redact_url(str(self.target)) if self.kind == "url" else str(self.target)
+
+    def __repr__(self) -> str:  # a %r in a log line or a traceback shows no password either
+        return f"SourceSpec({self.kind!r}, {str(self) if self.kind == 'url' else self.target!r})"
 
 
 def parse_source(text: str) -> SourceSpec:
@@ -165,17 +169,23 @@ class VideoInfo:
     fps: float
     frames: int
     """Frame count from the container; 0 when unknown (a progress bar then shows no total)."""
+    width: int
+    height: int
+    """Native frame size in pixels; 0 when the source does not say."""
 
 
 def video_info(target: str | Path) -> VideoInfo:
     """Frame rate and length of a video file (or what a stream says), for offline counting."""
-    capture = open_capture(parse_source(str(target)))
+    spec = parse_source(str(target))
+    capture = open_capture(spec)
     if capture is None:
-        raise FileNotFoundError(f"cannot open video {target}")
+        raise FileNotFoundError(f"cannot open video {spec}")
     try:
         count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
         frames = int(count) if math.isfinite(count) and 0 < count < 1e9 else 0
-        return VideoInfo(capture_fps(capture), frames)
+        size = [capture.get(p) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT)]
+        width, height = (int(v) if math.isfinite(v) and 0 < v < 1e5 else 0 for v in size)
+        return VideoInfo(capture_fps(capture), frames, width, height)
     finally:
         capture.release()
 
@@ -188,9 +198,10 @@ def read_video(target: str | Path, resize_width: int | None = None,
     the stream delivers, until it ends). ``fps`` overrides the frame rate the
     source reports, which streams often get wrong.
     """
-    capture = open_capture(parse_source(str(target)))
+    spec = parse_source(str(target))
+    capture = open_capture(spec)
     if capture is None:
-        raise FileNotFoundError(f"cannot open video {target}")
+        raise FileNotFoundError(f"cannot open video {spec}")
     rate = fps or capture_fps(capture)
     index = 0
     try:
@@ -342,11 +353,3 @@ class LiveSource:
     def _set_connected(self, value: bool) -> None:
         with self._ready:
             self._connected = value
-
-
-def _without_credentials(url: str) -> str:
-    """A URL fit for a log line: ``rtsp://user:secret@host`` → ``rtsp://***@host``."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url

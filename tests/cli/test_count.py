@@ -3,20 +3,47 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import pytest
 
 from agent.cli import main
 from agent.cli.count import duration, parse_line, parse_zone
+from agent.config.camera import CameraConfig
+from agent.vision.pipeline import build_pipeline
+from agent.vision.source import read_video
 from tests.vision.streams import INT8_MODEL, MjpegServer, Plan, vtest_frames, write_clip
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first 60 frames of vtest.avi at its 10 fps: 6 s of video."""
     return write_clip(tmp_path_factory.mktemp("count") / "vtest60.avi", vtest_frames(0, 60), 10)
+
+
+@pytest.fixture(scope="module")
+def clip15s(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 150 frames of vtest.avi: 15 s in which people cross a line across the square."""
+    return write_clip(tmp_path_factory.mktemp("count") / "vtest150.avi", vtest_frames(0, 150), 10)
+
+
+def unsuppressed(tmp_path: Path, k: int = 0) -> list[str]:
+    """--config/--camera options for a camera section with suppress_below = k."""
+    config = tmp_path / f"k{k}.toml"
+    config.write_text(f'device_id = "box"\n[cameras.street]\nsource = "/dev/video0"\n'
+                      f'model = "{INT8_MODEL}"\nsuppress_below = {k}\n')
+    return ["--config", str(config), "--camera", "street"]
 
 
 def test_json_lines_per_interval_and_per_frame_counts(clip: Path, tmp_path: Path,
@@ -27,7 +54,8 @@ def test_json_lines_per_interval_and_per_frame_counts(clip: Path, tmp_path: Path
                  "--json", "--per-frame", str(per_frame), "--model", str(INT8_MODEL)])
     assert code == 0
     out, err = capsys.readouterr()
-    rows = [json.loads(line) for line in out.splitlines()]
+    *rows, summary = [json.loads(line) for line in out.splitlines()]
+    assert set(summary) == {"summary"}, "the last line holds the whole-video totals"
     assert [(r["start_s"], r["end_s"]) for r in rows] == [(0, 2), (2, 4), (4, 6)]
     assert all(r["frames"] == 20 and r["frames_inferred"] >= 1 for r in rows)
     assert all({"line_path_in", "line_path_out", "zone_lawn_occupancy_mean",
@@ -47,10 +75,13 @@ def test_text_output_and_the_partial_last_interval(clip: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["count", str(clip), "--interval", "4s", "--model", str(INT8_MODEL),
                  "--quiet"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
     assert len(lines) == 2
     assert lines[0].startswith("00:00:00.0-00:00:04.0  frames 40")
     assert lines[1].startswith("00:00:04.0-00:00:06.0  frames 20")
+    assert "total 00:00:00.0-00:00:06.0  frames 60" in err, "totals go to stderr in text mode"
+    assert "%" not in err, "--quiet: no progress"
 
 
 def test_camera_section_from_a_config_file(clip: Path, tmp_path: Path,
@@ -62,10 +93,14 @@ def test_camera_section_from_a_config_file(clip: Path, tmp_path: Path,
                       'x2 = 230\ny2 = 170\n')
     assert main(["count", str(clip), "--config", str(config), "--camera", "street",
                  "--json", "--quiet"]) == 0
-    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    *rows, last = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [r["end_s"] for r in rows] == [3, 6]
     assert all("occupancy_mean" not in r and "line_door_in" not in r for r in rows), \
         "figures under suppress_below are withheld"
+    summary = last["summary"]
+    assert summary["frames"] == 60 and summary["duration_s"] == 6
+    withheld = {"occupancy_mean", "occupancy_max", "line_door_in", "line_door_out"}
+    assert not withheld & set(summary), "whole-video totals under suppress_below are withheld too"
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -80,9 +115,100 @@ def test_mistakes_are_usage_errors(clip: Path, argv: list[str], message: str,
     assert message in capsys.readouterr().err
 
 
-def test_missing_video_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["count", str(tmp_path / "none.avi")]) == 2
-    assert "cannot open video" in capsys.readouterr().err
+def test_whole_video_totals_add_up_the_intervals(clip15s: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["count", str(clip15s), *unsuppressed(tmp_path), "--interval", "5s", "--json",
+                 "--quiet", "--line", "path=230,340,230,170", "--line", "square=0,300,768,300",
+                 "--zone", "lawn=0,250,400,250,400,576,0,576"]) == 0
+    *rows, last = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    total = last["summary"]
+    assert len(rows) == 3
+    assert (total["start_s"], total["end_s"], total["duration_s"]) == (0, 15, 15)
+    assert total["frames"] == sum(r["frames"] for r in rows) == 150
+    for name in ("line_path_in", "line_path_out", "line_square_in", "line_square_out"):
+        assert total[name] == sum(r[name] for r in rows), name
+    assert total["line_square_in"] + total["line_square_out"] >= 3, "people cross the square"
+    for area in ("", "zone_lawn_"):
+        assert total[f"{area}occupancy_max"] == max(r[f"{area}occupancy_max"] for r in rows)
+        assert total[f"{area}occupancy_mean"] == pytest.approx(
+            sum(r[f"{area}occupancy_mean"] * r["frames"] for r in rows) / 150, abs=1e-3)
+    assert total["processing_fps"] > 0 and "fps" not in total
+
+
+def test_fps_is_per_second_of_counting_in_the_first_and_the_last_interval(clip: Path) -> None:
+    """The daemon's intervals lie on a UTC grid: the first began before counting started."""
+    config = CameraConfig(source=str(clip), model=INT8_MODEL, interval_s=2)
+    pipeline = build_pipeline(config, start_s=-1.5)
+    reports, end_s = [], 0.0
+    for frame in read_video(clip):
+        reports += pipeline.process(frame).closed
+        end_s = frame.t_s + 0.1
+    reports += pipeline.finish(end_s)
+    assert [(r.record.start_s, round(r.record.end_s, 6), r.record.frames) for r in reports] == \
+        [(-1.5, 0.5, 5), (0.5, 2.5, 20), (2.5, 4.5, 20), (4.5, 6.0, 15)]
+    assert [r.fps for r in reports] == pytest.approx([10.0] * 4), \
+        "5 frames in the 0.5 s counted of the first interval are 10 frames/s, not 2.5"
+
+
+def test_lines_and_zones_outside_the_frame_are_refused(clip: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["count", str(clip), "--model", str(INT8_MODEL), "--quiet",
+                 "--line", "edge=0,576,768,576", "--line", "far=700,300,800,300",
+                 "--zone", "lawn=0,250,400,250,400,576", "--zone", "sky=0,0,10,0,10,-5"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines()[1:] == [
+        "command line: line 'far': end point (800, 300) outside the 768x576 video frame "
+        "(x 0-768, y 0-576)",
+        "command line: zone 'sky': vertex (10, -5) outside the 768x576 video frame "
+        "(x 0-768, y 0-576)"], "the frame's edges are inside; every offender is named"
+
+
+def count_process(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``lokaalmeten count`` as its own process: OpenCV and FFmpeg write to fd 2 themselves."""
+    return subprocess.run([sys.executable, "-m", "agent", "count", *argv], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_on_a_terminal_result_lines_and_the_progress_bar_never_share_a_line(clip: Path) -> None:
+    master, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent", "count", str(clip), "--interval", "1s",
+         "--model", str(INT8_MODEL)], stdout=terminal, stderr=terminal, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    os.close(terminal)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    assert process.wait(60) == 0
+    text = screen.decode()
+    # What stays on each terminal line: the text after its last carriage return.
+    shown = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
+    stamped = [line for line in shown if re.search(r"\d\d:\d\d:\d\d\.\d-", line)]
+    interval = r"\d\d:\d\d:\d\d\.\d-\d\d:\d\d:\d\d\.\d  frames \d+  occupancy: mean [\d.]+ max \d+"
+    assert len(stamped) == 7, text
+    assert all(re.fullmatch(interval, line) for line in stamped[:6]), stamped
+    assert re.fullmatch("total " + interval, stamped[6]), stamped
+    assert re.search(r"100%\|█+\| 60/60 \[\d\d:\d\d<\d\d:\d\d", text), "a bar with its ETA"
+
+
+def test_an_unreadable_or_missing_video_is_one_clear_error_line(tmp_path: Path) -> None:
+    garbage = tmp_path / "broken.avi"
+    garbage.write_bytes(b"RIFF\x00\x00\x00\x00AVI " + bytes(range(256)) * 40)
+    for video in (garbage, tmp_path / "none.avi", tmp_path):
+        result = count_process(str(video))
+        assert (result.returncode, result.stdout) == (1, ""), result.stderr
+        assert result.stderr == f"error: cannot open video {video} (missing, unreachable, " \
+                                "or not a video)\n", "no OpenCV or FFmpeg warnings"
 
 
 def test_argument_parsers() -> None:
@@ -102,7 +228,8 @@ def test_an_mjpeg_stream_is_counted_until_it_ends(capsys: pytest.CaptureFixture[
     finally:
         camera.stop()
     assert code == 0
-    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    *rows, last = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [(r["start_s"], r["end_s"], r["frames"]) for r in rows] == \
         [(0, 1, 10), (1, 2, 10), (2, 3, 10)]
+    assert last["summary"]["frames"] == 30
     assert rows[0]["occupancy_max"] >= 2

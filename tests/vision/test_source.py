@@ -78,6 +78,14 @@ def test_sources_are_classified_and_urls_are_logged_without_credentials(monkeypa
     assert parse_source("$CAMS/street.mp4") == SourceSpec("file", "/srv/cams/street.mp4")
     assert parse_source("~/clip.avi").target == str(Path.home() / "clip.avi")
     assert str(parse_source("rtsp://user:secret@10.0.0.5:554/s")) == "rtsp://***@10.0.0.5:554/s"
+    # every form agent.redact knows (tests/test_redact.py has the table)
+    assert str(parse_source("rtsp://admin:p@ss/w0rd@[fe80::1]:554/live?pwd=x&channel=1")) == \
+        "rtsp://***@[fe80::1]:554/live?pwd=***&channel=1"
+    assert str(parse_source("/srv/user=me;password=x.mp4")) == "/srv/user=me;password=x.mp4", \
+        "a file path is shown as it is"
+    assert repr(parse_source("http://u:pw@cam/snap.cgi?pwd=x")) == \
+        "SourceSpec('url', 'http://***@cam/snap.cgi?pwd=***')"
+    assert repr(parse_source("0")) == "SourceSpec('device', 0)"
 
 
 def test_read_video_gives_every_frame_in_video_time():
