@@ -113,7 +113,7 @@ def _sensor_status(health: SensorHealth, now_ms: int, now_monotonic: float,
         health.sensor_id, health.state in {"ok", "warming_up"} and not stalled, stalled,
         health.consecutive_failures, health.errors_total, health.frames_rejected,
         health.not_ready_total, health.missed_slots, health.samples_dropped, health.resets,
-        health.reopens, age)
+        health.reopens, age, health.crashes)
 
 
 def humidity_rules(sensors: list[ResolvedSensor]) -> list[HumidityRule]:
@@ -168,6 +168,8 @@ class Agent:
         """The main loop; returns the process exit code."""
         log.info("agent %s starting (boot %s, %d sensors, %d cameras)", self.config.device_id,
                  self.boot_id, len(self.plan.sensors), len(self.counters))
+        for key, reason in self.config.warnings():
+            log.warning("config: %s: %s", key, reason)
         self.sampler.start()
         for counter in self.counters:
             counter.start()
@@ -181,6 +183,10 @@ class Agent:
         next_heartbeat = now + min(heartbeat_every, 10.0)
         healthy = True
         while not self._stop.wait(LOOP_PERIOD_S):
+            if self.forwarder.gave_up:
+                log.critical("the forwarder kept crashing; exiting so systemd restarts the agent")
+                self._shutdown()
+                return 1
             now = self._clock.monotonic()
             self.outbox.add(self._humidity.apply(self.sampler.drain()))
             self.outbox.add(self._drain_counters())
@@ -212,7 +218,8 @@ class Agent:
             uptime_s=self._clock.monotonic() - self._started, outbox_depth=stats.depth,
             outbox_dropped_total=stats.dropped_total, mqtt_connected=forwarder.connected,
             mqtt_connects=forwarder.connects, messages_sent=forwarder.messages_sent,
-            counter_restarts=sum(c.restarts for c in self.counters))
+            counter_restarts=sum(c.restarts for c in self.counters),
+            forwarder_crashes=forwarder.crashes)
         sensors = [_sensor_status(h, now_ms, self._clock.monotonic(),
                                   self.config.health.stall_after_s)
                    for h in self.sampler.health()]

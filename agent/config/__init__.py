@@ -23,14 +23,14 @@ from pydantic import (
 from agent.config.camera import CameraConfig
 from agent.config.errors import problems_from
 from agent.config.health import HealthConfig
-from agent.config.mqtt import MqttConfig
+from agent.config.mqtt import ConfigWarning, MqttConfig
 from agent.config.profiles import Profile, all_profiles
-from agent.config.sensors import SENSOR_ID, ResolvedSensor, SensorConfig
+from agent.config.sensors import RESERVED_ID, SENSOR_ID, ResolvedSensor, SensorConfig
 from agent.config.storage import StorageConfig
 from agent.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/lokaalmeten/agent.toml")
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: `$` allows "x\n"
 
 __all__ = ["DEFAULT_CONFIG_PATH", "AgentConfig", "ResolvedSensor", "load_config", "parse_config"]
 
@@ -60,18 +60,19 @@ class AgentConfig(BaseModel):
     @field_validator("sensors")
     @classmethod
     def _sensor_ids(cls, value: dict[str, SensorConfig]) -> dict[str, SensorConfig]:
-        bad = [name for name in value if not SENSOR_ID.match(name)]
+        bad = [name for name in value if not SENSOR_ID.match(name) or name == RESERVED_ID]
         if bad:
-            raise ValueError(f"sensor ids {bad} must be 1-32 of a-z, 0-9, '_' or '-'")
+            raise ValueError(f"sensor ids {bad} must be 1-32 of a-z, 0-9, '_' or '-' "
+                             f"(and not {RESERVED_ID!r}: the heartbeat's own id)")
         return value
 
     @field_validator("cameras")
     @classmethod
     def _camera_ids(cls, value: dict[str, CameraConfig]) -> dict[str, CameraConfig]:
-        bad = [name for name in value if not SENSOR_ID.match(name) or name == "agent"]
+        bad = [name for name in value if not SENSOR_ID.match(name) or name == RESERVED_ID]
         if bad:
             raise ValueError(f"camera ids {bad} must be 1-32 of a-z, 0-9, '_' or '-' "
-                             "(and not 'agent')")
+                             f"(and not {RESERVED_ID!r}: the heartbeat's own id)")
         return value
 
     @model_validator(mode="after")
@@ -102,6 +103,10 @@ class AgentConfig(BaseModel):
             raise ValueError("; ".join(problems))
         return self
 
+    def warnings(self) -> list[ConfigWarning]:
+        """Accepted but risky settings: ``check-config`` prints them, the daemon logs them."""
+        return self.mqtt.warnings()
+
     @property
     def client_id(self) -> str:
         return self.mqtt.client_id or f"lokaalmeten-{self.device_id}"
@@ -130,7 +135,13 @@ def parse_config(text: str, source: str, profiles: dict[str, Profile] | None = N
 def load_config(path: Path) -> AgentConfig:
     """Read and validate a config file, or raise :class:`ConfigError` naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), [("", f"cannot read: {exc.strerror or exc}")]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(str(path), [("", f"not valid UTF-8: byte 0x{raw[exc.start]:02x} on "
+                                           f"line {line} (save the file as UTF-8)")]) from exc
     return parse_config(text, str(path))

@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}\Z")
 
 
 def _valid_name(value: str) -> str:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class HealthConfig(BaseModel):
     """How often the agent reports on itself."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     interval_s: float = Field(default=60.0, ge=1, description="Heartbeat period.")
     stall_after_s: float = Field(

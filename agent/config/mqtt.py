@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator, model_validator
 
-_TOPIC_FORBIDDEN = set("#+\0")
+TOPIC_PREFIX_MAX_BYTES = 256
+"""MQTT allows 65 535-byte topics, but every message carries its topic and some brokers
+cap topics far lower; a prefix this long is a mistake, not a naming scheme."""
+
+ConfigWarning = tuple[str, str]
+"""(key path, reason): accepted, but worth an operator's attention."""
+
+
+def _readable(path: Path | None) -> Path | None:
+    """Open the file as the checking user would at connect time: an unreadable secret
+    found by ``check-config`` (run as the service user) is a config error, not a retry loop."""
+    if path is not None:
+        try:
+            with Path(path).open("rb") as handle:
+                handle.read(1)
+        except OSError as exc:
+            raise ValueError(f"cannot read: {exc.strerror or exc}") from exc
+    return path
+
+
+def _exposure(key: str, path: Path | None) -> list[ConfigWarning]:
+    """A secret readable by group or others is one ``chmod 600`` away from being private."""
+    if path is None:
+        return []
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o044:
+        return [(key, f"{path} is readable by group or others (mode {mode:04o}); "
+                      "chmod 600 it and make the service user its owner")]
+    return []
 
 
 class TlsConfig(BaseModel):
@@ -21,6 +51,8 @@ class TlsConfig(BaseModel):
     cert_file: FilePath | None = Field(default=None, description="Client certificate (PEM).")
     key_file: FilePath | None = Field(default=None, description="Client private key (PEM).")
 
+    _files_readable = field_validator("ca_file", "cert_file", "key_file")(_readable)
+
     @model_validator(mode="after")
     def _cert_and_key_together(self) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
@@ -31,7 +63,8 @@ class TlsConfig(BaseModel):
 class MqttConfig(BaseModel):
     """Broker connection, identity, topics and delivery pacing."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf/nan or absurd delays end in ``Event.wait`` raising OverflowError in the forwarder.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     host: str = Field(default="localhost", min_length=1, description="Broker host name or IP.")
     port: int = Field(default=1883, ge=1, le=65535, description="1883 plain, 8883 TLS.")
@@ -45,21 +78,40 @@ class MqttConfig(BaseModel):
     password_file: FilePath | None = Field(
         default=None, description="File holding the password (kept out of the config).")
     tls: TlsConfig | None = None
+    allow_plaintext_credentials: bool = Field(
+        default=False, description="Waive the rule that a username/password needs [mqtt.tls] "
+        "(a broker on the same host or a trusted LAN); the password then crosses the network "
+        "in clear text and every start logs a warning.")
     max_batch: int = Field(default=200, ge=1, le=5000,
                            description="Most measurements in one message (backlog drains).")
     max_inflight: int = Field(default=10, ge=1, le=100,
                               description="Messages awaiting PUBACK at once.")
-    reconnect_min_s: float = Field(default=1.0, gt=0, description="First reconnect backoff cap.")
-    reconnect_max_s: float = Field(default=300.0, gt=0, description="Largest reconnect backoff.")
+    reconnect_min_s: float = Field(default=1.0, gt=0, le=3600,
+                                   description="First reconnect backoff cap.")
+    reconnect_max_s: float = Field(default=300.0, gt=0, le=3600,
+                                   description="Largest reconnect backoff.")
     first_connect_jitter_s: float = Field(
-        default=10.0, ge=0, description="Random delay before the first connect, so a fleet "
-        "powering up together after an outage does not hit the broker at once.")
+        default=10.0, ge=0, le=3600, description="Random delay before the first connect, so "
+        "a fleet powering up together after an outage does not hit the broker at once.")
+
+    _password_readable = field_validator("password_file")(_readable)
 
     @field_validator("topic_prefix")
     @classmethod
     def _plain_topic(cls, value: str) -> str:
-        if _TOPIC_FORBIDDEN & set(value) or value.startswith("/") or value.endswith("/"):
-            raise ValueError("must not contain # + or NUL, nor start or end with /")
+        problems = []
+        if len(value.encode()) > TOPIC_PREFIX_MAX_BYTES:
+            problems.append(f"at most {TOPIC_PREFIX_MAX_BYTES} bytes of UTF-8")
+        if value.startswith("$"):
+            problems.append("must not start with '$' (reserved for broker topics like $SYS)")
+        if "+" in value or "#" in value:
+            problems.append("must not contain the wildcard '+' or '#'")
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
+            problems.append("must not contain a control character (NUL, newline, ...)")
+        if "" in value.split("/"):
+            problems.append("must not have an empty level (leading, trailing or double '/')")
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @model_validator(mode="after")
@@ -68,7 +120,22 @@ class MqttConfig(BaseModel):
             raise ValueError("password_file needs a username")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be at least reconnect_min_s")
+        if self.username is not None and self.tls is None \
+                and not self.allow_plaintext_credentials:
+            raise ValueError("username/password would be sent in clear text: add [mqtt.tls] "
+                             "(port 8883), or set allow_plaintext_credentials = true for a "
+                             "broker on a trusted network")
         return self
+
+    def warnings(self) -> list[ConfigWarning]:
+        """Accepted but risky settings, for ``check-config`` to print and ``run`` to log."""
+        found = _exposure("mqtt.password_file", self.password_file)
+        if self.tls is not None:
+            found += _exposure("mqtt.tls.key_file", self.tls.key_file)
+        if self.username is not None and self.tls is None:
+            found.append(("mqtt.allow_plaintext_credentials", "the MQTT password is sent in "
+                          "clear text (no [mqtt.tls]); anyone on the network path can read it"))
+        return found
 
     def password(self) -> str | None:
         """Read the password at connect time, so rotating the file needs no restart."""

@@ -16,14 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validat
 
 from agent.config.profiles import Profile
 
-SENSOR_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+SENSOR_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")  # \Z: `$` lets "pm\n" through
 DEFAULT_WINDOW_S = 60.0
+RESERVED_ID = "agent"
+"""The heartbeat's own 'sensor' (``agent.health.heartbeat.AGENT_SENSOR_ID``): a sensor or
+camera with this id would mix its figures with the agent's."""
 
 
 class Calibration(BaseModel):
     """Linear correction ``value * scale + offset`` for one quantity, from a co-location."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     scale: float = Field(default=1.0, gt=0)
     offset: float = 0.0
@@ -32,7 +35,7 @@ class Calibration(BaseModel):
 class HumidityConfig(BaseModel):
     """RH source for an optical PM sensor: flag humid readings, optionally correct them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     source: str = Field(description="Id of the sensor that reports relative_humidity.")
     threshold_percent: float = Field(default=90.0, gt=0, le=100,
@@ -46,7 +49,7 @@ class HumidityConfig(BaseModel):
 class SensorConfig(BaseModel):
     """One sensor: which model, where it is attached, how often to sample and publish."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     model: str = Field(description="Firmware profile name, e.g. sds011, sht3x, bme280.")
     enabled: bool = True

@@ -10,14 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 class StorageConfig(BaseModel):
     """Outbox location and bounds. About 200 bytes per stored measurement."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     path: Path = Field(default=Path("/var/lib/lokaalmeten/outbox.sqlite"),
                        description="SQLite file; its directory must be writable.")
     max_rows: int = Field(default=2_000_000, ge=100,
                           description="Most measurements kept; the oldest are dropped first.")
-    max_age_days: float = Field(default=30.0, gt=0,
-                                description="Measurements older than this are dropped.")
+    max_age_days: float = Field(
+        default=30.0, gt=0, le=3650, description="Measurements older than this are dropped "
+        "(age on the monotonic clock where it can be; never on a stepped wall clock: see "
+        "docs/operations.md).")
     commit_interval_s: float = Field(
         default=1.0, ge=0.05, le=60,
         description="Batch writes into one commit per interval to spare SD cards.")

@@ -32,6 +32,7 @@ class SensorStatus:
     resets: int
     reopens: int
     last_success_age_s: float | None
+    crashes: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class AgentStatus:
     mqtt_connects: int
     messages_sent: int
     counter_restarts: int = 0
+    forwarder_crashes: int = 0
 
 
 def heartbeat(agent: AgentStatus, system: SystemFacts, sensors: Sequence[SensorStatus],
@@ -64,6 +66,7 @@ def heartbeat(agent: AgentStatus, system: SystemFacts, sensors: Sequence[SensorS
         m(AGENT_SENSOR_ID, "mqtt_connects_total", agent.mqtt_connects, "1"),
         m(AGENT_SENSOR_ID, "messages_sent_total", agent.messages_sent, "1"),
         m(AGENT_SENSOR_ID, "counter_restarts_total", agent.counter_restarts, "1"),
+        m(AGENT_SENSOR_ID, "forwarder_crashes_total", agent.forwarder_crashes, "1"),
         m(AGENT_SENSOR_ID, "cpu_temperature", system.cpu_temperature_c, "Cel"),
         m(AGENT_SENSOR_ID, "throttled", system.throttled, "1"),
         m(AGENT_SENSOR_ID, "load_1m", system.load_1m, "1"),
@@ -84,6 +87,7 @@ def heartbeat(agent: AgentStatus, system: SystemFacts, sensors: Sequence[SensorS
             m(s.sensor_id, "samples_dropped_total", s.samples_dropped, "1"),
             m(s.sensor_id, "resets_total", s.resets, "1"),
             m(s.sensor_id, "reopens_total", s.reopens, "1"),
+            m(s.sensor_id, "crashes_total", s.crashes, "1"),
             m(s.sensor_id, "last_success_age", s.last_success_age_s, "s"),
         ]
     return [item for item in items if item is not None]

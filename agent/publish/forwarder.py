@@ -4,6 +4,13 @@ It owns the reconnect loop: capped exponential backoff with full jitter
 (sleep a random time in [0, min(cap, base·2^attempt)]), plus a random delay
 before the very first connect. paho's built-in reconnect has no jitter, and a
 fleet of boxes that lost the same broker would otherwise return in lockstep.
+
+The thread never dies quietly: its loop runs under :func:`agent.supervision.supervise`.
+A crash drops the connection *without* DISCONNECT (so the broker publishes the
+Last Will and the retained status stops saying ``online``), is counted in
+``crashes`` and the loop restarts after a backoff; after ``give_up_after``
+quick crashes in a row :attr:`Forwarder.gave_up` is set and the thread ends,
+for the daemon to exit non-zero.
 """
 
 from __future__ import annotations
@@ -20,10 +27,15 @@ from agent.errors import PublishError, StorageError
 from agent.publish.mqtt import MqttSession
 from agent.publish.payload import build_messages, measurements_topic, status_topic
 from agent.storage import Outbox
+from agent.supervision import RestartPolicy, supervise
 
 log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[Callable[[], None]], MqttSession]
+
+RESTARTS = RestartPolicy(first_delay_s=1.0, max_delay_s=30.0, give_up_after=5,
+                         healthy_after_s=300.0)
+"""Five crashes within about half a minute, none after a healthy run: give up."""
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
@@ -42,6 +54,7 @@ class ForwarderStats:
     measurements_acked: int
     rejected: int
     last_error: str
+    crashes: int = 0
 
 
 class Forwarder(threading.Thread):
@@ -49,8 +62,12 @@ class Forwarder(threading.Thread):
 
     def __init__(self, outbox: Outbox, config: MqttConfig, device_id: str, client_id: str,
                  *, rng: random.Random | None = None,
-                 session_factory: SessionFactory | None = None) -> None:
+                 session_factory: SessionFactory | None = None,
+                 restarts: RestartPolicy = RESTARTS) -> None:
         super().__init__(name="forwarder", daemon=True)
+        self._restarts = restarts
+        self.gave_up = False
+        """The loop kept crashing and was given up on: the daemon must exit non-zero."""
         self._outbox = outbox
         self._config = config
         self._device_id = device_id
@@ -86,12 +103,18 @@ class Forwarder(threading.Thread):
     def run(self) -> None:
         if self._pause(self._rng.uniform(0.0, self._config.first_connect_jitter_s)):
             return
+        self.gave_up = not supervise(self.name, self._serve, self._stop_event,
+                                     self._restarts, self._crashed)
+
+    def _serve(self) -> None:
+        """Connect, pump, reconnect with backoff, until stopped."""
         attempt = 0
         while not self._stop_event.is_set():
             try:
-                session = self._make_session(self._wake.set)
+                self._session = session = self._make_session(self._wake.set)
                 session.connect()
             except PublishError as exc:
+                self._session = None
                 attempt += 1
                 self._bump(connect_failures=1, last_error=str(exc))
                 delay = backoff_delay(attempt, self._config.reconnect_min_s,
@@ -100,17 +123,14 @@ class Forwarder(threading.Thread):
                 if self._pause(delay):
                     return
                 continue
-            self._session = session
             acked_before = self.stats().measurements_acked
             self._bump(connects=1, connected=True)
-            try:
-                self._pump(session)
-            finally:
-                self._bump(connected=False)
-                if self._stop_event.is_set():
-                    session.announce_offline(timeout_s=2.0)
-                session.close()
-                self._session = None
+            self._pump(session)  # a crash in here is handled by _crashed
+            self._bump(connected=False)
+            if self._stop_event.is_set():
+                session.announce_offline(timeout_s=2.0)
+            session.close()
+            self._session = None
             # A connection that delivered nothing (refused publishes, instant drops) counts
             # as a failure, so a broker that rejects every message is not hammered.
             if self.stats().measurements_acked > acked_before:
@@ -172,6 +192,13 @@ class Forwarder(threading.Thread):
                 log.error("broker rejected a message of %d measurements", len(rows))
                 session.close()
 
+    def _crashed(self, exc: Exception) -> None:
+        """Drop the connection uncleanly (the Last Will fires) and count the crash."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.abort()
+        self._bump(connected=False, crashes=1, last_error=f"crashed: {exc!r}"[:200])
+
     def _pause(self, seconds: float) -> bool:
         """Sleep unless stopped; True when stopped."""
         return self._stop_event.wait(seconds)
@@ -186,4 +213,4 @@ class Forwarder(threading.Thread):
                 last_error=s.last_error if last_error is None else last_error,
                 **{name: values.get(name, getattr(s, name))
                    for name in ("connects", "connect_failures", "messages_sent",
-                                "measurements_acked", "rejected")})
+                                "measurements_acked", "rejected", "crashes")})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -102,6 +103,21 @@ class MqttSession:
             info.wait_for_publish(timeout_s)
         except (RuntimeError, ValueError) as exc:
             log.info("offline status not confirmed: %s", exc)
+
+    def abort(self) -> None:
+        """Drop the TCP connection without DISCONNECT: the broker publishes the Last Will.
+
+        For failures of the agent itself, where a clean goodbye would leave the
+        retained status saying ``online`` over a box that delivers nothing.
+        """
+        self._closed.set()
+        sock = self._client.socket()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError as exc:  # already gone: nothing left to drop
+                log.debug("abort: %s", exc)
+        self._client.loop_stop()
 
     def close(self) -> None:
         self._closed.set()

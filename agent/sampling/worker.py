@@ -4,7 +4,10 @@ Each sensor runs on its own thread so a failing or hanging device can only
 delay itself. Failures escalate: retry once at once (a checksum hit by line
 noise), soft reset after ``reset_after_failures`` consecutive failures, and
 close and reopen the bus after ``reopen_after_failures`` (a USB adapter that
-was unplugged and replugged).
+was unplugged and replugged). Anything unexpected beyond that (a bug, an
+untranslated library error) is caught by :func:`agent.supervision.supervise`:
+logged with its traceback, counted in ``crashes``, the bus released, and the
+loop restarted after a backoff; a sensor worker is never given up on.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from agent.sampling.quality import check_reading
 from agent.sampling.schedule import Schedule
 from agent.sampling.window import Identity, Window
 from agent.sensors.base import DutyCycled, SensorDriver
+from agent.supervision import RestartPolicy, supervise
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,8 @@ MIN_SLEEP_S = 10.0
 
 BEAT_S = 5.0
 """Longest sleep between heartbeats, so a long interval never looks like a hung thread."""
+
+RESTARTS = RestartPolicy(first_delay_s=1.0, max_delay_s=60.0)
 
 Opened = tuple[SensorDriver, Callable[[], None]]
 Opener = Callable[[ResolvedSensor], Opened]
@@ -62,6 +68,8 @@ class SensorHealth:
     last_success_utc_ms: int | None = None
     last_error: str = ""
     heartbeat_monotonic: float = 0.0
+    crashes: int = 0
+    """Unexpected exceptions that ended the sampling loop (each followed by a restart)."""
 
 
 class SensorWorker(threading.Thread):
@@ -105,6 +113,11 @@ class SensorWorker(threading.Thread):
     # -- thread -----------------------------------------------------------------
 
     def run(self) -> None:
+        supervise(self.name, self._loop, self._stop_event, RESTARTS, self._crashed)
+        self._emit()
+        self._shutdown()
+
+    def _loop(self) -> None:
         now = self._clock.monotonic()
         schedule = Schedule(now, self.sensor.interval_s)
         window_end = now + self.sensor.window_s
@@ -128,8 +141,12 @@ class SensorWorker(threading.Thread):
             if self._duty_cycling() and slot - self._clock.monotonic() > \
                     self.sensor.profile.wake_lead_s + MIN_SLEEP_S:
                 self._sleep()
-        self._emit()
-        self._shutdown()
+
+    def _crashed(self, exc: Exception) -> None:
+        """Count the crash and release the bus: the restarted loop opens it afresh."""
+        self._update(state="failing", crashes=self._health.crashes + 1,
+                     last_error=f"crashed: {exc!r}"[:200])
+        self._release()
 
     # -- steps ------------------------------------------------------------------
 

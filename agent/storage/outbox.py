@@ -11,6 +11,32 @@ Why it looks like this:
   see gaps and drop the duplicates that at-least-once delivery allows.
 - Bounded by row count and age; what is pruned is counted in ``meta`` so the
   loss is reported, not silent.
+- Rows whose quality flags this version does not know (written by a newer
+  version before a rollback) lose those flags with a warning rather than
+  blocking everything queued behind them.
+
+The age rule. A wall clock can be stepped — by NTP on a Pi that booted at
+1970, or by a spoofed time source — and a step must never erase a backlog.
+So a row's age is measured on the clock that cannot step wherever that
+clock is comparable:
+
+1. Rows written during the current *kernel* boot (every agent boot is
+   recorded in ``boots`` with the kernel's boot id) age on the monotonic
+   clock: ``now_monotonic - row.monotonic_s``. Wall-clock steps, before or
+   after an agent restart, cannot touch them.
+2. Rows from an earlier kernel boot (after a reboot the monotonic clock
+   restarts) can only age on the wall clock, and only while it is
+   trustworthy: the current time and the row's stamp must both be plausible
+   (not before ``PLAUSIBLE_SINCE_MS``: a stamp from an unsynced 1970 clock
+   says nothing about age), and no step may have been seen since this
+   outbox opened (``wall - monotonic`` moving by more than
+   ``STEP_TOLERANCE_S`` between two checks). After a detected step this
+   kind of pruning is suspended until the agent restarts; the row bound
+   still holds.
+
+Residual risk, documented in docs/operations.md: a wall-clock jump that
+happens while the box is powered off makes rows of the previous kernel boot
+look older (or younger) than they are.
 """
 
 from __future__ import annotations
@@ -31,8 +57,14 @@ from agent.models import Measurement, OutboxRecord, Quality, Stats
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _DAY_MS = 86_400_000
+PLAUSIBLE_SINCE_MS = 1_704_067_200_000
+"""2024-01-01 UTC: older than any build of this agent, so an earlier time is an unsynced clock."""
+STEP_TOLERANCE_S = 10.0
+"""NTP slews at most 0.5 ms/s; a larger change of ``wall - monotonic`` between checks is a step."""
+_KERNEL_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+_QUALITY_NAMES = frozenset(q.value for q in Quality)
 
 
 @dataclass(frozen=True)
@@ -49,11 +81,18 @@ class Outbox:
     """A thread-safe outbox; the main loop adds and commits, the forwarder claims and acks."""
 
     def __init__(self, path: Path, boot_id: str, *, max_rows: int, max_age_days: float,
-                 wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
+                 wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 kernel_boot: str | None = None) -> None:
         self.boot_id = boot_id
         self._max_rows = max_rows
         self._max_age_ms = int(max_age_days * _DAY_MS)
         self._wall_ms = wall_ms
+        self._monotonic = monotonic
+        self._kernel_boot = kernel_boot or _kernel_boot_id() or boot_id
+        self._boot_recorded = False
+        self._wall_offset_ms: float | None = None
+        self._wall_stepped = False
         self._lock = threading.Lock()
         self._pending: list[dict[str, object]] = []
         self._acked: set[int] = set()
@@ -91,6 +130,9 @@ class Outbox:
                 return 0
             try:
                 with self._db.atomic():  # one transaction: one fsync of the WAL
+                    if not self._boot_recorded:
+                        self._conn.execute("INSERT OR IGNORE INTO boots VALUES (?, ?)",
+                                           (self.boot_id, self._kernel_boot))
                     if rows:
                         self._db["outbox"].insert_all(rows, batch_size=500)
                     deleted = self._delete(acked)
@@ -99,6 +141,7 @@ class Outbox:
                 self._pending = rows + self._pending
                 self._acked |= acked
                 raise StorageError(f"outbox commit failed: {exc}") from exc
+            self._boot_recorded = True
             self._depth += len(rows) - deleted - pruned
             self._commits += 1
             return len(rows)
@@ -156,7 +199,12 @@ class Outbox:
             self._db["outbox"].create_index(["utc_ms"])
             self._db["meta"].create({"key": str, "value": int}, pk="key")
             self._db["meta"].insert({"key": "dropped_total", "value": 0})
-        self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version < 2:  # the age rule: which agent boot ran on which kernel boot
+            self._conn.execute("CREATE TABLE IF NOT EXISTS boots "
+                               "(boot_id TEXT PRIMARY KEY, kernel_boot TEXT NOT NULL)")
+            self._conn.execute("CREATE INDEX IF NOT EXISTS outbox_monotonic_s "
+                               "ON outbox(monotonic_s)")
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _delete(self, row_ids: set[int]) -> int:
         deleted = 0
@@ -170,8 +218,7 @@ class Outbox:
 
     def _prune(self, depth: int) -> int:
         """Drop rows past the age and count bounds; ``depth`` is the row count before."""
-        cutoff = self._wall_ms() - self._max_age_ms
-        pruned = self._conn.execute("DELETE FROM outbox WHERE utc_ms < ?", (cutoff,)).rowcount
+        pruned = self._prune_age()
         excess = depth - pruned - self._max_rows  # the cached depth spares a count(*) scan
         if excess > 0:
             pruned += self._conn.execute(
@@ -183,9 +230,44 @@ class Outbox:
             log.warning("outbox full or stale: dropped %d oldest measurements", pruned)
         return pruned
 
+    def _prune_age(self) -> int:
+        """The age rule of the module docstring."""
+        this_kernel = "boot_id IN (SELECT boot_id FROM boots WHERE kernel_boot = ?)"
+        now_monotonic = self._monotonic()
+        pruned = self._conn.execute(
+            f"DELETE FROM outbox WHERE monotonic_s < ? AND {this_kernel}",
+            (now_monotonic - self._max_age_ms / 1000, self._kernel_boot)).rowcount
+        now_ms = self._wall_ms()
+        if self._wall_trusted(now_ms, now_monotonic):
+            pruned += self._conn.execute(
+                f"DELETE FROM outbox WHERE utc_ms >= ? AND utc_ms < ? AND NOT {this_kernel}",
+                (PLAUSIBLE_SINCE_MS, now_ms - self._max_age_ms, self._kernel_boot)).rowcount
+        return pruned
+
+    def _wall_trusted(self, now_ms: int, now_monotonic: float) -> bool:
+        """Plausible and not stepped since this outbox opened (the first sync is no step)."""
+        if now_ms < PLAUSIBLE_SINCE_MS:
+            return False
+        offset_ms = now_ms - now_monotonic * 1000
+        previous, self._wall_offset_ms = self._wall_offset_ms, offset_ms
+        if previous is not None and abs(offset_ms - previous) > STEP_TOLERANCE_S * 1000 \
+                and not self._wall_stepped:
+            self._wall_stepped = True
+            log.warning("wall clock stepped by %+.0f s: pruning rows of earlier boots by age "
+                        "is suspended until the agent restarts", (offset_ms - previous) / 1000)
+        return not self._wall_stepped
+
     def _dropped(self) -> int:
         return self._conn.execute(
             "SELECT value FROM meta WHERE key = 'dropped_total'").fetchone()[0]
+
+
+def _kernel_boot_id() -> str | None:
+    """Linux's random id of this kernel boot; the monotonic clock is comparable within it."""
+    try:
+        return _KERNEL_BOOT_ID.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _to_row(m: Measurement, boot_id: str, seq: int) -> dict[str, object]:
@@ -200,12 +282,23 @@ def _to_row(m: Measurement, boot_id: str, seq: int) -> dict[str, object]:
     }
 
 
+def _known_flags(row_id: int, text: str) -> frozenset[Quality]:
+    """Flags this version knows; others (a newer version's, seen after a rollback) are
+    dropped with a warning, so one unknown word never blocks the queue behind it."""
+    names = {name for name in text.split(",") if name}
+    unknown = names - _QUALITY_NAMES
+    if unknown:
+        log.warning("outbox row %d: dropping unknown quality flags %s (written by a newer "
+                    "agent?)", row_id, ",".join(sorted(unknown)))
+    return frozenset(Quality(name) for name in names - unknown)
+
+
 def _from_row(row: dict[str, object]) -> OutboxRecord:
     stats = None
     if row["n"] is not None:
         stats = Stats(float(row["min"]), float(row["max"]),  # type: ignore[arg-type]
                       int(row["n"]), float(row["window_s"]))  # type: ignore[arg-type]
-    flags = frozenset(Quality(f) for f in str(row["flags"]).split(",") if f)
+    flags = _known_flags(int(row["id"]), str(row["flags"] or ""))  # type: ignore[arg-type]
     meta = tuple(sorted(json.loads(str(row["meta"])).items())) if row["meta"] else ()
     measurement = Measurement(
         sensor_id=str(row["sensor"]), quantity=str(row["quantity"]),

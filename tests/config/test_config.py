@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -97,3 +102,160 @@ def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "none.toml: cannot read" in capsys.readouterr().err
     with pytest.raises(ConfigError):
         load_config(tmp_path / "none.toml")
+
+
+# -- hardening (issue 12, findings 1 and 8) -----------------------------------------------
+
+@pytest.mark.parametrize(("text", "key", "reason"), [
+    # Triggers that used to pass check-config and then killed the forwarder thread.
+    (BASE + f"[mqtt]\ntopic_prefix = '{'p' * 65_536}'", "mqtt.topic_prefix", "at most 256"),
+    (BASE + "[mqtt]\nfirst_connect_jitter_s = inf", "mqtt.first_connect_jitter_s", "finite"),
+    (BASE + "[mqtt]\nreconnect_max_s = nan", "mqtt.reconnect_max_s", "finite"),
+    (BASE + "[mqtt]\nfirst_connect_jitter_s = 1e300", "mqtt.first_connect_jitter_s",
+     "less than or equal"),
+    # Ids anchored with `$` accepted a trailing newline.
+    ('device_id = "box\\n"', "device_id", "topic level"),
+    (BASE + '[sensors."co2\\n"]\nmodel = "scd41"', "sensors", "must be 1-32"),
+    # Topic prefixes that are not a plain topic.
+    (BASE + "[mqtt]\ntopic_prefix = '$SYS/lokaalmeten'", "mqtt.topic_prefix", "'$'"),
+    (BASE + "[mqtt]\ntopic_prefix = 'a//b'", "mqtt.topic_prefix", "empty level"),
+    (BASE + "[mqtt]\ntopic_prefix = '/a'", "mqtt.topic_prefix", "empty level"),
+    (BASE + "[mqtt]\ntopic_prefix = 'a/'", "mqtt.topic_prefix", "empty level"),
+    (BASE + "[mqtt]\ntopic_prefix = 'a/+/b'", "mqtt.topic_prefix", "wildcard"),
+    (BASE + "[mqtt]\ntopic_prefix = 'a#'", "mqtt.topic_prefix", "wildcard"),
+    (BASE + '[mqtt]\ntopic_prefix = "a\\nb"', "mqtt.topic_prefix", "control character"),
+    # A sensor named like the heartbeat's own 'sensor'.
+    (BASE + "[sensors.agent]\nmodel = 'sht3x'", "sensors", "'agent'"),
+    (BASE + "[storage]\nmax_age_days = inf", "storage.max_age_days", "finite"),
+    (BASE + "[storage]\nmax_age_days = nan", "storage.max_age_days", "finite"),
+])
+def test_hardening_each_case_names_key_and_reason(text: str, key: str, reason: str) -> None:
+    found = problems(text)
+    assert any(k == key and reason in r for k, r in found), found
+
+
+@pytest.mark.parametrize("line", ["topic_prefix = '" + "p" * 65_536 + "'",
+                                  "first_connect_jitter_s = inf"])
+def test_forwarder_killers_are_refused_by_check_config(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(BASE + "[mqtt]\n" + line + "\n")
+    assert main(["check-config", "--config", str(path)]) == 2
+    key = line.split(" ", maxsplit=1)[0]
+    assert f"{path}: mqtt.{key}: " in capsys.readouterr().err
+
+
+def _password_config(tmp_path: Path, *, tls: bool = False, waiver: bool = False) -> Path:
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    text = BASE + f"[mqtt]\nport = 8883\nusername = 'box'\npassword_file = '{secret}'\n"
+    if waiver:
+        text += "allow_plaintext_credentials = true\n"
+    if tls:
+        text += "[mqtt.tls]\n"
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    return path
+
+
+def test_credentials_without_tls_are_refused(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path = _password_config(tmp_path)
+    assert main(["check-config", "--config", str(path)]) == 2
+    assert f"{path}: mqtt: " in capsys.readouterr().err
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert any(k == "mqtt" and "clear text" in r for k, r in info.value.problems)
+
+
+def test_plaintext_waiver_is_accepted_with_a_warning(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = _password_config(tmp_path, waiver=True)
+    assert main(["check-config", "--config", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "mqtt.allow_plaintext_credentials" in err
+    assert "clear text" in err
+
+
+def test_credentials_over_tls_need_no_waiver_and_warn_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _password_config(tmp_path, tls=True)
+    assert main(["check-config", "--config", str(path)]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_secret_files_readable_by_others_are_warned_about(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _password_config(tmp_path, tls=True)
+    (tmp_path / "password").chmod(0o644)
+    assert main(["check-config", "--config", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "mqtt.password_file" in err and "readable by group or others" in err
+    key = tmp_path / "client.key"
+    key.write_text("not really a key\n")
+    key.chmod(0o640)
+    cert = tmp_path / "client.crt"
+    cert.write_text("not really a certificate\n")
+    path.write_text(path.read_text() + f"cert_file = '{cert}'\nkey_file = '{key}'\n")
+    assert main(["check-config", "--config", str(path)]) == 0
+    assert "mqtt.tls.key_file" in capsys.readouterr().err
+
+
+def _check_config_as_nobody(path: Path) -> tuple[int, str]:
+    """Run check-config in a forked child that dropped root: the kernel decides readability."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: drop privileges, report on the pipe, never return into pytest
+        code = 99
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            with os.fdopen(write_end, "w") as out, contextlib.redirect_stderr(out):
+                code = main(["check-config", "--config", str(path)])
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as stream:
+        err = stream.read()
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), err
+
+
+@pytest.mark.parametrize("secret", ["password_file", "key_file"])
+def test_unreadable_secret_file_fails_check_config(secret: str) -> None:
+    base = Path(tempfile.mkdtemp(prefix="lm-unreadable-"))
+    try:
+        base.chmod(0o755)
+        password = base / "password"
+        password.write_text("s3cret\n")
+        key, cert = base / "client.key", base / "client.crt"
+        key.write_text("key\n")
+        cert.write_text("cert\n")
+        for path in (password, key, cert):
+            path.chmod(0o644)  # readable by the checking user ...
+        (password if secret == "password_file" else key).chmod(0o000)  # ... except this one
+        config = base / "agent.toml"
+        config.write_text(BASE + f"[mqtt]\nusername = 'box'\npassword_file = '{password}'\n"
+                          f"[mqtt.tls]\ncert_file = '{cert}'\nkey_file = '{key}'\n")
+        config.chmod(0o644)
+        if os.geteuid() == 0:
+            code, err = _check_config_as_nobody(config)
+        else:
+            with contextlib.redirect_stderr(io.StringIO()) as captured:
+                code = main(["check-config", "--config", str(config)])
+            err = captured.getvalue()
+    finally:
+        shutil.rmtree(base)
+    assert code == 2, err
+    key_path = "mqtt.password_file" if secret == "password_file" else "mqtt.tls.key_file"
+    assert f"{config}: {key_path}: cannot read" in err and "Permission denied" in err
+
+
+def test_invalid_utf8_names_file_and_reason(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_bytes(b'device_id = "box"\n# caf\xe9 latin-1\n')
+    assert main(["check-config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: not valid UTF-8" in err and "Traceback" not in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from agent.config.mqtt import MqttConfig
 from agent.models import Measurement
 from agent.publish.forwarder import Forwarder, backoff_delay
 from agent.storage import Outbox
+from agent.supervision import RestartPolicy
 from tests.mqtt_broker import Broker, Recorder, wait_until
 
 
@@ -24,8 +26,10 @@ def measurements(start: int, count: int) -> list[Measurement]:
 
 
 def mqtt_config(broker: Broker, **overrides: object) -> MqttConfig:
+    """A config for the test broker on localhost, where a plain-text password is acceptable."""
     values = {"host": broker.host, "port": broker.port, "first_connect_jitter_s": 0,
-              "reconnect_min_s": 0.2, "reconnect_max_s": 0.5, **overrides}
+              "reconnect_min_s": 0.2, "reconnect_max_s": 0.5,
+              "allow_plaintext_credentials": True, **overrides}
     return MqttConfig.model_validate(values)
 
 
@@ -33,8 +37,11 @@ def make_outbox(tmp_path: Path) -> Outbox:
     return Outbox(tmp_path / "outbox.sqlite", "f" * 32, max_rows=10**6, max_age_days=1)
 
 
-def start_forwarder(outbox: Outbox, config: MqttConfig) -> Forwarder:
-    forwarder = Forwarder(outbox, config, "box-1", "lokaalmeten-box-1", rng=random.Random(1))
+def start_forwarder(outbox: Outbox, config: MqttConfig,
+                    restarts: RestartPolicy | None = None) -> Forwarder:
+    extra = {} if restarts is None else {"restarts": restarts}
+    forwarder = Forwarder(outbox, config, "box-1", "lokaalmeten-box-1", rng=random.Random(1),
+                          **extra)
     forwarder.start()
     return forwarder
 
@@ -214,3 +221,60 @@ def test_unreadable_password_file_is_retried_not_fatal(tmp_path: Path, broker: B
     assert wait_until(lambda: forwarder.stats().connected, 10)
     forwarder.stop()
     forwarder.join(10)
+
+
+# -- a forwarder that never dies quietly (issue 12, finding 1) ----------------------------
+
+FAST_RESTARTS = RestartPolicy(first_delay_s=0.05, max_delay_s=0.2, give_up_after=3)
+
+
+def insert_raw_row(outbox_path: Path, *, flags: str = "", meta: str | None = None) -> None:
+    """A row as another agent version (or a damaged disk) could have left it."""
+    with sqlite3.connect(outbox_path) as conn:
+        conn.execute(
+            "INSERT INTO outbox (boot_id, seq, sensor, quantity, value, unit, utc_ms, "
+            "monotonic_s, flags, meta) VALUES (?, ?, 'pm', 'pm2_5', 1.5, 'ug/m3', ?, 0, ?, ?)",
+            ("e" * 32, 1, time.time_ns() // 1_000_000, flags, meta))
+
+
+def test_a_row_with_a_flag_from_a_newer_version_is_delivered_without_it(
+        tmp_path: Path, broker: Broker, recorder: Recorder) -> None:
+    outbox = make_outbox(tmp_path)
+    outbox.close()
+    insert_raw_row(tmp_path / "outbox.sqlite", flags="warming_up,from_the_future")
+    outbox = make_outbox(tmp_path)
+    outbox.add(measurements(0, 5))
+    outbox.commit()
+    forwarder = start_forwarder(outbox, mqtt_config(broker), FAST_RESTARTS)
+    try:
+        assert wait_until(lambda: len(recorder.measurements()) == 6, 10)
+        assert forwarder.stats().crashes == 0
+        first = recorder.measurements()[0]
+        assert first["flags"] == ["warming_up"]
+    finally:
+        forwarder.stop()
+        forwarder.join(10)
+
+
+def test_forwarder_that_cannot_be_kept_alive_gives_up_and_the_last_will_fires(
+        tmp_path: Path, broker: Broker, recorder: Recorder) -> None:
+    outbox = make_outbox(tmp_path)
+    outbox.close()
+    insert_raw_row(tmp_path / "outbox.sqlite", meta="{not json")  # a damaged row: crashes
+    outbox = make_outbox(tmp_path)
+    forwarder = start_forwarder(outbox, mqtt_config(broker), FAST_RESTARTS)
+    forwarder.join(15)
+    assert not forwarder.is_alive() and forwarder.gave_up
+    assert forwarder.stats().crashes == 3
+    assert "crashed" in forwarder.stats().last_error
+    assert forwarder.stats().connects == 3, "each restart connected again"
+    # No DISCONNECT was sent, so the broker published the Last Will: the retained status
+    # no longer claims ``online`` for a box that delivers nothing.
+    assert wait_until(lambda: [m.payload for m in recorder.on("/box-1/status")][-1:]
+                      == [b"offline"], 10)
+    late = Recorder(broker).start()
+    try:
+        assert wait_until(lambda: [m.payload for m in late.on("/box-1/status")] == [b"offline"],
+                          10), "the retained status is offline"
+    finally:
+        late.stop()

@@ -247,3 +247,26 @@ def test_wall_clock_step_does_not_disturb_the_schedule(emulator: PtySerialEmulat
     assert worker.health().missed_slots == 0
     stamps = [m.utc_ms for m in samples]
     assert max(stamps) - min(stamps) > 3_000_000, "time stamps follow the stepped wall clock"
+
+
+def test_an_unexpected_crash_is_counted_and_the_worker_restarted(
+        emulator: PtySerialEmulator, caplog: pytest.LogCaptureFixture) -> None:
+    """E.g. an adapter whose library raises something untranslated while opening."""
+    real = opener_for(emulator)
+    calls = itertools.count()
+
+    def flaky_open(sensor: ResolvedSensor):
+        if next(calls) == 0:
+            raise KeyError("bug in a driver's open (injected)")
+        return real(sensor)
+
+    sink = Collector()
+    worker = run_worker(resolved(interval_s=0.1), flaky_open, sink)
+    try:
+        assert wait_until(lambda: len(sink.of("pm2_5")) >= 2, 10), "restarted and sampling"
+        assert worker.is_alive()
+    finally:
+        worker.stop()
+        worker.join(5)
+    assert worker.health().crashes == 1
+    assert any(r.exc_info and "sensor-pm crashed" in r.message for r in caplog.records)

@@ -27,7 +27,8 @@ def measurement(i: int, utc_ms: int = NOW_MS) -> Measurement:
 
 def open_outbox(path: Path, boot: str = "b" * 32, *, max_rows: int = 1000,
                 now_ms: int = NOW_MS) -> Outbox:
-    return Outbox(path, boot, max_rows=max_rows, max_age_days=1, wall_ms=lambda: now_ms)
+    return Outbox(path, boot, max_rows=max_rows, max_age_days=1, wall_ms=lambda: now_ms,
+                  monotonic=lambda: 100.0)
 
 
 def test_rows_round_trip_in_order_with_per_boot_seq(tmp_path: Path) -> None:
@@ -93,13 +94,100 @@ def test_row_bound_drops_oldest_and_counts(tmp_path: Path) -> None:
     assert open_outbox(tmp_path / "o.sqlite", max_rows=100).stats().dropped_total == 50
 
 
-def test_age_bound_drops_stale_rows(tmp_path: Path) -> None:
-    day_ms = 86_400_000
-    box = open_outbox(tmp_path / "o.sqlite", now_ms=NOW_MS)
-    box.add([measurement(1, NOW_MS - 2 * day_ms), measurement(2, NOW_MS - 1000)])
-    box.commit()
-    assert [r.seq for r in box.claim(0, 10)] == [2]
-    assert box.stats().dropped_total == 1
+DAY_S = 86_400
+DAY_MS = 1000 * DAY_S
+EPOCH_1970_MS = 3_600_000  # a Pi without RTC boots at 1970 until NTP steps its clock
+
+
+class Clocks:
+    """The outbox's wall and monotonic clocks, stepped by hand (nothing patched globally)."""
+
+    def __init__(self, wall_ms: int, monotonic_s: float) -> None:
+        self.wall_ms = wall_ms
+        self.monotonic_s = monotonic_s
+
+    def advance(self, seconds: float) -> None:
+        """Real time passing: both clocks move together."""
+        self.wall_ms += int(seconds * 1000)
+        self.monotonic_s += seconds
+
+    def outbox(self, path: Path, boot: str, kernel_boot: str = "kernel-1") -> Outbox:
+        return Outbox(path, boot, max_rows=10**6, max_age_days=1, wall_ms=lambda: self.wall_ms,
+                      monotonic=lambda: self.monotonic_s, kernel_boot=kernel_boot)
+
+    def rows(self, box: Outbox, count: int) -> None:
+        """``count`` measurements stamped now by both clocks, committed."""
+        box.add(Measurement("pm", "pm2_5", 1.0, "ug/m3", self.wall_ms, self.monotonic_s)
+                for _ in range(count))
+        box.commit()
+
+
+def test_ntp_step_from_1970_prunes_nothing(tmp_path: Path) -> None:
+    clocks = Clocks(EPOCH_1970_MS, monotonic_s=20.0)
+    box = clocks.outbox(tmp_path / "o.sqlite", "a" * 32)
+    clocks.rows(box, 360)  # sampled before NTP synced: stamped 1970
+    clocks.wall_ms = NOW_MS  # NTP steps the clock 56 years forward
+    clocks.advance(60)
+    clocks.rows(box, 1)
+    assert (box.stats().depth, box.stats().dropped_total) == (361, 0)
+
+
+def test_wall_clock_jump_of_31_days_prunes_nothing_even_after_a_restart(tmp_path: Path) -> None:
+    clocks = Clocks(NOW_MS, monotonic_s=1000.0)
+    box = clocks.outbox(tmp_path / "o.sqlite", "a" * 32)
+    clocks.rows(box, 500)
+    clocks.wall_ms += 31 * DAY_MS  # a spoofed NTP source, during an outage
+    clocks.advance(5)
+    clocks.rows(box, 1)
+    assert (box.stats().depth, box.stats().dropped_total) == (501, 0)
+    box.close()
+    clocks.advance(30)  # the agent restarts on the same kernel boot, after the jump
+    again = clocks.outbox(tmp_path / "o.sqlite", "b" * 32)
+    clocks.rows(again, 1)
+    assert (again.stats().depth, again.stats().dropped_total) == (502, 0)
+
+
+def test_real_age_overrun_still_prunes_and_is_counted(tmp_path: Path) -> None:
+    clocks = Clocks(NOW_MS, monotonic_s=1000.0)
+    box = clocks.outbox(tmp_path / "o.sqlite", "a" * 32)
+    clocks.rows(box, 50)
+    clocks.advance(DAY_S / 2)
+    clocks.rows(box, 20)
+    clocks.advance(DAY_S / 2 + 1)  # the first 50 are now a day and a second old
+    clocks.rows(box, 1)
+    assert (box.stats().depth, box.stats().dropped_total) == (21, 50)
+    assert box.claim(0, 1)[0].seq == 51
+
+
+def test_rows_of_an_earlier_kernel_boot_age_on_the_wall_clock(tmp_path: Path) -> None:
+    """After a reboot the monotonic clock restarts: only a plausible wall clock can tell."""
+    clocks = Clocks(NOW_MS, monotonic_s=5000.0)
+    before_reboot = clocks.outbox(tmp_path / "o.sqlite", "a" * 32, kernel_boot="kernel-0")
+    clocks.rows(before_reboot, 10)
+    clocks.wall_ms = EPOCH_1970_MS
+    clocks.rows(before_reboot, 5)  # stamped by an unsynced clock: their age is unknown
+    before_reboot.close()
+    clocks.wall_ms = NOW_MS + 2 * DAY_MS  # powered off for two days
+    clocks.monotonic_s = 30.0
+    after = clocks.outbox(tmp_path / "o.sqlite", "b" * 32, kernel_boot="kernel-1")
+    clocks.rows(after, 1)
+    assert (after.stats().depth, after.stats().dropped_total) == (6, 10)
+
+
+def test_wall_clock_step_suspends_wall_clock_pruning(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    clocks = Clocks(NOW_MS, monotonic_s=5000.0)
+    before_reboot = clocks.outbox(tmp_path / "o.sqlite", "a" * 32, kernel_boot="kernel-0")
+    clocks.rows(before_reboot, 10)
+    before_reboot.close()
+    clocks.monotonic_s = 30.0
+    after = clocks.outbox(tmp_path / "o.sqlite", "b" * 32, kernel_boot="kernel-1")
+    clocks.rows(after, 1)
+    clocks.wall_ms += 31 * DAY_MS  # the clock is stepped while this agent runs
+    clocks.advance(1)
+    clocks.rows(after, 1)
+    assert (after.stats().depth, after.stats().dropped_total) == (12, 0)
+    assert "wall clock stepped" in caplog.text
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
