@@ -6,7 +6,8 @@ is dropped, nothing waits for real time, and interval times are video time
 (frame index / fps). Results go to stdout (text, or JSON lines with the same
 quantity names as the MQTT payload, closed by a ``{"summary": ...}`` line of
 whole-video totals); a progress bar, the totals in text mode and the speed go
-to stderr. Only numbers are written: ``--per-frame`` writes ``frame,count``.
+to stderr. Only numbers are written: ``--per-frame`` writes ``frame,count``, the
+count left blank under ``suppress_below`` like every other figure.
 
 Whole-video totals are folded by a second ``IntervalCounter`` whose one
 interval spans the video, so they pass the same small-count suppression as
@@ -60,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="report period in video time, e.g. 10s, 1m (default 60s)")
     p.add_argument("--json", action="store_true", help="JSON lines output")
     p.add_argument("--per-frame", type=Path, metavar="FILE.csv",
-                   help="also write frame,count (people detected per frame) to this file")
+                   help="also write frame,count (people detected per frame; blank below "
+                        "--suppress-below) to this file")
     p.add_argument("--model", type=Path, help="ONNX detector (default: the bundled one)")
     p.add_argument("--input-size", type=input_size, metavar="N|WxH",
                    help="model input size (models with a dynamic input only)")
@@ -69,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--camera", metavar="ID", help="... from this camera section")
     p.add_argument("--fps", type=float, help="frame rate of the video's time axis "
                    "(default: what the video says; streams often say 25 whatever they send)")
+    p.add_argument("--suppress-below", type=int, metavar="N",
+                   help="withhold figures below N people (default: the camera's setting, "
+                        "3); 0 shows every figure, for evaluating the counter only")
     p.add_argument("--no-motion-gate", action="store_true",
                    help="analyse every frame even when nothing moves")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -148,7 +153,8 @@ def camera_settings(args: argparse.Namespace) -> CameraConfig:
     except ValueError as exc:
         raise ConfigError(source, [("", str(exc))]) from None
     base["source"] = str(args.video)
-    overrides = {"interval_s": args.interval, "model": args.model, "input_size": args.input_size}
+    overrides = {"interval_s": args.interval, "model": args.model, "input_size": args.input_size,
+                 "suppress_below": args.suppress_below}
     base.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return CameraConfig.model_validate(base)
@@ -180,6 +186,10 @@ def outside_frame(config: CameraConfig, width: int, height: int) -> list[tuple[s
 def cmd_count(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     config = camera_settings(args)
+    if config.suppress_below == 0:
+        print("warning: small-count suppression is off: figures of one or two people, and "
+              "the per-frame counts, can single out a person; keep this output to yourself",
+              file=sys.stderr)
     silence_opencv()
     # The vision stack is imported here only: the other commands never load OpenCV.
     from agent.vision.intervals import IntervalCounter  # noqa: PLC0415
@@ -208,7 +218,8 @@ def cmd_count(args: argparse.Namespace) -> int:
                 for report in result.closed:
                     progress.write(render(report, args.json))
                 if writer:
-                    writer.writerow([frame.index, result.detections])
+                    writer.writerow([frame.index, shown(result.detections,
+                                                        config.suppress_below)])
                 frames += 1
                 inferred += result.inferred
                 end_s = frame.t_s + 1.0 / fps
@@ -229,6 +240,11 @@ def cmd_count(args: argparse.Namespace) -> int:
     print(f"{frames} frames ({end_s:.1f} s of video) in {elapsed:.1f} s: "
           f"{speed:.1f} frames/s", file=sys.stderr)
     return EXIT_OK
+
+
+def shown(count: int, suppress_below: int) -> int | str:
+    """A per-frame count as written: blank when it falls under the suppression threshold."""
+    return count if count >= suppress_below else ""
 
 
 def open_video(args: argparse.Namespace, config: CameraConfig) -> VideoInfo:

@@ -39,7 +39,6 @@ def _valid_name(value: str) -> str:
 
 
 Name = Annotated[str, AfterValidator(_valid_name)]
-"""A line or zone name: it becomes part of quantity names (line_<name>_in)."""
 """Line and zone names: they become part of quantity names (``line_<name>_in``)."""
 
 Point = tuple[float, float]
@@ -158,8 +157,9 @@ class CameraConfig(BaseModel):
                               description="Report period (s); intervals end on multiples of "
                               "it in UTC, so boxes line up.")
     suppress_below: int = Field(
-        default=0, ge=0, description="Withhold every person figure below this (0 included) "
-        "from the reports; 0 reports everything. See docs/privacy.md.")
+        default=3, ge=0, description="Withhold every person figure below this (0 included) "
+        "from the reports, and whatever would give it away; 0 reports everything (only for "
+        "a test bench: small figures can single out one person). See docs/privacy.md.")
     motion: MotionConfig = Field(default_factory=MotionConfig,
                                  description="Motion gating of the detector.")
     threads: int = Field(default=2, ge=1, le=16, description="onnxruntime threads for the "
@@ -202,5 +202,13 @@ class CameraConfig(BaseModel):
             raise ValueError(f"line and zone names must be unique: {doubled}")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be at least reconnect_min_s")
+        for zone in self.zones:
+            if zone.density_on is not None and zone.area_m2 is not None \
+                    and zone.density_on * zone.area_m2 < self.suppress_below:
+                raise ValueError(
+                    f"zone {zone.name!r}: density_on × area_m2 = "
+                    f"{zone.density_on * zone.area_m2:g} persons, below suppress_below = "
+                    f"{self.suppress_below}: an alert would single out fewer people than "
+                    "the reports may show; raise density_on")
         return self
 

@@ -19,7 +19,12 @@ Rules, stated once:
   below k (line in/out counts, occupancy and density means and maxima) is
   reported as ``None``. Zero is suppressed too: if only 1…k−1 were withheld,
   a withheld value would itself say that someone was there. Density follows
-  its occupancy figure. Alerts are never suppressed (they fire on crowds).
+  its occupancy figure. Alerts are never suppressed: the configuration
+  refuses an alert threshold below k people (``density_on × area_m2 ≥ k``).
+* Complementary suppression: a zone's figure is part of the whole frame's,
+  so when a zone's occupancy mean (or maximum) is withheld, the whole-frame
+  mean (or maximum) is withheld too; otherwise whole-frame minus the other
+  zones would give the withheld figure back.
 """
 
 from __future__ import annotations
@@ -165,14 +170,20 @@ class IntervalCounter:
                     None if peak is None or area is None else peak / area,
                 )
             )
+        occupancy_mean = _keep(s.occ_sum / n if n else 0.0, k, n)
+        occupancy_max = _keep(s.occ_max, k, n)
+        if any(z.occupancy_mean is None for z in zones):
+            occupancy_mean = None
+        if any(z.occupancy_max is None for z in zones):
+            occupancy_max = None
         record = IntervalRecord(
             start_s=self._start,
             end_s=end_s,
             frames=n,
             lines=lines,
             zones=tuple(zones),
-            occupancy_mean=_keep(s.occ_sum / n if n else 0.0, k, n),
-            occupancy_max=_keep(s.occ_max, k, n),
+            occupancy_mean=occupancy_mean,
+            occupancy_max=occupancy_max,
             alerts=tuple(s.alerts),
             suppress_below=k,
         )

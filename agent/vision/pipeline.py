@@ -97,12 +97,15 @@ class IntervalReport:
     def values(self) -> list[tuple[str, float]]:
         """Quantity name → value, as published; withheld and unknown figures are left out."""
         r = self.record
-        out: list[tuple[str, float]] = [
-            ("frames", r.frames), ("frames_inferred", self.frames_inferred),
-            ("fps", self.fps)]
-        if self.inference_ms_p50 is not None and self.inference_ms_p95 is not None:
-            out += [("inference_ms_p50", self.inference_ms_p50),
-                    ("inference_ms_p95", self.inference_ms_p95)]
+        out: list[tuple[str, float]] = [("frames", r.frames), ("fps", self.fps)]
+        # How many frames the detector analysed, and how long it took, follow the motion
+        # and the people in view: with the occupancy withheld they would tell it anyway
+        # (2 of 100 frames analysed: someone walked by).
+        if r.suppress_below == 0 or r.occupancy_mean is not None:
+            out.append(("frames_inferred", self.frames_inferred))
+            if self.inference_ms_p50 is not None and self.inference_ms_p95 is not None:
+                out += [("inference_ms_p50", self.inference_ms_p50),
+                        ("inference_ms_p95", self.inference_ms_p95)]
         for line in r.lines:
             out += _present((f"line_{line.line}_in", line.in_count),
                             (f"line_{line.line}_out", line.out_count))

@@ -51,9 +51,11 @@ def test_json_lines_per_interval_and_per_frame_counts(clip: Path, tmp_path: Path
     per_frame = tmp_path / "counts.csv"
     code = main(["count", str(clip), "--line", "path=230,340,230,170",
                  "--zone", "lawn=0,250,400,250,400,576,0,576@120", "--interval", "2s",
-                 "--json", "--per-frame", str(per_frame), "--model", str(INT8_MODEL)])
+                 "--json", "--per-frame", str(per_frame), "--model", str(INT8_MODEL),
+                 "--suppress-below", "0"])
     assert code == 0
     out, err = capsys.readouterr()
+    assert "warning: small-count suppression is off" in err
     *rows, summary = [json.loads(line) for line in out.splitlines()]
     assert set(summary) == {"summary"}, "the last line holds the whole-video totals"
     assert [(r["start_s"], r["end_s"]) for r in rows] == [(0, 2), (2, 4), (4, 6)]
@@ -69,6 +71,18 @@ def test_json_lines_per_interval_and_per_frame_counts(clip: Path, tmp_path: Path
     assert [int(r[0]) for r in table[1:]] == list(range(60))
     assert int(table[1][1]) == 3
     assert "100%" in err and "60 frames (6.0 s of video)" in err
+
+
+def test_per_frame_counts_under_the_threshold_are_blank(clip: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    per_frame = tmp_path / "counts.csv"
+    assert main(["count", str(clip), "--per-frame", str(per_frame), "--model", str(INT8_MODEL),
+                 "--suppress-below", "4", "--quiet"]) == 0
+    assert "suppression is off" not in capsys.readouterr().err
+    with per_frame.open(newline="") as f:
+        counts = [row[1] for row in list(csv.reader(f))[1:]]
+    assert counts[0] == "", "three people in frame 0: under 4, blank"
+    assert "" in counts and all(c == "" or int(c) >= 4 for c in counts)
 
 
 def test_text_output_and_the_partial_last_interval(clip: Path,
@@ -194,7 +208,8 @@ def test_on_a_terminal_result_lines_and_the_progress_bar_never_share_a_line(clip
     # What stays on each terminal line: the text after its last carriage return.
     shown = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
     stamped = [line for line in shown if re.search(r"\d\d:\d\d:\d\d\.\d-", line)]
-    interval = r"\d\d:\d\d:\d\d\.\d-\d\d:\d\d:\d\d\.\d  frames \d+  occupancy: mean [\d.]+ max \d+"
+    interval = (r"\d\d:\d\d:\d\d\.\d-\d\d:\d\d:\d\d\.\d  frames \d+  "
+                r"occupancy: mean ([\d.]+|-) max \d+")
     assert len(stamped) == 7, text
     assert all(re.fullmatch(interval, line) for line in stamped[:6]), stamped
     assert re.fullmatch("total " + interval, stamped[6]), stamped

@@ -21,7 +21,7 @@ def test_a_minimal_camera_takes_the_documented_defaults() -> None:
     assert (camera.fps_cap, camera.interval_s, camera.score_threshold, camera.nms_iou) == \
         (10.0, 60.0, 0.4, 0.5)
     assert camera.model is None and camera.decoder == "nanodet" and camera.threads == 2
-    assert camera.motion.enabled and camera.suppress_below == 0 and camera.loop
+    assert camera.motion.enabled and camera.suppress_below == 3 and camera.loop
 
 
 def test_lines_zones_and_alerts_are_checked() -> None:
@@ -40,6 +40,24 @@ zones = [{ name = "z", polygon = [[0, 0], [1, 1]] },
     assert "start and end point must differ" in found["cameras.door.lines[1]"]
     assert "cameras.door.zones[0].polygon" in found
     assert found["cameras.door.zones[1]"] == "density alerts need area_m2"
+
+
+def test_an_alert_may_not_fire_on_fewer_people_than_the_reports_may_show() -> None:
+    section = """
+[cameras.door]
+source = "0"
+suppress_below = {k}
+[[cameras.door.zones]]
+name = "kerb"
+polygon = [[0, 0], [9, 0], [9, 9]]
+area_m2 = 1
+density_on = {on}
+density_off = 0.5
+"""
+    found = problems(section.format(k=3, on=1))
+    assert "density_on × area_m2 = 1 persons, below suppress_below = 3" in found["cameras.door"]
+    for k, on in ((3, 3), (0, 1)):
+        parse_config(BASE + section.format(k=k, on=on), "box.toml")
 
 
 def test_names_must_be_unique_and_settings_in_range(tmp_path) -> None:

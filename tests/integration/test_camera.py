@@ -37,6 +37,7 @@ def camera_section(source: str, interval_s: int = 2) -> str:
 source = "{source}"
 model = "{INT8_MODEL}"
 interval_s = {interval_s}
+suppress_below = 0  # every figure, so that every quantity and unit shows up
 [[cameras.street.lines]]
 name = "path"
 x1 = 230
@@ -126,7 +127,9 @@ def test_simulate_counts_vtest_and_publishes_counts_alerts_and_health(
             "occupancy_max": "{person}", "fps": "/s", "inference_ms_p50": "ms",
             "inference_ms_p95": "ms", "frames": "{frame}", "frames_inferred": "{frame}",
             "frames_dropped_total": "{frame}", "source_reconnects_total": "1", "up": "1",
-            "source_up": "1", "restarts_total": "1"}.items() <= units.items()
+            "source_up": "1", "restarts_total": "1",
+            "records_rejected_total": "1"}.items() <= units.items()
+    assert all(m["value"] == 0 for m in camera_values(recorder, "records_rejected_total"))
     full = camera_values(recorder, "frames")[1:-1]  # whole intervals (not the first or last)
     assert all(m["time_ms"] % 2000 == 0 and 15 <= m["value"] <= 21 for m in full), full
     occupancy = [m["value"] for m in camera_values(recorder, "occupancy_max")]
@@ -134,7 +137,7 @@ def test_simulate_counts_vtest_and_publishes_counts_alerts_and_health(
     alert = camera_values(recorder, "zone_square_density_alert")[0]
     assert alert["value"] == 1
     closing = next(m for m in camera_values(recorder, "frames")
-                   if m["time_ms"] >= alert["time_ms"])
+                   if m["time_ms"] > alert["time_ms"])  # alert times are floored seconds
     assert alert["seq"] < closing["seq"], "sent at once, before its interval closed"
     assert camera_values(recorder, "up")[0]["value"] == 1
     assert all(m["value"] == 0 for m in camera_values(recorder, "restarts_total"))

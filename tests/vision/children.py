@@ -7,36 +7,43 @@ They live in a module of their own that imports nothing heavy, because the
 from __future__ import annotations
 
 import time
+from multiprocessing.connection import Connection
 from typing import Any
 
-from agent.vision.process import EXIT_FINISHED, ChildSpec, CounterRecord
+from agent.config.camera import CameraConfig
+from agent.vision.child import EXIT_FINISHED, ChildSpec
+from agent.vision.record import Kind, schema_for
 
 
-def _leave(output: Any, code: int) -> None:
-    output.close()
-    output.join_thread()
-    raise SystemExit(code)
+def _now_s() -> int:
+    return int(time.time())
 
 
-def dying(spec: ChildSpec, output: Any, stop: Any) -> None:
-    """Reports its start time as one interval, then crashes."""
-    output.put(CounterRecord("interval", time.time_ns() // 1_000_000, (("frames", 1),)))
-    _leave(output, 1)
+def dying(spec: ChildSpec, channel: Connection) -> None:
+    """Reports one interval ending at its start second, then crashes."""
+    schema = schema_for(CameraConfig.model_validate(spec.settings))
+    channel.send_bytes(schema.encode(Kind.INTERVAL, _now_s() * 1000, (("frames", 1),)))
+    raise SystemExit(1)
 
 
-def leaky(spec: ChildSpec, output: Any, stop: Any) -> None:
-    """Tries to send things other than numbers, then one proper record, then finishes."""
-    import numpy as np  # noqa: PLC0415
+def finishing(spec: ChildSpec, channel: Connection) -> None:
+    """Reports one good interval and a switch, then says its video ended."""
+    schema = schema_for(CameraConfig.model_validate(spec.settings))
+    now = _now_s() * 1000
+    channel.send_bytes(schema.encode(Kind.STATUS, now - 2000, (("source_up", 1),)))
+    channel.send_bytes(schema.encode(Kind.INTERVAL, now - 1000,
+                                     (("frames", 5), ("occupancy_max", 4))))
+    raise SystemExit(EXIT_FINISHED)
 
-    output.put(b"\xff\xd8\xff\xe0 not really a jpeg")
-    output.put(np.zeros((4, 4, 3), np.uint8))
-    output.put({"frames": 5})
-    output.put(CounterRecord("interval", 1, (("frames", b"\x00\x01"),)))
-    output.put(CounterRecord("interval", 1, (("frames", float("nan")),)))
-    output.put(CounterRecord("interval", 1, (("frames", np.float64(3.0)),)))
-    output.put(CounterRecord("interval", 123_000, (("frames", 5), ("occupancy_max", 2)),
-                             (("suppress_below", 2.0),)))
-    _leave(output, EXIT_FINISHED)
+
+def leaky(spec: ChildSpec, channel: Connection, payload: bytes) -> None:
+    """Sends one good interval, then ``payload``, then would carry on sending good ones."""
+    schema = schema_for(CameraConfig.model_validate(spec.settings))
+    channel.send_bytes(schema.encode(Kind.INTERVAL, _now_s() * 1000 - 1000, (("frames", 2),)))
+    channel.send_bytes(payload)
+    time.sleep(1.0)
+    channel.send_bytes(schema.encode(Kind.INTERVAL, _now_s() * 1000, (("frames", 3),)))
+    time.sleep(60)
 
 
 WRITE_FLAGS = 0
@@ -54,7 +61,7 @@ def _opens_for_writing(mode: object, flags: object) -> bool:
     return isinstance(flags, int) and bool(flags & WRITE_FLAGS)
 
 
-def audited(spec: ChildSpec, output: Any, stop: Any, findings: Any) -> None:
+def audited(spec: ChildSpec, channel: Connection, findings: Any) -> None:
     """The real counter, with an audit hook recording every write, send and spawn.
 
     Bytecode caching is switched off first: writing ``__pycache__`` files is
@@ -63,7 +70,7 @@ def audited(spec: ChildSpec, output: Any, stop: Any, findings: Any) -> None:
     import os  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
-    from agent.vision.process import run_counter  # noqa: PLC0415
+    from agent.vision.child import run_counter  # noqa: PLC0415
 
     global WRITE_FLAGS  # noqa: PLW0603
     WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -82,7 +89,7 @@ def audited(spec: ChildSpec, output: Any, stop: Any, findings: Any) -> None:
     sys.addaudithook(hook)
     code: object = 0
     try:
-        run_counter(spec, output, stop)
+        run_counter(spec, channel)
     except SystemExit as exc:
         code = exc.code
     findings.put((code, opened[0], events))

@@ -83,8 +83,19 @@ def test_small_counts_are_suppressed_including_zero():
     # plein: mean 1.5 and max 2 are both below 3; densities follow.
     assert record.zones[0] == ZoneStats("plein", None, None, None, None)
     assert record.zones[1] == ZoneStats("hoek", pytest.approx(4.0), 4, None, None)
-    # Whole frame: mean 3.5 kept, max 6 kept.
-    assert (record.occupancy_mean, record.occupancy_max) == (pytest.approx(3.5), 6)
+    # Whole frame: mean 3.5 and max 6 are not small, but plein's figures are withheld, and
+    # whole frame minus hoek would give them back: withheld too (complementary suppression).
+    assert (record.occupancy_mean, record.occupancy_max) == (None, None)
+
+
+def test_the_whole_frame_is_shown_when_no_zone_figure_is_withheld():
+    ic = IntervalCounter(LINES, ZONES, interval_s=10.0, suppress_below=3)
+    ic.add(counts(0.0, plein=3, hoek=4, everyone=9))
+    ic.add(counts(1.0, plein=3, hoek=1, everyone=6))
+    (record,) = ic.add(counts(10.0))
+    assert record.zones[1].occupancy_max == 4 and record.zones[1].occupancy_mean is None
+    assert (record.occupancy_mean, record.occupancy_max) == (None, 9), \
+        "a withheld zone mean withholds the whole-frame mean, not the maximum"
 
 
 def test_density_is_kept_when_its_occupancy_figure_is():

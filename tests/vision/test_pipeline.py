@@ -153,8 +153,8 @@ def test_small_counts_are_withheld_not_sent_as_zero():
                         start_s=0.0, suppress_below=2)
     walk(pipeline, range(40, 290, 10))
     values = dict(pipeline.finish(10.0)[0].values())
-    assert set(values) == {"frames", "frames_inferred", "fps", "inference_ms_p50",
-                           "inference_ms_p95"}
+    assert set(values) == {"frames", "fps"}, \
+        "frames analysed and inference time would tell that someone walked by"
 
 
 def test_density_alert_comes_with_the_frame_not_the_interval():

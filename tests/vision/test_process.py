@@ -1,7 +1,9 @@
-"""The process boundary: the supervisor restarts a dying counter, and only numbers cross."""
+"""The process boundary: the supervisor restarts a dying counter and replaces one that sends
+anything its camera's schema does not allow."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -15,14 +17,9 @@ from pathlib import Path
 import pytest
 
 from agent.config.camera import CameraConfig
-from agent.vision.process import (
-    CounterRecord,
-    CounterSupervisor,
-    is_numbers_only,
-    on_grid,
-    to_measurements,
-    unit_of,
-)
+from agent.vision.child import on_grid
+from agent.vision.process import CounterSupervisor, to_measurements, unit_of
+from agent.vision.record import HEADER, MAGIC, PAIR, Kind, Record, schema_for
 from tests.mqtt_broker import Broker, wait_until
 from tests.vision import children
 from tests.vision.streams import INT8_MODEL, REPO, vtest_frames, write_clip
@@ -65,19 +62,57 @@ def test_a_dying_counter_is_restarted_with_growing_waits():
     assert list(supervisor.restart_waits)[:4] == [0.2, 0.4, 0.8, 0.8]
     assert supervisor.restarts >= 4
     health = {m.quantity: m.value for m in supervisor.health(0, 0.0)}
-    assert health == {"up": 0.0, "source_up": 0.0, "restarts_total": supervisor.restarts}
+    assert health == {"up": 0.0, "source_up": 0.0, "restarts_total": supervisor.restarts,
+                      "records_rejected_total": 0.0}
 
 
-def test_only_numbers_cross_the_boundary_and_a_finished_video_is_not_restarted():
-    supervisor = CounterSupervisor("cam", camera("/dev/null"), target=children.leaky)
+def test_a_finished_video_is_not_restarted_and_meta_comes_from_the_daemon():
+    supervisor = CounterSupervisor("cam", camera("/dev/null", suppress_below=2),
+                                   target=children.finishing)
     supervisor.start()
     supervisor._thread.join(20)
     assert not supervisor._thread.is_alive(), "a finished counter is not restarted"
     got = supervisor.drain()
-    assert [(m.quantity, m.value, m.unit, m.utc_ms) for m in got] == [
-        ("frames", 5.0, "{frame}", 123_000), ("occupancy_max", 2.0, "{person}", 123_000)]
+    assert [(m.quantity, m.value, m.unit) for m in got] == [
+        ("frames", 5.0, "{frame}"), ("occupancy_max", 4.0, "{person}")]
     assert got[0].meta == (("suppress_below", 2.0),) and got[1].meta == ()
-    assert supervisor.rejected == 6 and supervisor.restarts == 0
+    assert supervisor.rejected == 0 and supervisor.restarts == 0
+
+
+def _forged(index: int, value: float, kind: Kind = Kind.INTERVAL) -> bytes:
+    """A well-formed record header over a pair the schema does not have."""
+    schema = schema_for(camera("/dev/null"))
+    return HEADER.pack(MAGIC, 1, kind, schema.fingerprint, int(time.time()) * 1000, 2) + \
+        PAIR.pack(0, 1.0) + PAIR.pack(index, value)
+
+
+THUMBNAIL = bytes(range(256)) * (160 * 120 * 3 // 256)
+"""A 160x120 colour thumbnail's worth of bytes."""
+
+LEAKS = {
+    "jpeg bytes": b"\xff\xd8\xff\xe0" + bytes(60),
+    "pickle": b"\x80\x04\x95" + bytes(40),
+    "thumbnail in one message": THUMBNAIL,
+    "track coordinates as extra quantities": _forged(999, 412.0),
+    "pixel value under a real name": _forged(0, 37.25),  # frames must be whole
+    "nan": _forged(0, float("nan")),
+}
+
+
+@pytest.mark.parametrize("payload", list(LEAKS.values()), ids=list(LEAKS))
+def test_anything_outside_the_schema_is_refused_counted_and_the_counter_replaced(
+        payload: bytes) -> None:
+    supervisor = CounterSupervisor("cam", camera("/dev/null"), backoff_min_s=30,
+                                   target=functools.partial(children.leaky, payload=payload))
+    supervisor.start()
+    try:
+        assert wait_until(lambda: supervisor.restarts == 1, 20)
+    finally:
+        supervisor.stop()
+    frames = [m.value for m in supervisor.drain() if m.quantity == "frames"]
+    assert frames == [2.0], "the record before the leak arrived; nothing after it"
+    health = {m.quantity: m.value for m in supervisor.health(0, 0.0)}
+    assert health["records_rejected_total"] == 1.0 and health["restarts_total"] == 1.0
 
 
 def test_interval_ends_snap_to_the_utc_grid_when_the_clocks_drifted_a_little():
@@ -88,15 +123,10 @@ def test_interval_ends_snap_to_the_utc_grid_when_the_clocks_drifted_a_little():
     assert on_grid(10_300, 1) == 10_300, "more than a quarter interval off: not snapped"
 
 
-def test_record_checks_and_units():
-    good = CounterRecord("alert", 5, (("zone_a_density_alert", 1),))
-    assert is_numbers_only(good)
-    assert not is_numbers_only(CounterRecord("image", 5, ()))  # type: ignore[arg-type]
-    assert not is_numbers_only(CounterRecord("status", 5.0, ()))  # type: ignore[arg-type]
-    assert not is_numbers_only(CounterRecord("status", 5, (("up", True),)))
-    assert not is_numbers_only(CounterRecord("status", 5, (("x" * 81, 1),)))
-    assert [m.unit for m in to_measurements("c", good, 0.0)] == ["1"]
-    assert to_measurements("c", CounterRecord("status", 5, (("source_up", 1),)), 0.0) == []
+def test_measurements_and_units() -> None:
+    alert = Record(Kind.ALERT, 5000, (("zone_a_density_alert", 1.0),))
+    assert [m.unit for m in to_measurements("c", alert, 0.0)] == ["1"]
+    assert to_measurements("c", Record(Kind.STATUS, 5000, (("source_up", 1.0),)), 0.0) == []
     units = {q: unit_of(q) for q in (
         "line_door_in", "line_door_out", "zone_kerb_occupancy_mean", "zone_kerb_occupancy_max",
         "zone_kerb_density_mean", "zone_kerb_density_max", "zone_kerb_density_alert",
@@ -113,10 +143,10 @@ def test_record_checks_and_units():
 
 
 def test_the_real_counter_sends_intervals_and_alerts_and_survives_kill_9(clip: Path):
-    config = camera(clip, interval_s=1, lines=[
+    config = camera(clip, interval_s=1, suppress_below=0, lines=[
         {"name": "path", "x1": 230, "y1": 340, "x2": 230, "y2": 170}], zones=[
         {"name": "square", "polygon": [[0, 0], [768, 0], [768, 576], [0, 576]],
-         "area_m2": 1.0, "density_on": 2.0, "density_off": 1.0}])
+         "area_m2": 1.0, "density_on": 3.0, "density_off": 2.0}])
     supervisor = CounterSupervisor("cam", config, backoff_min_s=0.2)
     supervisor.start()
     try:

@@ -1,0 +1,214 @@
+"""The counter process: frames in, counter records out (the daemon side is ``process.py``).
+
+Started by the daemon with the ``spawn`` method, so it begins from a fresh
+interpreter and inherits no daemon state, only the write end of a pipe.
+Frames exist only in here. What leaves is what ``agent.vision.record`` can
+encode: numbers under the quantity names this camera's configuration
+allows, times in whole seconds. The daemon checks each record again and
+replaces a counter that sends anything else.
+
+The process stops on SIGTERM (the daemon's stop, systemd, Ctrl-C), after
+reporting the partial interval; it also leaves when the daemon dies (its
+parent changes, or the pipe breaks). This module imports neither OpenCV nor
+onnxruntime at import time; ``_count`` loads them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import resource
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from agent.config.camera import CameraConfig
+from agent.redact import redact_logging
+from agent.vision.record import Kind, Schema, schema_for
+
+log = logging.getLogger(__name__)
+
+EXIT_FINISHED = 3
+"""The child's exit code when a non-looping video file has ended: do not restart."""
+EXIT_CONFIG = 2
+"""The child's exit code when the camera cannot be set up (model missing or unreadable)."""
+POLL_S = 0.2
+PR_SET_DUMPABLE = 4
+"""prctl option (linux/prctl.h): 0 makes the process non-dumpable and not ptrace-able."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """What the counter process is started with (pickled by ``spawn``: plain data only)."""
+
+    camera_id: str
+    settings: dict[str, Any]
+    """The camera section as JSON-able data, validated again in the child."""
+    parent_pid: int
+    """The daemon's pid; the child leaves when its parent changes (the daemon died)."""
+    log_level: str = "INFO"
+
+
+def run_counter(spec: ChildSpec, channel: Connection) -> None:
+    """Counter process entry point; exits with EXIT_FINISHED or EXIT_CONFIG where they apply."""
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # before anything loads onnxruntime (pipeline.py)
+    logging.basicConfig(level=getattr(logging, spec.log_level, logging.INFO),
+                        format=f"%(asctime)s %(levelname)s counter[{spec.camera_id}] "
+                               "%(name)s: %(message)s")
+    redact_logging()  # the camera URL's credentials never reach the journal
+    terminated = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # the daemon, systemd and Ctrl-C
+        signal.signal(signum, lambda *_: terminated.set())
+    with contextlib.suppress(OSError):
+        os.nice(5)  # a late frame matters less than a sensor slot in the daemon
+    _keep_memory_private()
+    from agent.errors import ConfigError  # noqa: PLC0415
+
+    def should_stop() -> bool:
+        return terminated.is_set() or os.getppid() != spec.parent_pid
+
+    config = CameraConfig.model_validate(spec.settings)
+    outbound = Outbound(schema_for(config), channel)
+    try:
+        code = _count(config, outbound, should_stop)
+    except ConfigError as exc:
+        log.error("camera %s cannot start: %s", spec.camera_id, exc)
+        code = EXIT_CONFIG
+    except BrokenPipeError:
+        code = 0  # the daemon is gone; nobody is left to report to
+    channel.close()
+    if code:
+        raise SystemExit(code)
+
+
+def _keep_memory_private() -> None:
+    """No core dumps and no ptrace by other processes of our user: memory holds frames.
+
+    A crash dump (or systemd-coredump) of this process would contain images;
+    and any program running as the same user could otherwise read them from
+    /proc/<pid>/mem. Best effort: on systems without prctl only the core
+    limit applies.
+    """
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+class Outbound:
+    """Encodes and sends records; switches (alerts, source state) at most once a second.
+
+    The daemon accepts one switch of each alert and of the source state per
+    second, alternating, with times in whole seconds. A zone whose density
+    hovers at its threshold can flip several times within a second, so a
+    switch is sent only when its state differs from the last one sent and a
+    second has passed since; a flip and a flip back within that second send
+    nothing, and a change that must wait goes out with the next frame.
+    """
+
+    def __init__(self, schema: Schema, channel: Connection) -> None:
+        self.schema = schema
+        self._channel = channel
+        self._wanted: dict[str, tuple[Kind, int]] = {}
+        self._sent: dict[str, int] = {}
+        self._sent_s: dict[str, int] = {}
+        self._last_end_ms = 0
+
+    def interval(self, utc_ms: int, values: Iterable[tuple[str, float]]) -> None:
+        """Send an interval record; its end in whole seconds, always after the last one."""
+        self._last_end_ms = max(1000 * round(utc_ms / 1000), self._last_end_ms + 1000)
+        self._send(Kind.INTERVAL, self._last_end_ms, values)
+
+    def switch(self, kind: Kind, name: str, on: bool) -> None:
+        """Note the wanted state of an alert or of the source; ``flush`` sends it."""
+        self._wanted[name] = (kind, int(on))
+        self.flush()
+
+    def flush(self) -> None:
+        now_s = int(time.time())
+        for name, (kind, state) in self._wanted.items():
+            if self._sent.get(name, 0 if kind is Kind.ALERT else -1) == state:
+                continue
+            if now_s < self._sent_s.get(name, 0) + 1:
+                continue
+            self._send(kind, now_s * 1000, ((name, state),))
+            self._sent[name] = state
+            self._sent_s[name] = now_s
+
+    def _send(self, kind: Kind, utc_ms: int, values: Iterable[tuple[str, float]]) -> None:
+        self._channel.send_bytes(self.schema.encode(kind, utc_ms, values))
+
+
+def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], bool]) -> int:
+    """The live loop: frames in, records out, until ``should_stop`` or a file ends."""
+    import cv2  # noqa: PLC0415 - the counter process only
+
+    from agent.vision.pipeline import build_pipeline  # noqa: PLC0415
+    from agent.vision.source import LiveSource, parse_source  # noqa: PLC0415
+
+    cv2.setNumThreads(1)  # resizes are small; leave the cores to the detector
+    now = time.monotonic()
+    wall = time.time()
+    # Intervals end on multiples of interval_s in UTC, so every box reports the same grid.
+    start = now - (wall % config.interval_s)
+    pipeline = build_pipeline(config, start_s=start)
+    source = LiveSource(parse_source(config.source), fps_cap=config.fps_cap,
+                        resize_width=config.resize_width, loop=config.loop,
+                        reconnect_min_s=config.reconnect_min_s,
+                        reconnect_max_s=config.reconnect_max_s).start()
+    log.info("counting on %s", source.spec)
+    connected: bool | None = None
+
+    def utc_ms(t_s: float) -> int:
+        return round((t_s + time.time() - time.monotonic()) * 1000)
+
+    def send_intervals(reports: list[Any]) -> None:
+        stats = source.stats()
+        for report in reports:
+            outbound.interval(on_grid(utc_ms(report.record.end_s), config.interval_s),
+                              (*report.values(),
+                               ("frames_dropped_total", stats.frames_dropped),
+                               ("source_reconnects_total", stats.reconnects)))
+
+    try:
+        while not should_stop():
+            frame = source.get(POLL_S)
+            stats = source.stats()
+            if stats.connected != connected:
+                connected = stats.connected
+                outbound.switch(Kind.STATUS, "source_up", connected)
+                if pipeline.motion is not None:
+                    pipeline.motion.reset()
+            outbound.flush()
+            if frame is None:
+                send_intervals(pipeline.tick(time.monotonic()))
+                if stats.finished:
+                    break
+                continue
+            result = pipeline.process(frame)
+            for alert in result.counts.alerts:
+                outbound.switch(Kind.ALERT, f"zone_{alert.zone}_density_alert", alert.on)
+            send_intervals(list(result.closed))
+        send_intervals(pipeline.finish(time.monotonic()))
+    finally:
+        source.stop()
+    return EXIT_FINISHED if source.stats().finished else 0
+
+
+def on_grid(utc_ms: int, interval_s: float, tolerance_ms: int = 1000) -> int:
+    """An interval end snapped to the UTC grid of ``interval_s`` when it is that close.
+
+    The monotonic and the wall clock drift apart slowly (NTP slews the wall
+    clock by up to 0.5 ms/s), so an end computed from the monotonic clock
+    lands a few ms off the grid; receivers should see 12:05:00.000. Ends
+    farther off (the partial interval at shutdown) are left as they are.
+    """
+    step = round(interval_s * 1000)
+    nearest = round(utc_ms / step) * step
+    return nearest if abs(utc_ms - nearest) <= min(tolerance_ms, step // 4) else utc_ms

@@ -1,0 +1,307 @@
+"""The only thing that crosses from a counter process to the daemon: a counter record.
+
+Why a format of our own: the counter holds camera frames, so whatever it may
+send is the privacy boundary. Pickle (what ``multiprocessing.Queue`` uses)
+would let any object across and runs code while it loads; a record here is a
+fixed little-endian layout that can only say "quantity *i* of the camera's
+schema has value *v*", and the daemon checks every byte before anything else
+touches it:
+
+    header  "LMC" | version u8 | kind u8 | schema fingerprint 8 bytes | utc_ms i64 | n u16
+    n pairs index u16 | value f64
+
+* **The schema is derived from the camera's configuration** (:func:`schema_for`):
+  the interval figures, one in/out pair per configured line, occupancy (and
+  density when the zone has an area) per configured zone and for the whole
+  frame, one alert per zone with alert thresholds, the source state. Nothing
+  else has an index, so nothing else can be said. Both sides derive it from
+  the same config; the fingerprint proves they did.
+* **Every value is checked and coarsened**: finite, within the quantity's
+  bounds, whole where the quantity is a count, and rounded to a published
+  resolution, so the low bits of a float cannot carry a hidden payload.
+  Densities must equal occupancy ÷ area; totals may only grow.
+* **Times are whole seconds** and interval ends lie on the UTC grid of
+  ``interval_s`` (one partial interval per process life is allowed: the
+  one reported at shutdown or at the end of a video).
+* **Size and rate are bounded**: a record is at most one interval's worth of
+  pairs (the reader refuses longer messages before reading them), and a
+  process may send one interval record per interval (plus slack for a
+  catch-up after a stall), one alert per zone and one status change per
+  second, alternating on/off.
+
+Anything else raises :class:`RecordRejected`; the supervisor counts it
+(``records_rejected_total``), kills the counter and starts a fresh one. The
+reasons name the rule broken, never the offending value.
+
+This module imports only the standard library and the config model: the
+daemon loads it without numpy, OpenCV or onnxruntime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from agent.config.camera import CameraConfig
+
+FORMAT_VERSION = 1
+MAGIC = b"LMC"
+HEADER = struct.Struct("<3sBB8sqH")
+PAIR = struct.Struct("<Hd")
+MAX_PERSONS = 1000
+"""More people than any detector output we run can hold in one frame."""
+MAX_TOTAL = 2**53
+"""Lifetime totals (dropped frames, reconnects) stay exact in a float64 up to here."""
+OCCUPANCY_STEP = 0.01
+"""Resolution of mean occupancy (persons)."""
+CROSSINGS_PER_S = 20
+"""Crossings of one line per second beyond which a figure is a fault, not a crowd."""
+
+
+class Kind(IntEnum):
+    """What a record reports."""
+
+    INTERVAL = 0
+    """A closed reporting interval: counts, occupancy, the counter's own figures."""
+    ALERT = 1
+    """A zone's crowding alert switched on (1) or off (0)."""
+    STATUS = 2
+    """The camera source went up (1) or down (0)."""
+
+
+class RecordRejected(ValueError):
+    """The counter sent something the schema does not allow; the message names the rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """One thing a record may say, with the bounds and resolution it may say it in."""
+
+    name: str
+    kind: Kind
+    high: float
+    """Largest allowed value (the smallest is always 0)."""
+    step: float = 0.0
+    """Published resolution; 0 means a whole number (a count)."""
+    total: bool = False
+    """A lifetime total of the counter process: may never go down."""
+    density_of: tuple[str, float] | None = None
+    """(occupancy quantity, area m²) this density must equal the quotient of."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A decoded, checked record: names from the schema, values already coarsened."""
+
+    kind: Kind
+    utc_ms: int
+    values: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The exact set of quantities one camera's counter may report, in a fixed order."""
+
+    quantities: tuple[Quantity, ...]
+    interval_s: float
+    fingerprint: bytes = field(init=False)
+    index: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        described = "\n".join(f"{q.name} {q.kind.value} {q.high!r} {q.step!r} {q.total}"
+                              for q in self.quantities)
+        digest = hashlib.sha256(f"{FORMAT_VERSION}\n{self.interval_s!r}\n{described}".encode())
+        object.__setattr__(self, "fingerprint", digest.digest()[:8])
+        object.__setattr__(self, "index", {q.name: i for i, q in enumerate(self.quantities)})
+
+    @property
+    def max_size(self) -> int:
+        """Longest valid record in bytes: every interval quantity once."""
+        pairs = sum(q.kind is Kind.INTERVAL for q in self.quantities)
+        return HEADER.size + pairs * PAIR.size
+
+    def names(self, kind: Kind) -> list[str]:
+        return [q.name for q in self.quantities if q.kind is kind]
+
+    def encode(self, kind: Kind, utc_ms: int, values: Iterable[tuple[str, float]]) -> bytes:
+        """The counter's side. An unknown name is a bug in the counter: raise, do not send."""
+        pairs = []
+        for name, value in values:
+            i = self.index.get(name)
+            if i is None or self.quantities[i].kind is not kind:
+                raise ValueError(f"{name!r} is not a {kind.name.lower()} quantity of this camera")
+            pairs.append(PAIR.pack(i, float(value)))
+        header = HEADER.pack(MAGIC, FORMAT_VERSION, kind, self.fingerprint, utc_ms, len(pairs))
+        return header + b"".join(pairs)
+
+    def decode(self, data: bytes) -> Record:
+        """The daemon's side: parse and check one record, or raise :class:`RecordRejected`."""
+        if len(data) < HEADER.size or (len(data) - HEADER.size) % PAIR.size:
+            raise RecordRejected(f"a record of {len(data)} bytes is not header plus pairs")
+        magic, version, kind_code, fingerprint, utc_ms, n = HEADER.unpack_from(data)
+        if magic != MAGIC or version != FORMAT_VERSION:
+            raise RecordRejected("not a counter record of format version "
+                                 f"{FORMAT_VERSION}")
+        if fingerprint != self.fingerprint:
+            raise RecordRejected("the record was made for another camera configuration")
+        if kind_code not in Kind._value2member_map_:
+            raise RecordRejected("unknown record kind")
+        kind = Kind(kind_code)
+        if n != (len(data) - HEADER.size) // PAIR.size:
+            raise RecordRejected("pair count does not match the record length")
+        if utc_ms % 1000:
+            raise RecordRejected("times must be whole seconds")
+        values: dict[str, float] = {}
+        for offset in range(HEADER.size, len(data), PAIR.size):
+            i, raw = PAIR.unpack_from(data, offset)
+            if i >= len(self.quantities):
+                raise RecordRejected(f"quantity index {i} is not in this camera's schema")
+            quantity = self.quantities[i]
+            if quantity.kind is not kind:
+                raise RecordRejected(f"{quantity.name} does not belong in a "
+                                     f"{kind.name.lower()} record")
+            if quantity.name in values:
+                raise RecordRejected(f"{quantity.name} appears twice")
+            values[quantity.name] = _checked(quantity, raw)
+        _check_shape(kind, values)
+        for quantity in self.quantities:
+            if quantity.density_of is not None and quantity.name in values:
+                values[quantity.name] = _density(quantity, values)
+        return Record(kind, utc_ms, tuple(values.items()))
+
+
+def _checked(quantity: Quantity, raw: float) -> float:
+    """The value coarsened to the quantity's resolution, or a rejection."""
+    if not math.isfinite(raw) or not 0 <= raw <= quantity.high:
+        raise RecordRejected(f"{quantity.name} is outside 0..{quantity.high:g}")
+    if quantity.step == 0:
+        if raw != int(raw):
+            raise RecordRejected(f"{quantity.name} must be a whole number")
+        return raw
+    return round(round(raw / quantity.step) * quantity.step, 6)
+
+
+def _check_shape(kind: Kind, values: dict[str, float]) -> None:
+    if kind is Kind.INTERVAL and "frames" not in values:
+        raise RecordRejected("an interval record must say how many frames it covers")
+    if kind is not Kind.INTERVAL and len(values) != 1:
+        raise RecordRejected(f"a {kind.name.lower()} record carries exactly one value")
+
+
+def _density(quantity: Quantity, values: dict[str, float]) -> float:
+    """The density recomputed from the (coarsened) occupancy, once the sent one agrees with it.
+
+    Recomputing leaves the sent density no bits of its own to carry.
+    """
+    assert quantity.density_of is not None
+    occupancy, area = quantity.density_of
+    if occupancy not in values:
+        raise RecordRejected(f"{quantity.name} without {occupancy}")
+    expected = values[occupancy] / area
+    if abs(values[quantity.name] - expected) > OCCUPANCY_STEP / area + quantity.step:
+        raise RecordRejected(f"{quantity.name} is not {occupancy} / area")
+    return _checked(quantity, expected)
+
+
+def schema_for(config: CameraConfig) -> Schema:
+    """Every quantity this camera's counter may report, derived from its configuration."""
+    frames_high = math.ceil(config.fps_cap * config.interval_s * 1.5) + 10
+    crossings_high = math.ceil(CROSSINGS_PER_S * config.interval_s)
+    interval = Kind.INTERVAL
+    q: list[Quantity] = [
+        Quantity("frames", interval, frames_high),
+        Quantity("frames_inferred", interval, frames_high),
+        Quantity("fps", interval, config.fps_cap * 1.5 + 1, step=0.01),
+        Quantity("inference_ms_p50", interval, 60_000, step=0.1),
+        Quantity("inference_ms_p95", interval, 60_000, step=0.1),
+        Quantity("frames_dropped_total", interval, MAX_TOTAL, total=True),
+        Quantity("source_reconnects_total", interval, MAX_TOTAL, total=True),
+    ]
+    for line in config.lines:
+        q += [Quantity(f"line_{line.name}_in", interval, crossings_high),
+              Quantity(f"line_{line.name}_out", interval, crossings_high)]
+    areas: list[tuple[str, float | None]] = [(f"zone_{z.name}_", z.area_m2)
+                                             for z in config.zones]
+    for prefix, area in [*areas, ("", None)]:
+        q += [Quantity(f"{prefix}occupancy_mean", interval, MAX_PERSONS,
+                       step=OCCUPANCY_STEP),
+              Quantity(f"{prefix}occupancy_max", interval, MAX_PERSONS)]
+        if area is not None:
+            q += [Quantity(f"{prefix}density_{stat}", interval, MAX_PERSONS / area, step=0.001,
+                           density_of=(f"{prefix}occupancy_{stat}", area))
+                  for stat in ("mean", "max")]
+    q += [Quantity(f"zone_{z.name}_density_alert", Kind.ALERT, 1)
+          for z in config.zones if z.density_on is not None]
+    q.append(Quantity("source_up", Kind.STATUS, 1))
+    return Schema(tuple(q), config.interval_s)
+
+
+class Gate:
+    """Per-process rules over a sequence of records: rate, order, grid, alternation.
+
+    One gate per counter process life; the daemon makes a new one at every
+    (re)start. ``now_s`` is the daemon's monotonic clock and ``wall_ms`` its
+    wall clock, both read on arrival.
+    """
+
+    SLACK_INTERVALS = 3
+    """Interval records beyond one per interval: a catch-up after a stall, the last partial."""
+
+    def __init__(self, schema: Schema, started_s: float, *,
+                 now_s: Callable[[], float], wall_ms: Callable[[], int]) -> None:
+        self._schema = schema
+        self._started = started_s
+        self._now_s = now_s
+        self._wall_ms = wall_ms
+        self._intervals = 0
+        self._off_grid = 0
+        self._last_end = -1
+        self._last_state: dict[str, float] = {}
+        self._last_switch_ms: dict[str, int] = {}
+        self._totals: dict[str, float] = {}
+        self._events = 0
+
+    def admit(self, record: Record) -> Record:
+        """Return the record when it keeps every rule, else raise :class:`RecordRejected`."""
+        elapsed = max(0.0, self._now_s() - self._started)
+        if record.utc_ms > self._wall_ms() + 5000:
+            raise RecordRejected("a record from the future")
+        if record.kind is Kind.INTERVAL:
+            self._admit_interval(record, elapsed)
+        else:
+            self._admit_switch(record, elapsed)
+        return record
+
+    def _admit_interval(self, record: Record, elapsed: float) -> None:
+        self._intervals += 1
+        if self._intervals > elapsed / self._schema.interval_s + self.SLACK_INTERVALS:
+            raise RecordRejected("more interval records than intervals have passed")
+        if record.utc_ms <= self._last_end:
+            raise RecordRejected("interval ends must increase")
+        self._last_end = record.utc_ms
+        if record.utc_ms % round(self._schema.interval_s * 1000):
+            self._off_grid += 1
+            if self._off_grid > 1:
+                raise RecordRejected("only one partial interval per counter process")
+        for name, value in record.values:
+            if self._schema.quantities[self._schema.index[name]].total:
+                if value < self._totals.get(name, 0.0):
+                    raise RecordRejected(f"{name} went down")
+                self._totals[name] = value
+
+    def _admit_switch(self, record: Record, elapsed: float) -> None:
+        self._events += 1
+        switches = len(self._schema.names(Kind.ALERT)) + 1
+        if self._events > switches * (elapsed + 2):
+            raise RecordRejected("more alert and status records than one per second each")
+        (name, value), = record.values
+        if self._last_state.get(name, 0.0 if record.kind is Kind.ALERT else None) == value:
+            raise RecordRejected(f"{name} repeated its state instead of switching")
+        if record.utc_ms < self._last_switch_ms.get(name, -1) + 1000:
+            raise RecordRejected(f"{name} switched twice within a second")
+        self._last_state[name] = value
+        self._last_switch_ms[name] = record.utc_ms
