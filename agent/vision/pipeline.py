@@ -163,6 +163,9 @@ class Pipeline:
         self._last_t = -math.inf
         self._first_t: float | None = None
         """Time of the first frame: counting started then, not at its interval's start."""
+        self._last_frame_t = -math.inf
+        self._frame_gap = math.inf
+        """Shortest time between two frames so far: the source's frame period, at most."""
         self._detections: list[Detection] = []
         self._analysed = False
         self._tentative = False
@@ -174,6 +177,8 @@ class Pipeline:
         self._last_t = t
         if self._first_t is None:
             self._first_t = t
+        self._frame_gap = min(self._frame_gap, t - self._last_frame_t)
+        self._last_frame_t = t
         if self._end is None:
             self._end = t + self.interval_s
         closed = self.tick(t)
@@ -232,9 +237,12 @@ class Pipeline:
         self._reported_end = max(self._reported_end, record.end_s)
         # Frames per second of counting: the first interval on the grid began before the
         # first frame (the daemon starts mid-interval), and the partial last one ends
-        # where finish() was called.
+        # where finish() was called. Frames cannot have come faster than the shortest gap
+        # seen between two of them: two frames 40 ms apart just before an interval ends
+        # are 25 frames/s, not 2 / 0.05 s.
         begun = record.start_s if self._first_t is None else max(record.start_s, self._first_t)
-        duration = record.end_s - begun
+        duration = max(record.end_s - begun,
+                       min(record.frames * self._frame_gap, record.end_s - record.start_s))
         p50, p95 = (None, None) if times.size == 0 else (
             float(np.percentile(times, 50)), float(np.percentile(times, 95)))
         return IntervalReport(record, int(times.size), p50, p95,

@@ -19,7 +19,9 @@ touches it:
 * **Every value is checked and coarsened**: finite, within the quantity's
   bounds, whole where the quantity is a count, and rounded to a published
   resolution, so the low bits of a float cannot carry a hidden payload.
-  Densities must equal occupancy ÷ area; totals may only grow.
+  Densities must equal occupancy ÷ area (and are recomputed from it), a mean
+  may not exceed its maximum, totals may only grow, and no faster than a
+  camera can drop frames or the source can reconnect.
 * **Times are whole seconds** and interval ends lie on the UTC grid of
   ``interval_s`` (one partial interval per process life is allowed: the
   one reported at shutdown or at the end of a video).
@@ -56,6 +58,8 @@ MAX_PERSONS = 1000
 """More people than any detector output we run can hold in one frame."""
 MAX_TOTAL = 2**53
 """Lifetime totals (dropped frames, reconnects) stay exact in a float64 up to here."""
+CAMERA_FPS_MAX = 120
+"""More frames per second than any camera we read delivers (the rest are dropped frames)."""
 OCCUPANCY_STEP = 0.01
 """Resolution of mean occupancy (persons)."""
 CROSSINGS_PER_S = 20
@@ -87,8 +91,9 @@ class Quantity:
     """Largest allowed value (the smallest is always 0)."""
     step: float = 0.0
     """Published resolution; 0 means a whole number (a count)."""
-    total: bool = False
-    """A lifetime total of the counter process: may never go down."""
+    total_growth: float | None = None
+    """A lifetime total of the counter process: may never go down, nor grow by more than
+    this from one interval record to the next."""
     density_of: tuple[str, float] | None = None
     """(occupancy quantity, area m²) this density must equal the quotient of."""
 
@@ -112,7 +117,7 @@ class Schema:
     index: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
-        described = "\n".join(f"{q.name} {q.kind.value} {q.high!r} {q.step!r} {q.total}"
+        described = "\n".join(f"{q.name} {q.kind.value} {q.high!r} {q.step!r} {q.total_growth}"
                               for q in self.quantities)
         digest = hashlib.sha256(f"{FORMAT_VERSION}\n{self.interval_s!r}\n{described}".encode())
         object.__setattr__(self, "fingerprint", digest.digest()[:8])
@@ -167,11 +172,22 @@ class Schema:
             if quantity.name in values:
                 raise RecordRejected(f"{quantity.name} appears twice")
             values[quantity.name] = _checked(quantity, raw)
-        _check_shape(kind, values)
+        self._check_together(kind, values)
+        return Record(kind, utc_ms, tuple(values.items()))
+
+    def _check_together(self, kind: Kind, values: dict[str, float]) -> None:
+        """Rules across the values of one record; densities are recomputed in place."""
+        if kind is Kind.INTERVAL and "frames" not in values:
+            raise RecordRejected("an interval record must say how many frames it covers")
+        if kind is not Kind.INTERVAL and len(values) != 1:
+            raise RecordRejected(f"a {kind.name.lower()} record carries exactly one value")
+        for name, mean in values.items():
+            peak = values.get(name.removesuffix("_mean") + "_max")
+            if name.endswith("occupancy_mean") and peak is not None and mean > peak:
+                raise RecordRejected(f"{name} is above its maximum")
         for quantity in self.quantities:
             if quantity.density_of is not None and quantity.name in values:
                 values[quantity.name] = _density(quantity, values)
-        return Record(kind, utc_ms, tuple(values.items()))
 
 
 def _checked(quantity: Quantity, raw: float) -> float:
@@ -183,13 +199,6 @@ def _checked(quantity: Quantity, raw: float) -> float:
             raise RecordRejected(f"{quantity.name} must be a whole number")
         return raw
     return round(round(raw / quantity.step) * quantity.step, 6)
-
-
-def _check_shape(kind: Kind, values: dict[str, float]) -> None:
-    if kind is Kind.INTERVAL and "frames" not in values:
-        raise RecordRejected("an interval record must say how many frames it covers")
-    if kind is not Kind.INTERVAL and len(values) != 1:
-        raise RecordRejected(f"a {kind.name.lower()} record carries exactly one value")
 
 
 def _density(quantity: Quantity, values: dict[str, float]) -> float:
@@ -218,8 +227,10 @@ def schema_for(config: CameraConfig) -> Schema:
         Quantity("fps", interval, config.fps_cap * 1.5 + 1, step=0.01),
         Quantity("inference_ms_p50", interval, 60_000, step=0.1),
         Quantity("inference_ms_p95", interval, 60_000, step=0.1),
-        Quantity("frames_dropped_total", interval, MAX_TOTAL, total=True),
-        Quantity("source_reconnects_total", interval, MAX_TOTAL, total=True),
+        Quantity("frames_dropped_total", interval, MAX_TOTAL,
+                 total_growth=math.ceil(CAMERA_FPS_MAX * config.interval_s)),
+        Quantity("source_reconnects_total", interval, MAX_TOTAL,
+                 total_growth=math.ceil(config.interval_s / config.reconnect_min_s) + 2),
     ]
     for line in config.lines:
         q += [Quantity(f"line_{line.name}_in", interval, crossings_high),
@@ -288,9 +299,13 @@ class Gate:
             if self._off_grid > 1:
                 raise RecordRejected("only one partial interval per counter process")
         for name, value in record.values:
-            if self._schema.quantities[self._schema.index[name]].total:
-                if value < self._totals.get(name, 0.0):
+            growth = self._schema.quantities[self._schema.index[name]].total_growth
+            if growth is not None:
+                before = self._totals.get(name, 0.0)
+                if value < before:
                     raise RecordRejected(f"{name} went down")
+                if value - before > growth:
+                    raise RecordRejected(f"{name} grew faster than it can")
                 self._totals[name] = value
 
     def _admit_switch(self, record: Record, elapsed: float) -> None:

@@ -212,3 +212,12 @@ def test_line_crossings_on_vtest_match_the_hand_count():
     for (frame_no, direction), truth_row in zip(found, expected, strict=True):
         assert direction == truth_row["direction"]
         assert abs(frame_no - truth_row["frame"]) <= 8, (frame_no, truth_row)
+
+
+def test_fps_of_a_few_frames_just_before_an_interval_ends_is_their_frame_rate():
+    """Two frames 40 ms apart, 50 ms before the end: 25 frames/s, not 2 / 0.05 s = 40."""
+    pipeline = Pipeline(BlobDetector(), interval_s=1.0, start_s=0.0)
+    for k, t in enumerate((0.95, 0.99)):
+        pipeline.process(Frame(scene((100, 180)), t, k))
+    (report,) = pipeline.process(Frame(scene((100, 180)), 1.03, 2)).closed
+    assert report.fps == pytest.approx(25.0)

@@ -192,3 +192,14 @@ def test_the_switch_rate_is_bounded(schema: Schema) -> None:
     with pytest.raises(RecordRejected, match="one per second"):
         for k in range(20):
             g.admit(Record(Kind.STATUS, NOW_MS - 40_000 + 1000 * k, (("source_up", k % 2),)))
+
+
+def test_a_mean_above_its_maximum_and_totals_that_jump_are_refused(schema: Schema) -> None:
+    with pytest.raises(RecordRejected, match="above its maximum"):
+        schema.decode(forged(schema, Kind.INTERVAL, NOW_MS, [(0, 9), (15, 3.5), (16, 3)]))
+    clock = Clock()
+    g = gate(schema, clock)
+    base = NOW_MS - NOW_MS % 60_000
+    g.admit(interval(base - 60_000, frames_dropped_total=7200))  # 120 frames/s for a minute
+    with pytest.raises(RecordRejected, match="grew faster"):
+        g.admit(interval(base, frames_dropped_total=7200 + 7201))

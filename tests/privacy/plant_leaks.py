@@ -1,0 +1,187 @@
+"""Prove the privacy tests: plant each kind of leak in a throwaway copy and watch them fail.
+
+    .venv/bin/python -m tests.privacy.plant_leaks            # every leak, a table
+    .venv/bin/python -m tests.privacy.plant_leaks --only c_writer_file
+
+For every ``Leak`` below, the working tree is copied to a temporary directory
+(without .git and .venv), the leak's lines are inserted after its anchor (a
+line that must occur exactly once, so a refactoring that moves it makes this
+script fail loudly instead of planting nothing), and the privacy tests run in
+the copy. A leak is *caught* when they fail. A clean copy runs first and must
+pass, so a failure always comes from the leak.
+
+The leaks are the ones an independent review planted and the ones issue 8
+lists: C-level image writers under other names in the file and the stream
+branch of the frame source, a file and a socket opened at import time and
+used later, image data in log lines (base64 thumbnail, an array's repr),
+pixel values and foot points disguised as numeric quantities, a grandchild
+process, writes to /tmp, /dev/shm and the state directory, and frame-sized
+data pushed down the record channel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TESTS = "tests/privacy/test_whole_life.py"
+SKIP = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache",
+                              ".mypy_cache", "*.egg-info", ".hypothesis")
+
+
+@dataclass(frozen=True, slots=True)
+class Leak:
+    name: str
+    kind: str
+    """What the leak does, for the table."""
+    path: str
+    anchor: str
+    """A line (stripped) of ``path`` that occurs exactly once; the code goes after it."""
+    code: str
+    """Inserted one indentation level deeper than the anchor when it opens a block."""
+
+
+SOURCE = "agent/vision/source.py"
+PIPELINE = "agent/vision/pipeline.py"
+CHILD = "agent/vision/child.py"
+AFTER_FRAME = "result = pipeline.process(frame)"
+FRAME_READ = "small, scale = shrink(image, self.resize_width)"
+
+LEAKS: tuple[Leak, ...] = (
+    Leak("c_writer_file", "OpenCV image writer under another name, file source branch",
+         SOURCE, "if is_file:  # replay at the file's own pace, like a camera would deliver it",
+         'import cv2 as _c\ngetattr(_c, "imw" + "rite")("/tmp/lm-frame.png", image)'),
+    Leak("c_writer_stream", "OpenCV video writer under an alias, stream source branch",
+         SOURCE, FRAME_READ,
+         'if not is_file:\n'
+         '    import cv2 as _c\n'
+         '    _w = getattr(_c, "Video" + "Writer")("/tmp/lm-clip.avi",\n'
+         '        _c.VideoWriter_fourcc(*"MJPG"), 5, (small.shape[1], small.shape[0]))\n'
+         '    _w.write(small)\n    _w.release()'),
+    Leak("libc_write", "raw libc open/write of the frame (no Python I/O at all)",
+         SOURCE, FRAME_READ,
+         'import ctypes as _ct\n_libc = _ct.CDLL(None)\n'
+         '_fd = _libc.open(b"/tmp/lm-raw.bin", 0o1101, 0o600)\n'
+         '_libc.write(_fd, small.ctypes.data, small.nbytes)\n_libc.close(_fd)'),
+    Leak("import_time_file", "file opened when the module is imported, frames appended later",
+         PIPELINE, "log = logging.getLogger(__name__)",
+         '_SINK = open("/tmp/lm-frames.raw", "ab")  # noqa: SIM115'),
+    Leak("import_time_socket", "UDP socket opened at import, thumbnails sent later",
+         PIPELINE, "log = logging.getLogger(__name__)",
+         'import socket as _s\n_SOCK = _s.socket(_s.AF_INET, _s.SOCK_DGRAM)'),
+    Leak("base64_debug_log", "base64 thumbnail in a DEBUG log line",
+         PIPELINE, '"""Count one frame; close the intervals that ended before it."""',
+         'import base64 as _b, cv2 as _c\n'
+         'log.debug("thumb %s", _b.b64encode(_c.resize(frame.image, (64, 48)).tobytes()))'),
+    Leak("repr_warning", "a frame's repr in a warning",
+         PIPELINE, '"""Count one frame; close the intervals that ended before it."""',
+         'log.warning("odd frame %r", frame.image[::40, ::40])'),
+    Leak("grandchild", "the counter starts a program",
+         PIPELINE, '"""Count one frame; close the intervals that ended before it."""',
+         'import subprocess as _sp\n_sp.run(["true"], check=False)'),
+    Leak("dev_shm", "a frame copied into POSIX shared memory (/dev/shm)",
+         PIPELINE, '"""Count one frame; close the intervals that ended before it."""',
+         'from multiprocessing import shared_memory as _sm\n'
+         '_m = _sm.SharedMemory(create=True, size=frame.image.nbytes)\n'
+         '_m.buf[:frame.image.nbytes] = frame.image.tobytes()\n_m.close()'),
+    Leak("state_dir", "a frame written beside the outbox (the state directory)",
+         PIPELINE, '"""Count one frame; close the intervals that ended before it."""',
+         'import glob as _g\n'
+         'for _d in _g.glob("/tmp/pytest-of-*/pytest-*/*/state"):\n'
+         '    open(_d + "/frame.raw", "wb").write(frame.image.tobytes())  # noqa: SIM115'),
+    Leak("pixel_quantities", "pixel values as extra numbered quantities, hand-encoded",
+         CHILD, AFTER_FRAME,
+         'from agent.vision.record import HEADER as _H, PAIR as _P\n'
+         '_px = frame.image[::64, ::64, 0].ravel()[:40]\n'
+         'outbound._channel.send_bytes(_H.pack(b"LMC", 1, 0, outbound.schema.fingerprint,\n'
+         '    int(time.time()) * 1000, len(_px)) + b"".join(\n'
+         '    _P.pack(100 + _i, float(_v)) for _i, _v in enumerate(_px)))'),
+    Leak("foot_points", "per-track foot points sent under a real quantity name",
+         CHILD, AFTER_FRAME,
+         'for _t in getattr(pipeline.tracker, "_tracks", [])[:3]:\n'
+         '    outbound.interval(int(time.time() + 1) * 1000,\n'
+         '                      (("frames", 1), ("line_path_in", _t.foot[0])))'),
+    Leak("frame_down_the_pipe", "a whole frame sent down the record channel",
+         CHILD, AFTER_FRAME,
+         'outbound._channel.send_bytes(frame.image.tobytes())'),
+)
+
+
+def plant(root: Path, leak: Leak) -> None:
+    """Insert the leak's code after its anchor in the copy at ``root``."""
+    path = root / leak.path
+    lines = path.read_text().splitlines(keepends=True)
+    hits = [i for i, line in enumerate(lines) if line.strip() == leak.anchor]
+    if len(hits) != 1:
+        raise SystemExit(f"{leak.name}: anchor found {len(hits)} times in {leak.path}: "
+                         f"{leak.anchor!r} (update tests/privacy/plant_leaks.py)")
+    anchor = lines[hits[0]]
+    indent = anchor[: len(anchor) - len(anchor.lstrip())]
+    if anchor.split("#")[0].rstrip().endswith(":"):
+        indent += "    "
+    code = "".join(f"{indent}{line}\n" for line in leak.code.splitlines())
+    lines.insert(hits[0] + 1, code)
+    path.write_text("".join(lines))
+
+
+def run_tests(root: Path, timeout_s: float) -> tuple[bool, str]:
+    """(passed?, the tail of pytest's output) for the privacy tests in the copy."""
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", TESTS, "-x", "-q", "-p", "no:cacheprovider",
+             "--no-header"], cwd=root, env=env, capture_output=True, text=True,
+            timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return False, "timed out"
+    lines = [x for x in result.stdout.splitlines() if x.startswith(("E ", "FAILED", "ERROR"))]
+    return result.returncode == 0, "\n".join(lines[:6]) or result.stdout[-800:]
+
+
+def copy_tree(into: Path) -> Path:
+    root = into / "repo"
+    shutil.copytree(REPO, root, ignore=SKIP, symlinks=True)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", choices=[x.name for x in LEAKS])
+    parser.add_argument("--timeout", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    leaks = [x for x in LEAKS if not args.only or x.name in args.only]
+    with tempfile.TemporaryDirectory(prefix="lm-plant-") as tmp:
+        passed, tail = run_tests(copy_tree(Path(tmp) / "clean"), args.timeout)
+        print(f"{'clean copy':<20} {'passes' if passed else 'FAILS'}", flush=True)
+        if not passed:
+            print(tail)
+            return 1
+        missed = []
+        for leak in leaks:
+            root = copy_tree(Path(tmp) / leak.name)
+            plant(root, leak)
+            started = time.monotonic()
+            passed, tail = run_tests(root, args.timeout)
+            verdict = "MISSED" if passed else "caught"
+            print(f"{leak.name:<20} {verdict:<7} {time.monotonic() - started:5.0f} s  "
+                  f"{leak.kind}", flush=True)
+            if passed:
+                missed.append(leak.name)
+            else:
+                print("    " + tail.replace("\n", "\n    ")[:600], flush=True)
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"{len(leaks) - len(missed)} of {len(leaks)} planted leaks caught"
+          + (f"; missed: {', '.join(missed)}" if missed else ""))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
