@@ -126,7 +126,7 @@ def humidity_rules(sensors: list[ResolvedSensor]) -> list[HumidityRule]:
             longest = max(sensor.window_s, windows[humidity.source])
             rules.append(HumidityRule(sensor.sensor_id, humidity.source,
                                       humidity.threshold_percent, humidity.kappa,
-                                      int(2000 * longest)))
+                                      int(2000 * longest), humidity.growth))
     return rules
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
@@ -44,6 +44,10 @@ class HumidityConfig(BaseModel):
         default=None, gt=0, le=1.5, description="Hygroscopicity for the κ-Köhler "
         "correction; published as <quantity>_rh_corrected next to the raw value. Typical "
         "urban PM2.5: 0.2-0.6; calibrate against a reference where you can.")
+    growth: Literal["crilley2018", "volume"] = Field(
+        default="crilley2018", description="Growth factor the κ belongs to: crilley2018 "
+        "(mass growth with dry density 1.65, Crilley et al. 2018; most published κ for "
+        "low-cost sensors) or volume (Petters & Kreidenweis 2007, no density ratio).")
 
 
 class SensorConfig(BaseModel):

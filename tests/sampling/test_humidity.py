@@ -17,12 +17,26 @@ def m(sensor: str, quantity: str, value: float, unit: str, *, utc_ms: int = 60_0
     return Measurement(sensor, quantity, value, unit, utc_ms, 0.0, stats=stats)
 
 
-def test_kohler_reference_points() -> None:
+def test_crilley_2018_mass_growth_worked_numbers() -> None:
+    """C = 1 + (κ/1.65) / (1/a_w − 1): the dry particle density 1.65 g/cm³ of the paper."""
     assert kohler_dry_mass(10.0, 0.0, 0.4) == 10.0
-    # a_w = 0.5: growth 1 + 0.4 * 1 = 1.4
-    assert kohler_dry_mass(14.0, 50.0, 0.4) == pytest.approx(10.0)
-    # a_w = 0.9: growth 1 + 0.4 * 9 = 4.6
-    assert kohler_dry_mass(46.0, 90.0, 0.4) == pytest.approx(10.0)
+    # a_w = 0.5: C = 1 + 0.4/1.65 · 1 = 1.2424
+    assert kohler_dry_mass(12.424242, 50.0, 0.4) == pytest.approx(10.0)
+    # a_w = 0.9: C = 1 + 0.4/1.65 · 9 = 3.1818
+    assert kohler_dry_mass(31.818182, 90.0, 0.4) == pytest.approx(10.0)
+
+
+def test_volume_growth_worked_numbers() -> None:
+    """C = 1 + κ · a_w / (1 − a_w) (Petters & Kreidenweis 2007)."""
+    assert kohler_dry_mass(14.0, 50.0, 0.4, "volume") == pytest.approx(10.0)  # C = 1.4
+    assert kohler_dry_mass(46.0, 90.0, 0.4, "volume") == pytest.approx(10.0)  # C = 4.6
+
+
+@pytest.mark.parametrize(("rh", "ratio"), [(70.0, 0.81), (90.0, 0.69)])
+def test_the_volume_form_corrects_more_water_than_crilleys(rh: float, ratio: float) -> None:
+    """The review's figures: with κ = 0.4 the volume form gives 0.81× / 0.69× Crilley's PM."""
+    volume = kohler_dry_mass(100.0, rh, 0.4, "volume")
+    assert volume / kohler_dry_mass(100.0, rh, 0.4) == pytest.approx(ratio, abs=0.005)
 
 
 @given(st.floats(0, 1000), st.floats(0, 100), st.floats(0.01, 1.5))
@@ -45,10 +59,19 @@ def test_humid_pm_is_flagged_and_corrected_next_to_raw() -> None:
     assert (raw.quantity, raw.value) == ("pm2_5", 46.0)
     assert Quality.HIGH_HUMIDITY in raw.flags and Quality.HIGH_HUMIDITY in corrected.flags
     assert corrected.quantity == "pm2_5_rh_corrected"
-    assert corrected.value == pytest.approx(10.0)
-    assert corrected.stats.minimum == pytest.approx(40 / 4.6)
-    assert dict(corrected.meta) == {"rh_source": "climate", "rh_percent": 90.0, "kappa": 0.4}
+    growth = 1 + 0.4 / 1.65 * 9  # Crilley et al. 2018 at a_w = 0.9
+    assert corrected.value == pytest.approx(46.0 / growth)
+    assert corrected.stats.minimum == pytest.approx(40 / growth)
+    assert dict(corrected.meta) == {"rh_source": "climate", "rh_percent": 90.0, "kappa": 0.4,
+                                    "growth": "crilley2018"}
     assert [x.quantity for x in out[2:]] == ["relative_humidity", "temperature"]
+
+
+def test_the_configured_growth_form_is_applied_and_named() -> None:
+    rule = HumidityRule("pm", "climate", 90.0, 0.4, 120_000, "volume")
+    _, corrected = HumidityCorrector([rule]).apply([
+        m("climate", "relative_humidity", 90.0, "%"), m("pm", "pm2_5", 46.0, "ug/m3")])[1:]
+    assert corrected.value == pytest.approx(10.0) and dict(corrected.meta)["growth"] == "volume"
 
 
 def test_dry_air_is_not_flagged_and_stale_rh_is_not_used() -> None:
