@@ -91,8 +91,12 @@ class MqttConfig(BaseModel):
     reconnect_max_s: float = Field(default=300.0, gt=0, le=3600,
                                    description="Largest reconnect backoff.")
     first_connect_jitter_s: float = Field(
-        default=10.0, ge=0, le=3600, description="Random delay before the first connect, so "
-        "a fleet powering up together after an outage does not hit the broker at once.")
+        default=10.0, ge=0, le=3600, description="Random delay before the first connect and "
+        "before reconnecting after a connection drops, so a fleet powering up together, or "
+        "dropped together by a broker restart, does not hit the broker at once.")
+    puback_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, description="A message without PUBACK for this long "
+        "means the broker has stopped acknowledging: reconnect and resend.")
 
     _password_readable = field_validator("password_file")(_readable)
 

@@ -19,6 +19,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,6 +33,10 @@ from agent.supervision import RestartPolicy, supervise
 log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[Callable[[], None]], MqttSession]
+
+TAKEOVER_DROPS = 3
+TAKEOVER_WINDOW_S = 60.0
+"""Broker-side drops in this window that suggest a twin with our client id."""
 
 RESTARTS = RestartPolicy(first_delay_s=1.0, max_delay_s=30.0, give_up_after=5,
                          healthy_after_s=300.0)
@@ -55,6 +60,9 @@ class ForwarderStats:
     rejected: int
     last_error: str
     crashes: int = 0
+    takeovers: int = 0
+    """Connections the broker gave to another client with our client id."""
+    puback_timeouts: int = 0
 
 
 class Forwarder(threading.Thread):
@@ -71,6 +79,7 @@ class Forwarder(threading.Thread):
         self._outbox = outbox
         self._config = config
         self._device_id = device_id
+        self._client_id = client_id
         self._topic = measurements_topic(config.topic_prefix, device_id)
         self._rng = rng or random.Random()
         self._wake = threading.Event()
@@ -80,6 +89,7 @@ class Forwarder(threading.Thread):
         self._make_session = session_factory or (lambda on_event: MqttSession(
             config, client_id, status_topic(config.topic_prefix, device_id), on_event))
         self._stats = ForwarderStats(False, 0, 0, 0, 0, 0, "")
+        self._drops: deque[float] = deque()
         self._lock = threading.Lock()
 
     # -- control (other threads) ----------------------------------------------------
@@ -131,22 +141,59 @@ class Forwarder(threading.Thread):
                 session.announce_offline(timeout_s=2.0)
             session.close()
             self._session = None
+            self._check_takeover(session)
+            if self._stop_event.is_set():
+                return
             # A connection that delivered nothing (refused publishes, instant drops) counts
-            # as a failure, so a broker that rejects every message is not hammered.
+            # as a failure, so a broker that rejects every message is not hammered. After
+            # one that did, wait a random time too: a broker restart drops a whole fleet at
+            # once, and it must not come back in lockstep.
             if self.stats().measurements_acked > acked_before:
                 attempt = 0
-            elif not self._stop_event.is_set():
+                delay = self._rng.uniform(0.0, self._config.first_connect_jitter_s)
+            else:
                 attempt += 1
-                if self._pause(backoff_delay(attempt, self._config.reconnect_min_s,
-                                             self._config.reconnect_max_s, self._rng)):
-                    return
+                delay = backoff_delay(attempt, self._config.reconnect_min_s,
+                                      self._config.reconnect_max_s, self._rng)
+            log.info("reconnecting in %.1f s", delay)
+            if self._pause(delay):
+                return
+
+    def _check_takeover(self, session: MqttSession) -> None:
+        """Tell an operator when another client seems to hold our client id.
+
+        MQTT 5 brokers may say so (reason 0x8E); Mosquitto 2.0 just closes the old
+        connection. So a broker that keeps dropping connections it accepts again at
+        once (TAKEOVER_DROPS within TAKEOVER_WINDOW_S) is reported the same way.
+        """
+        if not session.dropped:
+            return
+        now = time.monotonic()
+        self._drops.append(now)
+        while self._drops and now - self._drops[0] > TAKEOVER_WINDOW_S:
+            self._drops.popleft()
+        if session.taken_over or len(self._drops) >= TAKEOVER_DROPS:
+            self._drops.clear()
+            self._bump(takeovers=1, last_error="session taken over by another client with "
+                       f"client id {self._client_id!r}?")
+            log.error("the broker keeps handing client id %r to another connection: do two "
+                      "boxes share a device_id (or client_id)?", self._client_id)
 
     def _pump(self, session: MqttSession) -> None:
         """Send and acknowledge until the connection drops, or until stopped and drained."""
         inflight: dict[int, tuple[int, ...]] = {}
         cursor = 0  # a new connection restarts at the head: unacked rows are resent
+        progress = time.monotonic()
         while session.connected:
-            self._collect_acks(session, inflight)
+            if self._collect_acks(session, inflight) or not inflight:
+                progress = time.monotonic()
+            elif time.monotonic() - progress > self._config.puback_timeout_s:
+                self._bump(puback_timeouts=1, last_error="no PUBACK for "
+                           f"{self._config.puback_timeout_s:g} s")
+                log.error("the broker acknowledged nothing for %.0f s; reconnecting",
+                          self._config.puback_timeout_s)
+                session.abort()
+                return
             cursor, idle = self._send(session, inflight, cursor)
             if self._stop_event.is_set() and (
                     (idle and not inflight) or time.monotonic() >= self._drain_deadline):
@@ -178,8 +225,11 @@ class Forwarder(threading.Thread):
                 self._bump(messages_sent=1)
         return cursor, False
 
-    def _collect_acks(self, session: MqttSession, inflight: dict[int, tuple[int, ...]]) -> None:
+    def _collect_acks(self, session: MqttSession, inflight: dict[int, tuple[int, ...]]) -> bool:
+        """Apply the PUBACKs that arrived; True when there was at least one."""
+        got = False
         while not session.acks.empty():
+            got = True
             mid, accepted = session.acks.get_nowait()
             rows = inflight.pop(mid, ())
             if accepted:
@@ -191,6 +241,7 @@ class Forwarder(threading.Thread):
                 self._bump(rejected=1, last_error=f"broker rejected message {mid}")
                 log.error("broker rejected a message of %d measurements", len(rows))
                 session.close()
+        return got
 
     def _crashed(self, exc: Exception) -> None:
         """Drop the connection uncleanly (the Last Will fires) and count the crash."""
@@ -213,4 +264,5 @@ class Forwarder(threading.Thread):
                 last_error=s.last_error if last_error is None else last_error,
                 **{name: values.get(name, getattr(s, name))
                    for name in ("connects", "connect_failures", "messages_sent",
-                                "measurements_acked", "rejected", "crashes")})
+                                "measurements_acked", "rejected", "crashes", "takeovers",
+                                "puback_timeouts")})

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 ONLINE = b"online"
 OFFLINE = b"offline"
+SESSION_TAKEN_OVER = 0x8E
+"""MQTT 5 DISCONNECT reason: another connection took this client id."""
 
 
 class MqttSession:
@@ -40,6 +42,11 @@ class MqttSession:
         self._connected = threading.Event()
         self._closed = threading.Event()
         self._connect_result: str = ""
+        self.dropped = False
+        """The connection ended from the broker's side (or the network's), not ours."""
+        self.taken_over = False
+        """The broker said it closed this connection because another client connected
+        with the same client id (MQTT 5 reason 0x8E; Mosquitto 2.0 just closes it)."""
         self.acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
         v5 = config.protocol == "5"
         self._client = paho.Client(
@@ -143,6 +150,8 @@ class MqttSession:
                            flags: paho.DisconnectFlags, reason: ReasonCode,
                            properties: Properties | None) -> None:
         if not self._closed.is_set():
+            self.dropped = True
+            self.taken_over = reason.value == SESSION_TAKEN_OVER
             log.warning("disconnected from broker: %s", reason)
         self._closed.set()
         self._on_event()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -278,3 +280,108 @@ def test_forwarder_that_cannot_be_kept_alive_gives_up_and_the_last_will_fires(
                           10), "the retained status is offline"
     finally:
         late.stop()
+
+
+# -- fleets, lying brokers and twins (issue 12, findings 4 and 5) ----------------------------
+
+
+def test_a_fleet_dropped_by_a_broker_restart_comes_back_spread_out(
+        tmp_path: Path, broker: Broker, recorder: Recorder) -> None:
+    boxes = []
+    for k in range(5):
+        outbox = Outbox(tmp_path / f"box{k}.sqlite", f"{k}" * 32, max_rows=10**6,
+                        max_age_days=1)
+        forwarder = Forwarder(outbox, mqtt_config(broker, first_connect_jitter_s=3.0,
+                                                  reconnect_min_s=0.5),
+                              f"box-{k}", f"lokaalmeten-box-{k}", rng=random.Random(k))
+        outbox.add(measurements(0, 10))
+        outbox.commit()
+        forwarder.start()
+        boxes.append(forwarder)
+    try:
+        assert wait_until(lambda: all(f.stats().measurements_acked == 10 for f in boxes), 15)
+        broker.stop()
+        broker.start()
+        back: dict[int, float] = {}
+        deadline = time.monotonic() + 20
+        while len(back) < len(boxes) and time.monotonic() < deadline:
+            for k, forwarder in enumerate(boxes):
+                if k not in back and forwarder.stats().connects >= 2:
+                    back[k] = time.monotonic()
+            time.sleep(0.01)
+    finally:
+        for forwarder in boxes:
+            forwarder.stop()
+            forwarder.join(10)
+    assert len(back) == len(boxes), "every box came back"
+    times = sorted(back.values())
+    assert times[-1] - times[0] > 1.0, f"lockstep reconnect: {times}"
+
+
+def test_two_boxes_with_one_client_id_are_told_apart(tmp_path: Path, broker: Broker) -> None:
+    twins = [Forwarder(Outbox(tmp_path / f"twin{k}.sqlite", f"{k}" * 32, max_rows=100,
+                              max_age_days=1), mqtt_config(broker), "box-1",
+                       "lokaalmeten-box-1", rng=random.Random(k)) for k in range(2)]
+    for twin in twins:
+        twin.start()
+    try:
+        assert wait_until(lambda: sum(t.stats().takeovers for t in twins) >= 1, 10)
+    finally:
+        for twin in twins:
+            twin.stop()
+            twin.join(10)
+    kicked = max(twins, key=lambda t: t.stats().takeovers)
+    assert "taken over by another client with client id 'lokaalmeten-box-1'?" in \
+        kicked.stats().last_error
+
+
+class SilentBroker:
+    """Accepts MQTT 3.1.1 connections and PUBLISHes, acknowledges the CONNECT only."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self.connects = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            self.connects += 1
+            threading.Thread(target=self._swallow, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _swallow(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(4096)  # CONNECT
+            conn.sendall(b"\x20\x02\x00\x00")  # CONNACK, accepted
+            while conn.recv(65536):
+                pass
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def test_a_broker_that_stops_acknowledging_is_left_and_nothing_is_lost(tmp_path: Path) -> None:
+    silent = SilentBroker()
+    outbox = make_outbox(tmp_path)
+    outbox.add(measurements(0, 20))
+    outbox.commit()
+    config = MqttConfig.model_validate({
+        "host": "127.0.0.1", "port": silent.port, "protocol": "3.1.1",
+        "first_connect_jitter_s": 0, "reconnect_min_s": 0.2, "reconnect_max_s": 0.5,
+        "puback_timeout_s": 1.0})
+    forwarder = start_forwarder(outbox, config)
+    try:
+        assert wait_until(lambda: forwarder.stats().puback_timeouts >= 2, 15)
+        assert silent.connects >= 2, "it reconnected after each timeout"
+        assert "no PUBACK for 1 s" in forwarder.stats().last_error
+    finally:
+        forwarder.stop(drain_timeout_s=0.5)
+        forwarder.join(10)
+        silent.close()
+    outbox.commit()
+    assert outbox.stats().depth == 20, "unacknowledged rows stay queued"
