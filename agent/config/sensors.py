@@ -80,6 +80,11 @@ class SensorConfig(BaseModel):
                                       "consecutive failures.")
     reopen_after_failures: int = Field(default=6, ge=1,
                                        description="Close and reopen its bus after this many.")
+    restart_after_not_ready: int = Field(
+        default=5, ge=1, description="Restart the sensor's measurement after this many "
+        "consecutive slots without fresh data (after warm-up); each such streak also "
+        "counts as one failure, so resets and reopens follow if it keeps answering 'not "
+        "ready' (a sensor that went idle after a brown-out).")
     calibration: dict[str, Calibration] = Field(default_factory=dict)
     humidity: HumidityConfig | None = Field(
         default=None, description="For PM sensors: the RH source and correction.")

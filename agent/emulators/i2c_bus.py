@@ -56,6 +56,10 @@ class EmulatedI2CBus:
     def attach(self, address: int, device: EmulatedI2CDevice) -> None:
         self._devices[address] = device
 
+    def device(self, address: int) -> EmulatedI2CDevice:
+        """The emulated device attached at ``address`` (for tests that disturb it)."""
+        return self._devices[address]
+
     def vanish(self, address: int) -> None:
         self._vanished.add(address)
 

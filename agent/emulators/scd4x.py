@@ -96,6 +96,14 @@ class Scd4xDevice(SensirionDevice):
         self._shot_due: float | None = None
         self._shot_co2 = True
 
+    def power_cycle(self) -> None:
+        """Power loss and return (a brown-out): idle, settings back to what was persisted."""
+        self.state = "idle"
+        self.settings = self.eeprom
+        self._ready = False
+        self._buffer = None
+        self._shot_due = None
+
     @property
     def measuring(self) -> bool:
         return self.state in self._intervals

@@ -33,6 +33,7 @@ class SensorStatus:
     reopens: int
     last_success_age_s: float | None
     crashes: int = 0
+    measurement_restarts: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ def heartbeat(agent: AgentStatus, system: SystemFacts, sensors: Sequence[SensorS
             m(s.sensor_id, "resets_total", s.resets, "1"),
             m(s.sensor_id, "reopens_total", s.reopens, "1"),
             m(s.sensor_id, "crashes_total", s.crashes, "1"),
+            m(s.sensor_id, "measurement_restarts_total", s.measurement_restarts, "1"),
             m(s.sensor_id, "last_success_age", s.last_success_age_s, "s"),
         ]
     return [item for item in items if item is not None]

@@ -70,6 +70,8 @@ class SensorHealth:
     heartbeat_monotonic: float = 0.0
     crashes: int = 0
     """Unexpected exceptions that ended the sampling loop (each followed by a restart)."""
+    measurement_restarts: int = 0
+    """Measurement restarted after ``restart_after_not_ready`` slots without fresh data."""
 
 
 class SensorWorker(threading.Thread):
@@ -89,6 +91,7 @@ class SensorWorker(threading.Thread):
         self._close_bus: Callable[[], None] = lambda: None
         self._rejected_before = 0
         self._warm_until = 0.0
+        self._not_ready_streak = 0
         self._asleep = False
         profile = sensor.profile
         units = {q.name: q.unit for q in profile.quantities}
@@ -223,8 +226,8 @@ class SensorWorker(threading.Thread):
         assert driver is not None
         try:
             readings = self._read_with_retry(driver)
-        except DataNotReady:
-            self._update(not_ready_total=self._health.not_ready_total + 1)
+        except DataNotReady as exc:
+            self._not_ready(exc)
             return
         except AgentError as exc:
             self._failed(exc)
@@ -234,6 +237,29 @@ class SensorWorker(threading.Thread):
             self._failed(exc)
             return
         self._accept(readings)
+
+    def _not_ready(self, exc: DataNotReady) -> None:
+        """Count a slot without fresh data; a long streak restarts the measurement.
+
+        A Sensirion sensor that browned out comes back idle and answers "not
+        ready" for ever: after ``restart_after_not_ready`` such slots (warm-up
+        excluded) its measurement is started again, and the streak counts as
+        one failure, so a reset and a reopen follow if that does not help.
+        """
+        self._not_ready_streak += 1
+        self._update(not_ready_total=self._health.not_ready_total + 1)
+        limit = self.sensor.config.restart_after_not_ready
+        if self._not_ready_streak < limit or self._clock.monotonic() < self._warm_until:
+            return
+        self._not_ready_streak = 0
+        log.warning("%s: no fresh data for %d slots; restarting its measurement",
+                    self.sensor.sensor_id, limit)
+        self._update(measurement_restarts=self._health.measurement_restarts + 1)
+        try:
+            self._driver.start()  # type: ignore[union-attr]  # _sample holds a driver
+        except AgentError as start_exc:
+            log.warning("%s: restart failed: %s", self.sensor.sensor_id, start_exc)
+        self._failed(DataNotReady(f"no fresh data for {limit} slots ({exc})"))
 
     def _read_with_retry(self, driver: SensorDriver) -> list[Reading]:
         """One immediate retry after a bus-level fault; success is flagged ``retried``."""
@@ -258,6 +284,7 @@ class SensorWorker(threading.Thread):
                 dropped += 1
             else:
                 self._window.add(checked)
+        self._not_ready_streak = 0
         self._update(state="warming_up" if warming else "ok", consecutive_failures=0,
                      last_success_utc_ms=self._clock.wall_ms(),
                      samples_dropped=self._health.samples_dropped + dropped)
