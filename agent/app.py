@@ -27,6 +27,7 @@ from agent.sampling.worker import Clock, Opened, Opener
 from agent.sensors import DriverSpec, registry
 from agent.sensors.base import BusKind
 from agent.storage import Outbox
+from agent.storage.space import DiskSpace
 from agent.vision.process import CounterSupervisor
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,10 @@ class Agent:
         self._started = self._clock.monotonic()
         storage = self.config.storage
         self.outbox = Outbox(storage.path, self.boot_id, max_rows=storage.max_rows,
-                             max_age_days=storage.max_age_days, wall_ms=self._clock.wall_ms)
+                             max_age_days=storage.max_age_days, wall_ms=self._clock.wall_ms,
+                             space=DiskSpace(storage.path.parent,
+                                             min_free_mb=storage.min_free_mb,
+                                             reserve_mb=storage.reserve_mb))
         self.sampler = Sampler(the_plan.sensors, sensor_opener(the_plan, buses), self._clock)
         self.forwarder = Forwarder(self.outbox, self.config.mqtt, self.config.device_id,
                                    self.config.client_id)

@@ -20,6 +20,14 @@ class StorageConfig(BaseModel):
         default=30.0, gt=0, le=3650, description="Measurements older than this are dropped "
         "(age on the monotonic clock where it can be; never on a stepped wall clock: see "
         "docs/operations.md).")
+    min_free_mb: float = Field(
+        default=64.0, ge=0, le=1_000_000, description="Keep at least this much free on the "
+        "outbox's file system: below it, each commit drops as many of the oldest "
+        "measurements as it adds (counted), so the outbox stops growing. 0 turns it off.")
+    reserve_mb: float = Field(
+        default=16.0, ge=0, le=10_000, description="Size of a reserve file kept beside the "
+        "outbox and deleted when the disk is full anyway, so the outbox can still open, "
+        "commit and drain. 0 turns it off.")
     commit_interval_s: float = Field(
         default=1.0, ge=0.05, le=60,
         description="Batch writes into one commit per interval to spare SD cards.")

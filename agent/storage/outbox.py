@@ -54,6 +54,7 @@ import sqlite_utils
 
 from agent.errors import StorageError
 from agent.models import Measurement, OutboxRecord, Quality, Stats
+from agent.storage.space import DiskSpace
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ STEP_TOLERANCE_S = 10.0
 """NTP slews at most 0.5 ms/s; a larger change of ``wall - monotonic`` between checks is a step."""
 _KERNEL_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 _QUALITY_NAMES = frozenset(q.value for q in Quality)
+RESERVE_CHECK_COMMITS = 60
+"""Commits between checks whether the disk has room to make the reserve again."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class Outbox:
     def __init__(self, path: Path, boot_id: str, *, max_rows: int, max_age_days: float,
                  wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
                  monotonic: Callable[[], float] = time.monotonic,
-                 kernel_boot: str | None = None) -> None:
+                 kernel_boot: str | None = None, space: DiskSpace | None = None) -> None:
         self.boot_id = boot_id
         self._max_rows = max_rows
         self._max_age_ms = int(max_age_days * _DAY_MS)
@@ -98,16 +101,32 @@ class Outbox:
         self._acked: set[int] = set()
         self._seq = 0
         self._commits = 0
+        self._space = space
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
             self._db = sqlite_utils.Database(self._conn)
-            self._migrate()
-            self._depth = self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            self._when_full_release(self._open)
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"{path}: cannot open outbox: {exc}") from exc
+        if space is not None:
+            space.keep_reserve()
+
+    def _open(self) -> None:
+        """Nothing here writes to an outbox that exists already, so a full disk can open it."""
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._migrate()
+        self._depth = self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def _when_full_release(self, operation: Callable[[], None]) -> None:
+        """Run ``operation``; on "disk full", give back the reserve and run it once more."""
+        try:
+            operation()
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc) or self._space is None or not self._space.release():
+                raise
+            operation()
 
     # -- writer side --------------------------------------------------------------
 
@@ -128,22 +147,33 @@ class Outbox:
             acked, self._acked = self._acked, set()
             if not rows and not acked:
                 return 0
-            try:
+            counts: list[int] = []
+
+            def write() -> None:
+                counts.clear()
                 with self._db.atomic():  # one transaction: one fsync of the WAL
                     if not self._boot_recorded:
                         self._conn.execute("INSERT OR IGNORE INTO boots VALUES (?, ?)",
                                            (self.boot_id, self._kernel_boot))
+                    deleted = self._delete(acked)
+                    pruned = self._make_room(len(rows))
                     if rows:
                         self._db["outbox"].insert_all(rows, batch_size=500)
-                    deleted = self._delete(acked)
-                    pruned = self._prune(self._depth + len(rows) - deleted)
+                    pruned += self._prune(self._depth + len(rows) - deleted - pruned)
+                    counts.extend((deleted, pruned))
+
+            try:
+                self._when_full_release(write)
             except sqlite3.Error as exc:
                 self._pending = rows + self._pending
                 self._acked |= acked
                 raise StorageError(f"outbox commit failed: {exc}") from exc
+            deleted, pruned = counts
             self._boot_recorded = True
             self._depth += len(rows) - deleted - pruned
             self._commits += 1
+            if self._space is not None and self._commits % RESERVE_CHECK_COMMITS == 0:
+                self._space.keep_reserve()
             return len(rows)
 
     # -- forwarder side -----------------------------------------------------------
@@ -215,6 +245,20 @@ class Outbox:
             deleted += self._conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})",
                                           chunk).rowcount
         return deleted
+
+    def _make_room(self, adding: int) -> int:
+        """Below the free-space floor, drop as many of the oldest rows as are being added."""
+        if not adding or self._space is None or not self._space.low():
+            return 0
+        dropped = self._conn.execute(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)",
+            (adding,)).rowcount
+        if dropped:
+            self._conn.execute("UPDATE meta SET value = value + ? WHERE key = 'dropped_total'",
+                               (dropped,))
+            log.warning("disk nearly full (%.1f MB free): dropped %d oldest measurements",
+                        self._space.free_mb(), dropped)
+        return dropped
 
     def _prune(self, depth: int) -> int:
         """Drop rows past the age and count bounds; ``depth`` is the row count before."""

@@ -97,5 +97,6 @@ window_s = 3
     assert "failure" not in log_text, log_text[-3000:]
     # Privacy: only levels left the process; no audio was written or sent.
     assert sorted(p.name for p in state.iterdir() if not p.name.startswith("outbox.sqlite")) \
-        == []
+        == ["outbox.reserve"], "nothing but the outbox and its disk-full reserve"
+    assert set((state / "outbox.reserve").read_bytes()) <= {0}, "the reserve holds zeros"
     assert max(len(m.payload) for m in recorder.messages) < 20_000
