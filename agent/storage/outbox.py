@@ -15,28 +15,9 @@ Why it looks like this:
   version before a rollback) lose those flags with a warning rather than
   blocking everything queued behind them.
 
-The age rule. A wall clock can be stepped — by NTP on a Pi that booted at
-1970, or by a spoofed time source — and a step must never erase a backlog.
-So a row's age is measured on the clock that cannot step wherever that
-clock is comparable:
-
-1. Rows written during the current *kernel* boot (every agent boot is
-   recorded in ``boots`` with the kernel's boot id) age on the monotonic
-   clock: ``now_monotonic - row.monotonic_s``. Wall-clock steps, before or
-   after an agent restart, cannot touch them.
-2. Rows from an earlier kernel boot (after a reboot the monotonic clock
-   restarts) can only age on the wall clock, and only while it is
-   trustworthy: the current time and the row's stamp must both be plausible
-   (not before ``PLAUSIBLE_SINCE_MS``: a stamp from an unsynced 1970 clock
-   says nothing about age), and no step may have been seen since this
-   outbox opened (``wall - monotonic`` moving by more than
-   ``STEP_TOLERANCE_S`` between two checks). After a detected step this
-   kind of pruning is suspended until the agent restarts; the row bound
-   still holds.
-
-Residual risk, documented in docs/operations.md: a wall-clock jump that
-happens while the box is powered off makes rows of the previous kernel boot
-look older (or younger) than they are.
+Beside it: the age rule (which clock measures a row's age when the wall clock
+can step) in ``age.py``, the free-space floor and disk-full reserve in
+``space.py``, and setting a damaged database aside in ``quarantine.py``.
 """
 
 from __future__ import annotations
@@ -46,7 +27,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,17 +35,14 @@ import sqlite_utils
 
 from agent.errors import StorageError
 from agent.models import Measurement, OutboxRecord, Quality, Stats
+from agent.storage.age import AgeRule, kernel_boot_id
+from agent.storage.quarantine import COLUMNS, is_corruption, read_counter, salvage, set_aside
 from agent.storage.space import DiskSpace
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 _DAY_MS = 86_400_000
-PLAUSIBLE_SINCE_MS = 1_704_067_200_000
-"""2024-01-01 UTC: older than any build of this agent, so an earlier time is an unsynced clock."""
-STEP_TOLERANCE_S = 10.0
-"""NTP slews at most 0.5 ms/s; a larger change of ``wall - monotonic`` between checks is a step."""
-_KERNEL_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 _QUALITY_NAMES = frozenset(q.value for q in Quality)
 RESERVE_CHECK_COMMITS = 60
 """Commits between checks whether the disk has room to make the reserve again."""
@@ -78,6 +56,8 @@ class OutboxStats:
     dropped_total: int
     pending_writes: int
     commits: int
+    quarantined_total: int = 0
+    """Times a damaged outbox was set aside and a fresh one started."""
 
 
 class Outbox:
@@ -89,24 +69,25 @@ class Outbox:
                  kernel_boot: str | None = None, space: DiskSpace | None = None) -> None:
         self.boot_id = boot_id
         self._max_rows = max_rows
-        self._max_age_ms = int(max_age_days * _DAY_MS)
-        self._wall_ms = wall_ms
-        self._monotonic = monotonic
-        self._kernel_boot = kernel_boot or _kernel_boot_id() or boot_id
+        self._age = AgeRule(int(max_age_days * _DAY_MS), wall_ms=wall_ms, monotonic=monotonic,
+                            kernel_boot=kernel_boot or kernel_boot_id() or boot_id)
         self._boot_recorded = False
-        self._wall_offset_ms: float | None = None
-        self._wall_stepped = False
         self._lock = threading.Lock()
         self._pending: list[dict[str, object]] = []
         self._acked: set[int] = set()
         self._seq = 0
         self._commits = 0
         self._space = space
+        self._path = path
+        self._quarantined = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db = sqlite_utils.Database(self._conn)
-            self._when_full_release(self._open)
+            try:
+                self._when_full_release(self._open)
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc):
+                    raise
+                self._recover(exc)
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"{path}: cannot open outbox: {exc}") from exc
         if space is not None:
@@ -114,10 +95,57 @@ class Outbox:
 
     def _open(self) -> None:
         """Nothing here writes to an outbox that exists already, so a full disk can open it."""
+        self._conn = sqlite3.connect(self._path, check_same_thread=False,
+                                     isolation_level=None)
+        self._db = sqlite_utils.Database(self._conn)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._migrate()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Cached figures, read from the database."""
         self._depth = self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        self._quarantined = self._counter("quarantined_total")
+        self._top_id = self._conn.execute(
+            "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'outbox'"
+        ).fetchone()[0]
+
+    def _recover(self, exc: sqlite3.DatabaseError) -> None:
+        """Set the damaged files aside, copy what can be read into a fresh outbox, count it.
+
+        Row ids continue above the highest ever given out, so the forwarder's cursor
+        and acknowledgements in flight stay valid.
+        """
+        depth_before, top_before = getattr(self, "_depth", 0), getattr(self, "_top_id", 0)
+        if hasattr(self, "_conn"):
+            self._conn.close()
+        aside = set_aside(self._path)
+        log.error("outbox %s is damaged (%s): set aside as %s; starting a fresh one",
+                  self._path, exc, aside)
+        dropped = read_counter(aside, "dropped_total")
+        quarantined = read_counter(aside, "quarantined_total") + 1
+        self._open()
+        saved = 0
+        with self._db.atomic():
+            for chunk in _chunks(salvage(aside, top_before), 500):
+                self._conn.executemany(
+                    f"INSERT INTO outbox ({', '.join(COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(COLUMNS))})", chunk)
+                saved += len(chunk)
+            lost = max(0, depth_before - saved)
+            top = max(top_before, self._conn.execute(
+                "SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0])
+            self._conn.execute("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
+            self._conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)",
+                               (top,))
+            self._conn.execute("UPDATE meta SET value = ? WHERE key = 'dropped_total'",
+                               (dropped + lost,))
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('quarantined_total', ?)",
+                               (quarantined,))
+        log.error("outbox recovery: %d measurements saved, %d lost (counted as dropped)",
+                  saved, lost)
+        self._refresh()
 
     def _when_full_release(self, operation: Callable[[], None]) -> None:
         """Run ``operation``; on "disk full", give back the reserve and run it once more."""
@@ -154,7 +182,7 @@ class Outbox:
                 with self._db.atomic():  # one transaction: one fsync of the WAL
                     if not self._boot_recorded:
                         self._conn.execute("INSERT OR IGNORE INTO boots VALUES (?, ?)",
-                                           (self.boot_id, self._kernel_boot))
+                                           (self.boot_id, self._age.kernel_boot))
                     deleted = self._delete(acked)
                     pruned = self._make_room(len(rows))
                     if rows:
@@ -163,12 +191,20 @@ class Outbox:
                     counts.extend((deleted, pruned))
 
             try:
-                self._when_full_release(write)
+                try:
+                    self._when_full_release(write)
+                except sqlite3.DatabaseError as exc:
+                    if not is_corruption(exc):
+                        raise
+                    self._recover(exc)
+                    write()
             except sqlite3.Error as exc:
                 self._pending = rows + self._pending
                 self._acked |= acked
                 raise StorageError(f"outbox commit failed: {exc}") from exc
             deleted, pruned = counts
+            self._top_id = self._conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()[0]
             self._boot_recorded = True
             self._depth += len(rows) - deleted - pruned
             self._commits += 1
@@ -189,6 +225,9 @@ class Outbox:
                 names = [d[0] for d in cursor.description]
                 rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
             except sqlite3.Error as exc:
+                if is_corruption(exc):
+                    self._recover(exc)  # the next claim reads the fresh outbox
+                    return []
                 raise StorageError(f"outbox read failed: {exc}") from exc
             return [_from_row(row) for row in rows if row["id"] not in self._acked][:limit]
 
@@ -199,8 +238,8 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            return OutboxStats(self._depth - len(self._acked), self._dropped(),
-                               len(self._pending), self._commits)
+            return OutboxStats(self._depth - len(self._acked), self._counter("dropped_total"),
+                               len(self._pending), self._commits, self._quarantined)
 
     def close(self) -> None:
         """Commit what is buffered and close the database."""
@@ -262,7 +301,7 @@ class Outbox:
 
     def _prune(self, depth: int) -> int:
         """Drop rows past the age and count bounds; ``depth`` is the row count before."""
-        pruned = self._prune_age()
+        pruned = self._age.prune(self._conn)
         excess = depth - pruned - self._max_rows  # the cached depth spares a count(*) scan
         if excess > 0:
             pruned += self._conn.execute(
@@ -274,44 +313,20 @@ class Outbox:
             log.warning("outbox full or stale: dropped %d oldest measurements", pruned)
         return pruned
 
-    def _prune_age(self) -> int:
-        """The age rule of the module docstring."""
-        this_kernel = "boot_id IN (SELECT boot_id FROM boots WHERE kernel_boot = ?)"
-        now_monotonic = self._monotonic()
-        pruned = self._conn.execute(
-            f"DELETE FROM outbox WHERE monotonic_s < ? AND {this_kernel}",
-            (now_monotonic - self._max_age_ms / 1000, self._kernel_boot)).rowcount
-        now_ms = self._wall_ms()
-        if self._wall_trusted(now_ms, now_monotonic):
-            pruned += self._conn.execute(
-                f"DELETE FROM outbox WHERE utc_ms >= ? AND utc_ms < ? AND NOT {this_kernel}",
-                (PLAUSIBLE_SINCE_MS, now_ms - self._max_age_ms, self._kernel_boot)).rowcount
-        return pruned
-
-    def _wall_trusted(self, now_ms: int, now_monotonic: float) -> bool:
-        """Plausible and not stepped since this outbox opened (the first sync is no step)."""
-        if now_ms < PLAUSIBLE_SINCE_MS:
-            return False
-        offset_ms = now_ms - now_monotonic * 1000
-        previous, self._wall_offset_ms = self._wall_offset_ms, offset_ms
-        if previous is not None and abs(offset_ms - previous) > STEP_TOLERANCE_S * 1000 \
-                and not self._wall_stepped:
-            self._wall_stepped = True
-            log.warning("wall clock stepped by %+.0f s: pruning rows of earlier boots by age "
-                        "is suspended until the agent restarts", (offset_ms - previous) / 1000)
-        return not self._wall_stepped
-
-    def _dropped(self) -> int:
-        return self._conn.execute(
-            "SELECT value FROM meta WHERE key = 'dropped_total'").fetchone()[0]
+    def _counter(self, key: str) -> int:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
 
 
-def _kernel_boot_id() -> str | None:
-    """Linux's random id of this kernel boot; the monotonic clock is comparable within it."""
-    try:
-        return _KERNEL_BOOT_ID.read_text().strip() or None
-    except OSError:
-        return None
+def _chunks(rows: Iterable[tuple[object, ...]], size: int) -> Iterator[list[tuple[object, ...]]]:
+    chunk: list[tuple[object, ...]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _to_row(m: Measurement, boot_id: str, seq: int) -> dict[str, object]:
