@@ -105,11 +105,16 @@ class Trace:
             process.calls.append(item)
             child = item.returned
             if item.name in _NEW_PROCESS and child and child > 0:
+                # Under load the new task's first calls (even an execve) are often logged
+                # before clone() returns in its parent: keep what was already seen of it.
                 if item.name.startswith("clone") and "CLONE_THREAD" in item.args:
                     owner[child] = pid
+                    early = processes.pop(child, None)
+                    if early is not None:
+                        process.calls.extend(early.calls)
                 else:
                     owner[child] = child
-                    processes[child] = Process(child, pid)
+                    processes.setdefault(child, Process(child, pid)).parent = pid
                     process.children.append(child)
         return cls(processes)
 
