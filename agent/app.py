@@ -18,8 +18,9 @@ from agent.config import AgentConfig, ResolvedSensor
 from agent.config.errors import problems_from
 from agent.errors import ConfigError, StorageError
 from agent.health import systemd
-from agent.health.heartbeat import AgentStatus, SensorStatus, heartbeat
+from agent.health.heartbeat import AGENT_SENSOR_ID, AgentStatus, SensorStatus, heartbeat
 from agent.health.system import read_system
+from agent.models import Measurement
 from agent.publish.forwarder import Forwarder
 from agent.sampling import Sampler, SensorHealth
 from agent.sampling.humidity import HumidityCorrector, HumidityRule
@@ -31,6 +32,9 @@ from agent.storage.space import DiskSpace
 from agent.vision.process import CounterSupervisor
 
 log = logging.getLogger(__name__)
+
+ACK_FLUSH_ROWS = 2000
+"""Acknowledged rows that make the main loop commit before ``commit_interval_s``."""
 
 LOOP_PERIOD_S = 0.2
 
@@ -174,6 +178,7 @@ class Agent:
                  self.boot_id, len(self.plan.sensors), len(self.counters))
         for key, reason in self.config.warnings():
             log.warning("config: %s: %s", key, reason)
+        self.outbox.add(self._previous_boot())
         self.sampler.start()
         for counter in self.counters:
             counter.start()
@@ -197,7 +202,10 @@ class Agent:
             if now >= next_heartbeat:
                 self.outbox.add(self._heartbeat())
                 next_heartbeat = now + heartbeat_every
-            if now - last_commit >= commit_every:
+            # A backlog drains at thousands of rows a second: commit its acks sooner, so a
+            # crash re-sends at most ACK_FLUSH_ROWS of what the broker already has.
+            if now - last_commit >= commit_every or \
+                    self.outbox.acks_waiting() >= ACK_FLUSH_ROWS:
                 healthy = self._commit()
                 last_commit = now
             if watchdog_every is not None and healthy and now - last_ping >= watchdog_every:
@@ -230,6 +238,17 @@ class Agent:
         cameras = [m for c in self.counters for m in c.health(now_ms, self._clock.monotonic())]
         return heartbeat(status, read_system(self.config.storage.path.parent), sensors,
                          now_ms, self._clock.monotonic()) + cameras
+
+    def _previous_boot(self) -> list[Measurement]:
+        """Where the previous agent start's numbering ended: its stored stream is complete
+        up to that seq, so a receiver can tell a gap from the crash-loss window."""
+        previous = self.outbox.previous_boot()
+        if previous is None:
+            return []
+        boot_id, last_seq = previous
+        return [Measurement(AGENT_SENSOR_ID, "previous_boot_last_seq", float(last_seq), "1",
+                            self._clock.wall_ms(), self._clock.monotonic(),
+                            meta=(("boot_id", boot_id),))]
 
     def _drain_counters(self) -> list[Any]:
         """Interval counts and density alerts the counter processes sent since the last call."""

@@ -41,7 +41,7 @@ from agent.storage.space import DiskSpace
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _DAY_MS = 86_400_000
 _QUALITY_NAMES = frozenset(q.value for q in Quality)
 RESERVE_CHECK_COMMITS = 60
@@ -181,8 +181,12 @@ class Outbox:
                 counts.clear()
                 with self._db.atomic():  # one transaction: one fsync of the WAL
                     if not self._boot_recorded:
-                        self._conn.execute("INSERT OR IGNORE INTO boots VALUES (?, ?)",
-                                           (self.boot_id, self._age.kernel_boot))
+                        self._conn.execute(
+                            "INSERT OR IGNORE INTO boots (boot_id, kernel_boot) VALUES (?, ?)",
+                            (self.boot_id, self._age.kernel_boot))
+                    if rows:  # this boot's high-water mark, for receivers after a crash
+                        self._conn.execute("UPDATE boots SET last_seq = ? WHERE boot_id = ?",
+                                           (rows[-1]["seq"], self.boot_id))
                     deleted = self._delete(acked)
                     pruned = self._make_room(len(rows))
                     if rows:
@@ -236,6 +240,25 @@ class Outbox:
         with self._lock:
             self._acked.update(row_ids)
 
+    def acks_waiting(self) -> int:
+        """Acknowledged rows not yet deleted: each is resent if the agent dies now."""
+        with self._lock:
+            return len(self._acked)
+
+    def previous_boot(self) -> tuple[str, int] | None:
+        """(boot id, last committed seq) of the agent start before this one, if any.
+
+        Whatever that boot numbered after its last commit was lost with it (at most
+        ``commit_interval_s`` of measurements after a crash or power cut); every seq
+        up to this one was committed, so a receiver missing one of them knows a
+        measurement that was stored did not reach it.
+        """
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT boot_id, last_seq FROM boots WHERE boot_id != ? "
+                "ORDER BY rowid DESC LIMIT 1", (self.boot_id,)).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))
+
     def stats(self) -> OutboxStats:
         with self._lock:
             return OutboxStats(self._depth - len(self._acked), self._counter("dropped_total"),
@@ -273,6 +296,10 @@ class Outbox:
                                "(boot_id TEXT PRIMARY KEY, kernel_boot TEXT NOT NULL)")
             self._conn.execute("CREATE INDEX IF NOT EXISTS outbox_monotonic_s "
                                "ON outbox(monotonic_s)")
+        if version < 3:  # the last seq each boot committed
+            self._conn.execute("ALTER TABLE boots ADD COLUMN last_seq INTEGER NOT NULL "
+                               "DEFAULT 0")
+        if version < SCHEMA_VERSION:
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _delete(self, row_ids: set[int]) -> int:
