@@ -84,6 +84,11 @@ class MqttConfig(BaseModel):
         "in clear text and every start logs a warning.")
     max_batch: int = Field(default=200, ge=1, le=5000,
                            description="Most measurements in one message (backlog drains).")
+    max_message_bytes: int = Field(
+        default=131_072, ge=1024, le=268_435_455, description="Largest message payload; "
+        "batches are split below it, and below the broker's own limit when it announces "
+        "one (MQTT 5). Set it to the broker's message_size_limit on MQTT 3.1.1, where a "
+        "broker may acknowledge and then discard a message that is too large.")
     max_inflight: int = Field(default=10, ge=1, le=100,
                               description="Messages awaiting PUBACK at once.")
     reconnect_min_s: float = Field(default=1.0, gt=0, le=3600,

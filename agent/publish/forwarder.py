@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[Callable[[], None]], MqttSession]
 
+PACKET_OVERHEAD = 32
+"""PUBLISH bytes besides topic and payload: fixed header, lengths, packet id, properties."""
 TAKEOVER_DROPS = 3
 TAKEOVER_WINDOW_S = 60.0
 """Broker-side drops in this window that suggest a twin with our client id."""
@@ -214,7 +216,7 @@ class Forwarder(threading.Thread):
                 return cursor, True
             now_ms = time.time_ns() // 1_000_000
             for message in build_messages(self._device_id, records, self._config.max_batch,
-                                          now_ms):
+                                          now_ms, self._max_payload(session)):
                 try:
                     mid = session.publish(self._topic, message.payload)
                 except PublishError as exc:
@@ -224,6 +226,13 @@ class Forwarder(threading.Thread):
                 cursor = message.row_ids[-1]
                 self._bump(messages_sent=1)
         return cursor, False
+
+    def _max_payload(self, session: MqttSession) -> int:
+        """Payload bytes that fit both our limit and the broker's packet limit."""
+        limit = self._config.max_message_bytes
+        if session.max_packet_bytes is not None:  # fixed header, topic, packet id, props
+            limit = min(limit, session.max_packet_bytes - len(self._topic) - PACKET_OVERHEAD)
+        return limit
 
     def _collect_acks(self, session: MqttSession, inflight: dict[int, tuple[int, ...]]) -> bool:
         """Apply the PUBACKs that arrived; True when there was at least one."""

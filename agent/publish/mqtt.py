@@ -42,6 +42,8 @@ class MqttSession:
         self._connected = threading.Event()
         self._closed = threading.Event()
         self._connect_result: str = ""
+        self.max_packet_bytes: int | None = None
+        """The broker's Maximum Packet Size (MQTT 5 CONNACK), when it sets one."""
         self.dropped = False
         """The connection ended from the broker's side (or the network's), not ours."""
         self.taken_over = False
@@ -143,6 +145,7 @@ class MqttSession:
             self._closed.set()
         else:
             log.info("connected to %s:%d", self._config.host, self._config.port)
+            self.max_packet_bytes = getattr(properties, "MaximumPacketSize", None)
         self._connected.set()
         self._on_event()
 

@@ -60,8 +60,9 @@ def measurement_object(seq: int, m: Measurement) -> dict[str, object]:
 
 
 def build_messages(device_id: str, records: list[OutboxRecord], max_batch: int,
-                   sent_ms: int) -> list[Message]:
-    """Split records (oldest first) into messages: one boot each, ``max_batch`` at most."""
+                   sent_ms: int, max_bytes: int | None = None) -> list[Message]:
+    """Split records (oldest first) into messages: one boot each, ``max_batch`` at most,
+    and no payload over ``max_bytes`` unless it holds a single measurement."""
     messages: list[Message] = []
     start = 0
     while start < len(records):
@@ -69,19 +70,26 @@ def build_messages(device_id: str, records: list[OutboxRecord], max_batch: int,
         end = start
         while end < len(records) and end - start < max_batch and records[end].boot_id == boot:
             end += 1
+        payload = _payload(device_id, records[start:end], sent_ms)
+        while max_bytes is not None and len(payload) > max_bytes and end - start > 1:
+            end = start + (end - start) // 2  # halve until it fits the broker's limit
+            payload = _payload(device_id, records[start:end], sent_ms)
         chunk = records[start:end]
-        body = {
-            "v": PAYLOAD_VERSION,
-            "device_id": device_id,
-            "boot_id": boot,
-            "sent_ms": sent_ms,
-            "measurements": [measurement_object(r.seq, r.measurement) for r in chunk],
-        }
-        messages.append(Message(
-            json.dumps(body, separators=(",", ":"), allow_nan=False).encode(),
-            tuple(r.row_id for r in chunk), boot, chunk[0].seq, chunk[-1].seq))
+        messages.append(Message(payload, tuple(r.row_id for r in chunk), boot, chunk[0].seq,
+                                chunk[-1].seq))
         start = end
     return messages
+
+
+def _payload(device_id: str, chunk: list[OutboxRecord], sent_ms: int) -> bytes:
+    body = {
+        "v": PAYLOAD_VERSION,
+        "device_id": device_id,
+        "boot_id": chunk[0].boot_id,
+        "sent_ms": sent_ms,
+        "measurements": [measurement_object(r.seq, r.measurement) for r in chunk],
+    }
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _number(value: float) -> float | int:

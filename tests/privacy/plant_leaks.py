@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
     leaks = [x for x in LEAKS if not args.only or x.name in args.only]
-    with tempfile.TemporaryDirectory(prefix="lm-plant-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="plant-leaks-") as tmp:
         passed, tail = run_tests(copy_tree(Path(tmp) / "clean"), args.timeout)
         print(f"{'clean copy':<20} {'passes' if passed else 'FAILS'}", flush=True)
         if not passed:
@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("    " + tail.replace("\n", "\n    ")[:600], flush=True)
             shutil.rmtree(root, ignore_errors=True)
             for written in Path("/tmp").glob("lm-*"):  # what a leak managed to write
-                written.unlink(missing_ok=True)
+                if written.is_file():
+                    written.unlink(missing_ok=True)
     print(f"{len(leaks) - len(missed)} of {len(leaks)} planted leaks caught"
           + (f"; missed: {', '.join(missed)}" if missed else ""))
     return 1 if missed else 0

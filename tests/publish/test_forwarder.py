@@ -385,3 +385,31 @@ def test_a_broker_that_stops_acknowledging_is_left_and_nothing_is_lost(tmp_path:
         silent.close()
     outbox.commit()
     assert outbox.stats().depth == 20, "unacknowledged rows stay queued"
+
+
+@pytest.mark.parametrize(("protocol", "limit"), [("5", "max_packet_size 3000"),
+                                                  ("3.1.1", "message_size_limit 3000")])
+def test_a_backlog_fits_the_brokers_size_limit(tmp_path: Path, protocol: str,
+                                               limit: str) -> None:
+    """MQTT 5 brokers announce their limit; on 3.1.1 it must be configured, because
+    Mosquitto acknowledges an oversized message there and then drops it."""
+    broker = Broker(tmp_path)
+    broker.config.write_text(broker.config.read_text() + limit + "\n")
+    broker.start()
+    recorder = Recorder(broker).start()
+    try:
+        outbox = make_outbox(tmp_path)
+        outbox.add(measurements(0, 1290))
+        outbox.commit()
+        overrides = {} if protocol == "5" else {"max_message_bytes": 2900}
+        forwarder = start_forwarder(outbox, mqtt_config(broker, protocol=protocol,
+                                                        **overrides))
+        assert wait_until(lambda: len(set(seqs(recorder))) == 1290, 20), \
+            f"{len(set(seqs(recorder)))} of 1290 delivered"
+        forwarder.stop()
+        forwarder.join(10)
+    finally:
+        recorder.stop()
+        broker.stop()
+    sizes = [len(m.payload) for m in recorder.on("/measurements")]
+    assert max(sizes) <= 3000 - len("lokaalmeten/box-1/measurements") - 32
