@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from pathlib import Path
 
 from agent.app import Plan, plan
 from agent.bus.provider import BusProvider
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, load_config
-from agent.redact import redact_logging
+from agent.logformat import configure
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -37,10 +35,8 @@ def add_config_arguments(parser: argparse.ArgumentParser,
 
 
 def setup_logging(level: str) -> None:
-    """Log to stderr (the journal under systemd), with credentials redacted from every line."""
-    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    redact_logging()
+    """Log to stderr (the journal under systemd, with priorities), credentials redacted."""
+    configure(level)
 
 
 def load_plan(path: Path) -> Plan:

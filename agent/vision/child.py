@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from agent.config.camera import CameraConfig
-from agent.redact import redact_logging
+from agent.logformat import configure
 from agent.vision.record import Kind, Schema, schema_for
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,7 @@ class ChildSpec:
 def run_counter(spec: ChildSpec, channel: Connection) -> None:
     """Counter process entry point; exits with EXIT_FINISHED or EXIT_CONFIG where they apply."""
     os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # before anything loads onnxruntime (pipeline.py)
-    logging.basicConfig(level=getattr(logging, spec.log_level, logging.INFO),
-                        format=f"%(asctime)s %(levelname)s counter[{spec.camera_id}] "
-                               "%(name)s: %(message)s")
-    redact_logging()  # the camera URL's credentials never reach the journal
+    configure(spec.log_level, f"counter[{spec.camera_id}]")  # credentials redacted
     terminated = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # the daemon, systemd and Ctrl-C
         signal.signal(signum, lambda *_: terminated.set())
