@@ -16,10 +16,8 @@ onnxruntime at import time; ``_count`` loads them.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
-import resource
 import signal
 import threading
 import time
@@ -31,6 +29,7 @@ from typing import Any
 from agent.config.camera import CameraConfig
 from agent.logformat import configure
 from agent.vision.record import Kind, Schema, schema_for
+from agent.vision.sandbox import confine, pin_camera
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +38,6 @@ EXIT_FINISHED = 3
 EXIT_CONFIG = 2
 """The child's exit code when the camera cannot be set up (model missing or unreadable)."""
 POLL_S = 0.2
-PR_SET_DUMPABLE = 4
-"""prctl option (linux/prctl.h): 0 makes the process non-dumpable and not ptrace-able."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +61,6 @@ def run_counter(spec: ChildSpec, channel: Connection) -> None:
         signal.signal(signum, lambda *_: terminated.set())
     with contextlib.suppress(OSError):
         os.nice(5)  # a late frame matters less than a sensor slot in the daemon
-    _keep_memory_private()
     from agent.errors import ConfigError  # noqa: PLC0415
 
     def should_stop() -> bool:
@@ -72,6 +68,16 @@ def run_counter(spec: ChildSpec, channel: Connection) -> None:
 
     config = CameraConfig.model_validate(spec.settings)
     outbound = Outbound(schema_for(config), channel)
+    # FFmpeg's RTSP client would negotiate UDP, which the sandbox forbids.
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+    try:
+        camera = pin_camera(os.path.expandvars(os.path.expanduser(config.source)))
+    except OSError as exc:
+        log.error("camera %s: cannot resolve its host: %s", spec.camera_id, exc)
+        raise SystemExit(1) from exc
+    confine(camera.port, camera.devices,
+            require=os.environ.get("LOKAALMETEN_REQUIRE_SANDBOX") == "1")
+    config = config.model_copy(update={"source": camera.source})
     try:
         code = _count(config, outbound, should_stop)
     except ConfigError as exc:
@@ -82,20 +88,6 @@ def run_counter(spec: ChildSpec, channel: Connection) -> None:
     channel.close()
     if code:
         raise SystemExit(code)
-
-
-def _keep_memory_private() -> None:
-    """No core dumps and no ptrace by other processes of our user: memory holds frames.
-
-    A crash dump (or systemd-coredump) of this process would contain images;
-    and any program running as the same user could otherwise read them from
-    /proc/<pid>/mem. Best effort: on systems without prctl only the core
-    limit applies.
-    """
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 class Outbound:
