@@ -2,7 +2,8 @@
 
 The daemon (``lokaalmeten run``, logging at DEBUG) runs under ``strace -f``
 from its first instruction, counting a clip whose frames carry the canary of
-``tests/privacy/canary.py``, from a file and from a local MJPEG camera. Then
+``tests/privacy/canary.py``, from a file, from a local MJPEG camera and from a
+local RTSP camera (GStreamer's RTSP server, RTP/JPEG over TCP). Then
 four independent looks:
 
 1. **System calls of the counter process over its whole life** (imports
@@ -45,7 +46,7 @@ from tests.mqtt_broker import Broker, Recorder, wait_until
 from tests.privacy import canary
 from tests.privacy.logs import suspicious_lines
 from tests.privacy.syscalls import TRACED, Allowed, Trace, violations
-from tests.vision.streams import INT8_MODEL, REPO, MjpegServer, vtest_frames
+from tests.vision.streams import INT8_MODEL, REPO, MjpegServer, RtspServer, vtest_frames
 
 pytestmark = pytest.mark.slow
 CLIP_FRAMES = (100, 160)
@@ -106,7 +107,9 @@ def _snapshot(state: Path, into: Path) -> None:
 
 
 def run_daemon(tmp_path: Path, broker: Broker, source: str, *, loop: bool,
-               seconds: float) -> Run:
+               seconds: float, inputs: Path | None = None) -> Run:
+    """Run the daemon counting ``source``; ``inputs`` (the camera's own files, which hold
+    the canary by design) is left out of the search like the source itself."""
     strace = _require_strace()
     started = time.time() - 1
     home, state = tmp_path / "home", tmp_path / "state"
@@ -145,7 +148,7 @@ def run_daemon(tmp_path: Path, broker: Broker, source: str, *, loop: bool,
     files = [*canary.files_under(tmp_path / "state-while-running", tmp_path / "state-after",
                                  state, home, log, dump),
              *(path for path in canary.files_under(Path("/tmp"), shm, newer_than=started)
-               if str(path) != source)]  # the input clip holds the canary by design
+               if str(path) != source and (inputs is None or inputs not in path.parents))]
     return Run(log.read_text(errors="replace"), Trace.parse(trace_file), recorder,
                canary.search_files(files), len(files))
 
@@ -197,3 +200,18 @@ def test_counting_an_mjpeg_camera_leaks_nothing(tmp_path: Path, broker: Broker,
     port = int(camera.url.split(":")[2].split("/")[0])
     run = run_daemon(tmp_path, broker, camera.url, loop=True, seconds=14)
     check(run, Allowed(camera=("127.0.0.1", port)))
+
+
+@pytest.fixture
+def rtsp_camera(tmp_path: Path) -> Iterator[RtspServer]:
+    frames = [canary.paint(f) for f in vtest_frames(*CLIP_FRAMES)]
+    server = RtspServer(frames, tmp_path / "rtsp-frames", fps=25).start()
+    yield server
+    server.stop()
+
+
+def test_counting_an_rtsp_camera_leaks_nothing(tmp_path: Path, broker: Broker,
+                                               rtsp_camera: RtspServer) -> None:
+    run = run_daemon(tmp_path, broker, rtsp_camera.url, loop=True, seconds=14,
+                     inputs=tmp_path / "rtsp-frames")
+    check(run, Allowed(camera=("127.0.0.1", rtsp_camera.port)))

@@ -10,6 +10,7 @@ Encoding frames to JPEG is the test camera's job; the agent never encodes.
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from tests.mqtt_broker import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 INT8_MODEL = REPO / "models" / "nanodet-g-416.int8.onnx"
@@ -143,3 +146,44 @@ class MjpegServer:
                 self._stopping.wait(30)
         except (BrokenPipeError, ConnectionResetError):
             return
+
+
+RTSP_SERVER = Path(__file__).with_name("rtsp_server_gst.py")
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+class RtspServer:
+    """An RTSP camera on 127.0.0.1 (GStreamer's RTSP server, RTP/JPEG over TCP only)."""
+
+    def __init__(self, frames: Sequence[np.ndarray], workdir: Path, fps: int = 10) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        for k, frame in enumerate(frames):
+            cv2.imwrite(str(workdir / f"{k:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        self.height, self.width = frames[0].shape[:2]
+        self.pattern = str(workdir / "%05d.jpg")
+        self.fps = fps
+        self.port = free_port()
+        self._process: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/stream"
+
+    def start(self) -> RtspServer:
+        self._process = subprocess.Popen(
+            [SYSTEM_PYTHON, str(RTSP_SERVER), str(self.port), self.pattern, str(self.fps),
+             str(self.width), str(self.height)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if line.strip() != "ready":
+            self._process.kill()
+            raise RuntimeError("the RTSP test camera did not start (python3-gi, "
+                               "gir1.2-gst-rtsp-server-1.0 and gstreamer1.0-plugins-good "
+                               f"installed?): {self._process.stderr.read()[-1000:]}")
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(10)
