@@ -231,7 +231,8 @@ class Agent:
             outbox_dropped_total=stats.dropped_total, mqtt_connected=forwarder.connected,
             mqtt_connects=forwarder.connects, messages_sent=forwarder.messages_sent,
             counter_restarts=sum(c.restarts for c in self.counters),
-            forwarder_crashes=forwarder.crashes, outbox_quarantined=stats.quarantined_total)
+            forwarder_crashes=forwarder.crashes, outbox_quarantined=stats.quarantined_total,
+            outbox_poison=stats.poison_total)
         sensors = [_sensor_status(h, now_ms, self._clock.monotonic(),
                                   self.config.health.stall_after_s)
                    for h in self.sampler.health()]

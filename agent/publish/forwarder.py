@@ -215,8 +215,14 @@ class Forwarder(threading.Thread):
             if not records:
                 return cursor, True
             now_ms = time.time_ns() // 1_000_000
+            limit = self._max_payload(session)
             for message in build_messages(self._device_id, records, self._config.max_batch,
-                                          now_ms, self._max_payload(session)):
+                                          now_ms, limit):
+                if len(message.payload) > limit:  # one measurement alone is too large
+                    self._outbox.set_aside(message.row_ids, f"{len(message.payload)} bytes, "
+                                           f"over the {limit}-byte message limit")
+                    cursor = message.row_ids[-1]
+                    continue
                 try:
                     mid = session.publish(self._topic, message.payload)
                 except PublishError as exc:

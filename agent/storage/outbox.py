@@ -36,12 +36,19 @@ import sqlite_utils
 from agent.errors import StorageError
 from agent.models import Measurement, OutboxRecord, Quality, Stats
 from agent.storage.age import AgeRule, kernel_boot_id
-from agent.storage.quarantine import COLUMNS, is_corruption, read_counter, salvage, set_aside
+from agent.storage.quarantine import (
+    COLUMNS,
+    count_rows,
+    is_corruption,
+    read_counter,
+    salvage,
+    set_aside,
+)
 from agent.storage.space import DiskSpace
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _DAY_MS = 86_400_000
 _QUALITY_NAMES = frozenset(q.value for q in Quality)
 RESERVE_CHECK_COMMITS = 60
@@ -58,6 +65,8 @@ class OutboxStats:
     commits: int
     quarantined_total: int = 0
     """Times a damaged outbox was set aside and a fresh one started."""
+    poison_total: int = 0
+    """Measurements set aside because no broker could ever take them."""
 
 
 class Outbox:
@@ -133,7 +142,7 @@ class Outbox:
                     f"INSERT INTO outbox ({', '.join(COLUMNS)}) "
                     f"VALUES ({', '.join('?' * len(COLUMNS))})", chunk)
                 saved += len(chunk)
-            lost = max(0, depth_before - saved)
+            lost = max(0, max(depth_before, count_rows(aside)) - saved)
             top = max(top_before, self._conn.execute(
                 "SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0])
             self._conn.execute("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
@@ -240,6 +249,28 @@ class Outbox:
         with self._lock:
             self._acked.update(row_ids)
 
+    def set_aside(self, row_ids: Iterable[int], reason: str) -> int:
+        """Move rows that can never be delivered to the ``poison`` table (kept, counted).
+
+        For a measurement the broker can never take (one alone is larger than its packet
+        limit): left in place it would block every row behind it for ever.
+        """
+        ids = sorted(row_ids)
+        marks = ",".join("?" * len(ids))
+        with self._lock, self._db.atomic():
+            self._conn.execute(
+                f"INSERT INTO poison SELECT {', '.join(COLUMNS)}, ? FROM outbox "
+                f"WHERE id IN ({marks})", (reason, *ids))
+            moved = self._conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})",
+                                       ids).rowcount
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('poison_total', 0)")
+            self._conn.execute("UPDATE meta SET value = value + ? WHERE key = 'poison_total'",
+                               (moved,))
+            self._depth -= moved
+        log.error("set aside %d measurement(s) that cannot be delivered (%s); they are kept "
+                  "in the outbox's poison table", moved, reason)
+        return moved
+
     def acks_waiting(self) -> int:
         """Acknowledged rows not yet deleted: each is resent if the agent dies now."""
         with self._lock:
@@ -262,7 +293,8 @@ class Outbox:
     def stats(self) -> OutboxStats:
         with self._lock:
             return OutboxStats(self._depth - len(self._acked), self._counter("dropped_total"),
-                               len(self._pending), self._commits, self._quarantined)
+                               len(self._pending), self._commits, self._quarantined,
+                               self._counter("poison_total"))
 
     def close(self) -> None:
         """Commit what is buffered and close the database."""
@@ -299,6 +331,9 @@ class Outbox:
         if version < 3:  # the last seq each boot committed
             self._conn.execute("ALTER TABLE boots ADD COLUMN last_seq INTEGER NOT NULL "
                                "DEFAULT 0")
+        if version < 4:  # rows that can never be delivered, kept aside
+            self._conn.execute(f"CREATE TABLE IF NOT EXISTS poison ({', '.join(COLUMNS)}, "
+                               "reason TEXT NOT NULL)")
         if version < SCHEMA_VERSION:
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 

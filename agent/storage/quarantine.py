@@ -122,6 +122,18 @@ def _rows(path: Path, top_hint: int) -> Iterator[tuple[object, ...]]:
         conn.close()
 
 
+def count_rows(path: Path) -> int:
+    """How many rows the damaged file held, where its indexes still say (else 0)."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
 def read_counter(path: Path, key: str) -> int:
     """A counter from the damaged file's ``meta`` table, 0 when it cannot be read."""
     try:

@@ -413,3 +413,31 @@ def test_a_backlog_fits_the_brokers_size_limit(tmp_path: Path, protocol: str,
         broker.stop()
     sizes = [len(m.payload) for m in recorder.on("/measurements")]
     assert max(sizes) <= 3000 - len("lokaalmeten/box-1/measurements") - 32
+
+
+def test_a_measurement_too_large_for_the_broker_is_set_aside_not_blocking(
+        tmp_path: Path) -> None:
+    broker = Broker(tmp_path)
+    broker.config.write_text(broker.config.read_text() + "max_packet_size 3000\n")
+    broker.start()
+    recorder = Recorder(broker).start()
+    try:
+        outbox = make_outbox(tmp_path)
+        now = time.time_ns() // 1_000_000
+        huge = Measurement("pm", "pm2_5", 1.0, "ug/m3", now, 0.0, meta=(("note", "x" * 4000),))
+        outbox.add([*measurements(0, 10), huge, *measurements(10, 10)])
+        outbox.commit()
+        forwarder = start_forwarder(outbox, mqtt_config(broker))
+        assert wait_until(lambda: len(set(seqs(recorder))) == 20, 15)
+        forwarder.stop()
+        forwarder.join(10)
+        outbox.commit()
+        stats = outbox.stats()
+    finally:
+        recorder.stop()
+        broker.stop()
+    assert sorted(set(seqs(recorder))) == [*range(1, 11), *range(12, 22)], "all but seq 11"
+    assert stats.poison_total == 1 and stats.depth == 0
+    with sqlite3.connect(tmp_path / "outbox.sqlite") as conn:
+        (seq, reason), = conn.execute("SELECT seq, reason FROM poison").fetchall()
+    assert seq == 11 and "over the" in reason, "kept, with the reason"
