@@ -26,11 +26,12 @@ import cv2
 import numpy as np
 
 STRIPES_BGR: tuple[tuple[int, int, int], ...] = (
-    (13, 251, 177), (201, 157, 149), (189, 163, 211), (241, 143, 197),
+    (13, 251, 177), (201, 157, 149), (189, 163, 211), (241, 147, 197),
     (129, 197, 233), (157, 211, 161), (205, 139, 181), (223, 171, 203),
 )
-"""Distinct colours whose grey levels (159-202) are all above 127: a run of them can never
-be ASCII text (a grey level of 98 once matched a test's boot id "bbbb...")."""
+"""Distinct colours whose grey levels (159-202) are all above 127, so a run of them is never
+ASCII text, and none is 0xAA, 0xBB, ... whose hex is one repeated digit (grey levels 98 and
+170 once matched a test's boot id "bbbb..." and the hex of "aaaa...")."""
 STRIPE_PX = 48
 BAND = (8, 72)
 """Rows the band covers (top of the frame, above the people in vtest.avi)."""

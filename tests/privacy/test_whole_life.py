@@ -148,9 +148,19 @@ def run_daemon(tmp_path: Path, broker: Broker, source: str, *, loop: bool,
     files = [*canary.files_under(tmp_path / "state-while-running", tmp_path / "state-after",
                                  state, home, log, dump),
              *(path for path in canary.files_under(Path("/tmp"), shm, newer_than=started)
-               if str(path) != source and (inputs is None or inputs not in path.parents))]
+               if str(path) != source and (inputs is None or inputs not in path.parents)
+               and not _other_pytest_run(path, tmp_path))]
     return Run(log.read_text(errors="replace"), Trace.parse(trace_file), recorder,
                canary.search_files(files), len(files))
+
+
+def _other_pytest_run(path: Path, tmp_path: Path) -> bool:
+    """A file of another pytest session running at the same time (a developer's, a
+    helper's): its test data is not ours to judge. This run's own directory is searched."""
+    own = tmp_path.parent  # /tmp/pytest-of-<user>/pytest-<N>
+    if not own.parent.name.startswith("pytest-of-"):
+        return False  # a --basetemp of its own: nothing to tell apart
+    return path.is_relative_to(own.parent) and not path.is_relative_to(own)
 
 
 def check(run: Run, allowed: Allowed) -> None:
