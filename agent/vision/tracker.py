@@ -18,7 +18,8 @@ ByteTrack's (Zhang et al., ECCV 2022), with the box filter of
    lost tracks compete here too.)
 5. Stage 3: tentative tracks ↔ the remaining high detections.
 6. Unmatched high detections scoring ≥ ``new_track_score`` start tentative
-   tracks. A tentative track is confirmed after ``n_init`` consecutive hits and
+   tracks. A tentative track is confirmed after ``n_init`` consecutive hits (or two
+   hits ``confirm_s`` apart, at low frame rates) and
    deleted at its first miss, so one-frame false positives never get an id
    that a counter could see.
 7. A confirmed track that misses is *lost* (coasts on its prediction) and is
@@ -104,6 +105,10 @@ class TrackerConfig:
     """Stage 1 prefers confident detections: assignment cost 1 − IoU·score."""
     n_init: int = 3
     """Consecutive hits (counting the first) before a track is confirmed."""
+    confirm_s: float = 0.3
+    """... or two consecutive hits this far apart in time: at a low analysis rate (a Pi
+    analysing every 3rd or 5th frame) three hits take a second or more, and people in
+    view for less are never counted; two hits this far apart are no one-frame blip."""
     max_age: int = 15
     """A lost track dies after more than this many processed frames without a hit."""
     max_lost_s: float = 3.0
@@ -175,6 +180,7 @@ class _State:
     cov: Array
     score: float
     last_hit_s: float
+    born_s: float
     age: int = 1
     hits: int = 1
     misses: int = 0
@@ -293,7 +299,8 @@ class Tracker:
             t.hits += 1
             if t.misses > 0:
                 t.misses = 0
-            elif not t.confirmed and t.hits >= self.config.n_init:
+            elif not t.confirmed and (t.hits >= self.config.n_init or
+                                      t_s - t.born_s >= self.config.confirm_s):
                 t.confirmed = True
 
     def _birth(self, rows: Array, t_s: float) -> list[_State]:
@@ -309,6 +316,7 @@ class Tracker:
                     cov=c,
                     score=float(row[4]),
                     last_hit_s=t_s,
+                    born_s=t_s,
                     confirmed=self.config.n_init <= 1,
                 )
             )

@@ -282,3 +282,13 @@ def test_at_a_low_frame_rate_a_new_person_is_still_confirmed(reference_dt_s: flo
     for k in range(4):
         frame = tracker.update(np.array([[*walker.box(k * 0.3), 0.9]]), k * 0.3)
     assert bool(frame.confirmed) is confirmed
+
+
+@pytest.mark.parametrize(("gap_s", "confirmed"), [(0.1, False), (0.3, True)])
+def test_two_hits_far_enough_apart_confirm_a_track(gap_s: float, confirmed: bool) -> None:
+    """At 10 fps a two-frame blip stays tentative; at a Pi's 3 fps two hits are a person."""
+    walker = Walker(100.0, 300.0, 20.0, 0.0)
+    tracker = Tracker()
+    tracker.update(np.array([[*walker.box(0.0), 0.9]]), 0.0)
+    frame = tracker.update(np.array([[*walker.box(gap_s), 0.9]]), gap_s)
+    assert bool(frame.confirmed) is confirmed
