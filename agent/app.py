@@ -118,7 +118,8 @@ def _sensor_status(health: SensorHealth, now_ms: int, now_monotonic: float,
         health.sensor_id, health.state in {"ok", "warming_up"} and not stalled, stalled,
         health.consecutive_failures, health.errors_total, health.frames_rejected,
         health.not_ready_total, health.missed_slots, health.samples_dropped, health.resets,
-        health.reopens, age, health.crashes, health.measurement_restarts)
+        health.reopens, age, health.crashes, health.measurement_restarts,
+        health.bytes_discarded)
 
 
 def humidity_rules(sensors: list[ResolvedSensor]) -> list[HumidityRule]:

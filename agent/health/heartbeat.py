@@ -34,6 +34,7 @@ class SensorStatus:
     last_success_age_s: float | None
     crashes: int = 0
     measurement_restarts: int = 0
+    bytes_discarded: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def heartbeat(agent: AgentStatus, system: SystemFacts, sensors: Sequence[SensorS
             m(s.sensor_id, "consecutive_failures", s.consecutive_failures, "1"),
             m(s.sensor_id, "errors_total", s.errors_total, "1"),
             m(s.sensor_id, "frames_rejected_total", s.frames_rejected, "1"),
+            m(s.sensor_id, "bytes_discarded_total", s.bytes_discarded, "By"),
             m(s.sensor_id, "not_ready_total", s.not_ready_total, "1"),
             m(s.sensor_id, "missed_slots_total", s.missed_slots, "1"),
             m(s.sensor_id, "samples_dropped_total", s.samples_dropped, "1"),

@@ -61,6 +61,7 @@ class SensorHealth:
     errors_total: int = 0
     not_ready_total: int = 0
     frames_rejected: int = 0
+    bytes_discarded: int = 0
     resets: int = 0
     reopens: int = 0
     missed_slots: int = 0
@@ -90,6 +91,7 @@ class SensorWorker(threading.Thread):
         self._driver: SensorDriver | None = None
         self._close_bus: Callable[[], None] = lambda: None
         self._rejected_before = 0
+        self._discarded_before = 0
         self._warm_until = 0.0
         self._not_ready_streak = 0
         self._asleep = False
@@ -111,7 +113,8 @@ class SensorWorker(threading.Thread):
         with self._lock:
             driver = self._driver
             rejected = self._rejected_before + (driver.frames_rejected if driver else 0)
-            return replace(self._health, frames_rejected=rejected)
+            discarded = self._discarded_before + (driver.bytes_discarded if driver else 0)
+            return replace(self._health, frames_rejected=rejected, bytes_discarded=discarded)
 
     # -- thread -----------------------------------------------------------------
 
@@ -323,6 +326,7 @@ class SensorWorker(threading.Thread):
             self._driver, self._close_bus = None, lambda: None
             if driver is not None:
                 self._rejected_before += driver.frames_rejected
+                self._discarded_before += driver.bytes_discarded
         close()
 
     def _shutdown(self) -> None:

@@ -41,6 +41,7 @@ class SensorDriver(Protocol):
     model: ClassVar[str]
     quantities: ClassVar[tuple[str, ...]]
     frames_rejected: int
+    bytes_discarded: int
 
     def start(self) -> None:
         """Bring the device into its measuring state (probe, configure, start)."""
@@ -84,6 +85,9 @@ class RejectCounter:
     """
 
     frames_rejected: int = 0
+    bytes_discarded: int = 0
+    """Line noise a serial driver skipped while it resynchronised on a frame header:
+    a line that is noisy from boot shows here even while every frame gets through."""
 
     @contextmanager
     def rejecting(self) -> Iterator[None]:

@@ -206,6 +206,7 @@ class Bme280:
         self.bus = bus
         self.options = options
         self.frames_rejected = 0
+        self.bytes_discarded = 0
         self.calibration: Calibration | None = None
 
     # -- life cycle ---------------------------------------------------------------

@@ -133,6 +133,7 @@ class Microphone:
         self._source = source
         self.options = options
         self.frames_rejected = 0  # audio blocks lost to capture overruns since start
+        self.bytes_discarded = 0  # not a serial line
         self.intervals_dropped = 0  # intervals withheld because audio was lost in them
         self._cond = threading.Condition()
         self._done: deque[_Done] = deque(maxlen=_KEEP_INTERVALS)

@@ -145,6 +145,7 @@ class PcbaDbm:
         self._bus = bus
         self.options = options
         self.frames_rejected = 0  # no checksums on this device; kept for the protocol
+        self.bytes_discarded = 0
         self.version: int | None = None
         self.device_id: int | None = None
         prefix = "l" + options.weighting.lower()

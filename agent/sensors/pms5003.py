@@ -303,15 +303,18 @@ class Pms5003(RejectCounter):
             if not byte:
                 if skipped:
                     log.debug("%s: skipped %s", self._link.name, skipped.hex(" "))
+                self.bytes_discarded += len(skipped)
                 return False
             if previous == _HEADER[0] and byte[0] == _HEADER[1]:
                 if skipped:
                     log.debug("%s: resync skipped %s", self._link.name, skipped.hex(" "))
+                self.bytes_discarded += len(skipped)
                 return True
             if previous >= 0:
                 skipped.append(previous)
             previous = byte[0]
             if len(skipped) > _MAX_SKIP:
+                self.bytes_discarded += len(skipped)
                 raise self.rejected(FrameError(
                     f"{self._link.name}: no PMS header in {_MAX_SKIP} bytes (wrong baud rate "
                     "or device?)", raw=bytes(skipped[-32:])))

@@ -275,8 +275,10 @@ class Sds011(RejectCounter):
         while True:
             head = pending.find(_HEAD)
             if head < 0:
+                self.bytes_discarded += len(pending)
                 pending.clear()
                 return None
+            self.bytes_discarded += head
             del pending[:head]
             if len(pending) < REPLY_LENGTH:
                 return None
@@ -287,6 +289,7 @@ class Sds011(RejectCounter):
             if pending[1] in (_DATA_REPLY, _COMMAND_REPLY):
                 # A header followed by the wrong tail: a frame cut short by noise.
                 self.frames_rejected += 1
+            self.bytes_discarded += 1
             del pending[:1]  # a head byte inside noise; search again one byte on
 
     def _wanted(self, frame: bytes, function: int | None) -> bool:

@@ -171,6 +171,7 @@ class HangingDriver:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.frames_rejected = 0
+        self.bytes_discarded = 0
 
     def start(self) -> None:
         pass
