@@ -1,4 +1,4 @@
-"""Test media for the counting pipeline: vtest.avi, short clips, and a local MJPEG camera.
+"""Test media for the counting pipeline: vtest.avi, short clips, local MJPEG and RTSP cameras.
 
 ``MjpegServer`` plays a list of frames as ``multipart/x-mixed-replace`` JPEG
 over HTTP from a thread, the way cheap IP cameras and ``mjpg-streamer`` do.
@@ -10,7 +10,9 @@ Encoding frames to JPEG is the test camera's job; the agent never encodes.
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -153,37 +155,68 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 class RtspServer:
-    """An RTSP camera on 127.0.0.1 (GStreamer's RTSP server, RTP/JPEG over TCP only)."""
+    """An RTSP camera on 127.0.0.1: GStreamer's RTSP server, RTP/JPEG over TCP only.
 
-    def __init__(self, frames: Sequence[np.ndarray], workdir: Path, fps: int = 10) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        for k, frame in enumerate(frames):
-            cv2.imwrite(str(workdir / f"{k:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    It runs in Debian's Python (``rtsp_server_gst.py`` says why) and behaves like a live
+    camera: ``frames`` loop at ``fps`` in real time; a client gets what is sent from the
+    moment it joins. With ``user`` and ``password`` it asks for them (``auth``: "digest"
+    or "basic"); ``url`` then carries them as a camera URL does. ``stop()`` then
+    ``start()`` restarts it on the same port, like a camera rebooting.
+    """
+
+    def __init__(self, frames: Sequence[np.ndarray], *, fps: int = 10, path: str = "/stream",
+                 user: str | None = None, password: str | None = None,
+                 auth: str = "digest") -> None:
+        self.jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+                      for f in frames]
         self.height, self.width = frames[0].shape[:2]
-        self.pattern = str(workdir / "%05d.jpg")
         self.fps = fps
+        self.path = path
         self.port = free_port()
-        self._process: subprocess.Popen[str] | None = None
+        self.credentials = (user, password) if user is not None and password is not None \
+            else None
+        self.auth = auth
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/stream"
+        userinfo = "" if self.credentials is None else "{}:{}@".format(*self.credentials)
+        return f"rtsp://{userinfo}127.0.0.1:{self.port}{self.path}"
 
     def start(self) -> RtspServer:
-        self._process = subprocess.Popen(
-            [SYSTEM_PYTHON, str(RTSP_SERVER), str(self.port), self.pattern, str(self.fps),
-             str(self.width), str(self.height)], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        if line.strip() != "ready":
-            self._process.kill()
-            raise RuntimeError("the RTSP test camera did not start (python3-gi, "
-                               "gir1.2-gst-rtsp-server-1.0 and gstreamer1.0-plugins-good "
-                               f"installed?): {self._process.stderr.read()[-1000:]}")
+        env = dict(os.environ)
+        if self.credentials is not None:
+            env.update(LOKAALMETEN_RTSP_USER=self.credentials[0],
+                       LOKAALMETEN_RTSP_PASSWORD=self.credentials[1],
+                       LOKAALMETEN_RTSP_AUTH=self.auth)
+        # stderr to a file, read only on failure: a pipe nobody reads could fill and block.
+        with tempfile.TemporaryFile() as errors:
+            self._process = process = subprocess.Popen(
+                [SYSTEM_PYTHON, str(RTSP_SERVER), str(self.port), self.path, str(self.fps),
+                 str(self.width), str(self.height)], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=errors, env=env)
+            assert process.stdin is not None and process.stdout is not None
+            try:
+                for jpeg in self.jpegs:
+                    process.stdin.write(struct.pack(">I", len(jpeg)) + jpeg)
+                process.stdin.write(struct.pack(">I", 0))
+                process.stdin.close()
+            except BrokenPipeError:
+                pass  # it died early: said below
+            if process.stdout.readline().strip() != b"ready":
+                process.kill()
+                process.wait(10)
+                errors.seek(0)
+                raise RuntimeError(
+                    "the RTSP test camera did not start (python3-gi, gir1.2-gst-rtsp-server-1.0"
+                    " and gstreamer1.0-plugins-good installed?): "
+                    + errors.read()[-1000:].decode(errors="replace"))
         return self
 
     def stop(self) -> None:
         if self._process is not None:
             self._process.kill()
             self._process.wait(10)
+            assert self._process.stdout is not None
+            self._process.stdout.close()
+            self._process = None
