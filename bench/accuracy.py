@@ -2,44 +2,58 @@
 
     python bench/accuracy.py [--settings float32,int8] [--strides 1,2,3,5] [--json]
 
-For each setting (a model and its camera settings) and each analysis stride N
-(every Nth frame of the 10 fps video analysed, as a Raspberry Pi that keeps
-up with only 10/N frames per second would), the real pipeline
-(``build_pipeline``: motion gate, detector, tracker, line and zone counters)
-counts all of vtest.avi, and the bench prints:
+A setting is a model (``float32``: the bundled default, ``int8``: its quantised
+copy) with the camera's default configuration, optionally varied:
+``int8:608x448`` runs the model at another input size (a copy with a dynamic
+input shape is written to a temporary directory with the ``onnx`` package),
+``int8:stretch`` stretches frames to the input instead of letterboxing them,
+``int8@0.45`` sets ``score_threshold``. Each setting counts all of vtest.avi
+through the real pipeline (``build_pipeline``: motion gate, detector, tracker,
+line and zone counters) at each analysis stride N: every Nth frame of the
+10 fps video is analysed, as by a box that keeps up with only 10/N frames per
+second (a Raspberry Pi 4 manages about 3 with the bundled model). It prints:
 
-* per-frame occupancy error against the 200 hand-counted frames of
+* occupancy error against the 200 hand-counted frames of
   ``tests/vision/ground_truth/vtest_counts_{a,b}.csv`` (every person, hidden
-  ones included): MAE and bias, for the tuning half ``a`` and the hold-out
-  half ``b``. Between analysed frames the counter's figure is the last
+  ones included): MAE and bias for the tuning half ``a``, the hold-out half
+  ``b`` and both. Between analysed frames the counter's figure is the last
   analysed frame's, as it would be reported;
-* line counts against every hand-labelled crossing of the lines whose labels
-  exist (``vtest_crossings_<line>.csv``; the older ``path`` labels cover
-  frames 0-629): counted/true per direction, and accuracy = 1 − Σ|error| / Σtrue;
-* end-to-end frames per second at stride 1 (decoding included) and GFLOP per
-  analysed frame, from the model's graph (multiply-accumulates of its
-  convolutions and matrix products × 2).
+* line counts against every hand-labelled crossing of each line whose labels
+  exist (``vtest_crossings_<line>.csv``, and the older ``path`` set, frames
+  0-629): counted/true per direction, and accuracy = 1 − Σ|error| / Σtrue;
+* analysed frames per second on this machine (decoding every frame included),
+  GFLOP per analysed frame from the model's graph (multiply-accumulates of
+  its convolutions and matrix products × 2, at the input size used), and what
+  a Raspberry Pi 4 would analyse per second at that cost (it manages about 3
+  frames/s of NanoDet-g at 416², ≈ 4.2 GFLOP each: 12.6 GFLOP/s).
 
-Labels are never used to tune inside this script; it only measures. Needs the
-video from scripts/fetch-test-media.
+Labels are never used inside this script except to score; settings are chosen
+on half ``a`` and checked on ``b``. Needs the video (scripts/fetch-test-media)
+and the dev extra (``onnx``).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
+from tqdm import tqdm
 
 from agent.config.camera import CameraConfig
 from agent.vision.counting import Direction
-from agent.vision.pipeline import build_pipeline
+from agent.vision.detector import Detector
+from agent.vision.pipeline import Pipeline, build_pipeline
+from agent.vision.preprocess import Preprocessor
 from agent.vision.source import read_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,9 +61,37 @@ TRUTH = REPO / "tests" / "vision" / "ground_truth"
 MODELS = {"float32": REPO / "models" / "nanodet-g-416.onnx",
           "int8": REPO / "models" / "nanodet-g-416.int8.onnx"}
 FPS = 10.0
+FRAMES = 795
 LINES = {"mid": (384, 576, 384, 0), "square": (0, 300, 768, 300), "path": (230, 340, 230, 170)}
 """Directed lines: mid (in = walking right), square (in = walking down), path (older set)."""
 PATH_LABELLED_UNTIL = 629
+PI4_GFLOP_S = 3.0 * 4.2
+"""What a Raspberry Pi 4 analyses per second: ~3 frames of NanoDet-g at 416² (4.2 GFLOP)."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A model and how the camera section varies from its defaults."""
+
+    name: str
+    model: str
+    input_size: tuple[int, int] | None = None
+    stretch: bool = False
+    score: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Setting:
+        """``model[:WxH][:stretch][@score]``."""
+        head, _, score = text.partition("@")
+        model, *options = head.split(":")
+        if model not in MODELS:
+            raise SystemExit(f"unknown model {model!r} (known: {', '.join(MODELS)})")
+        size = None
+        for option in options:
+            if option != "stretch":
+                width, height = option.split("x")
+                size = (int(width), int(height))
+        return cls(text, model, size, "stretch" in options, float(score) if score else None)
 
 
 def media_path() -> Path:
@@ -73,10 +115,29 @@ def hand_crossings() -> dict[str, list[tuple[int, str]]]:
         path = TRUTH / f"vtest_crossings_{name}.csv"
         if path.exists():
             with path.open(newline="") as f:
-                out[name] = [(int(r["frame"]), r["direction"]) for r in csv.DictReader(f)]
+                out[name] = [(int(r["frame"]), r["direction"].strip()) for r in csv.DictReader(f)]
     old = json.loads((TRUTH / "vtest_line_crossings.json").read_text())
     out.setdefault("path", [(c["frame"], c["direction"]) for c in old["crossings"]])
     return out
+
+
+def dynamic_copy(model: Path, folder: Path) -> Path:
+    """The model with a dynamic input height and width (same weights), for other sizes."""
+    import onnx  # noqa: PLC0415 - the dev extra
+
+    graph = onnx.load(str(model))
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    for dim, name in ((dims[2], "height"), (dims[3], "width")):
+        dim.ClearField("dim_value")
+        dim.dim_param = name
+    for k, output in enumerate(graph.graph.output):
+        cells = output.type.tensor_type.shape.dim[1]
+        cells.ClearField("dim_value")
+        cells.dim_param = f"cells{k}"
+    del graph.graph.value_info[:]
+    path = folder / f"{model.stem}.dynamic.onnx"
+    onnx.save(graph, str(path))
+    return path
 
 
 @dataclass
@@ -88,12 +149,29 @@ class Run:
     analysed: int = 0
 
 
-def count_video(config: CameraConfig, video: Path, stride: int) -> Run:
-    pipeline = build_pipeline(config, start_s=0.0)
+def pipeline_for(setting: Setting, model: Path) -> Pipeline:
+    values: dict[str, object] = {
+        "source": str(media_path()), "model": str(model), "suppress_below": 0,
+        "lines": [{"name": n, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
+                  for n, (x1, y1, x2, y2) in LINES.items()]}
+    if setting.input_size:
+        values["input_size"] = list(setting.input_size)
+    if setting.score is not None:
+        values["score_threshold"] = setting.score
+    pipeline = build_pipeline(CameraConfig.model_validate(values), start_s=0.0)
+    if setting.stretch:
+        detector = cast(Detector, pipeline.detector)
+        spec = dataclasses.replace(detector.decoder.input_spec, keep_ratio=False)
+        detector.preprocessor = Preprocessor(spec, detector.input_size)
+    return pipeline
+
+
+def count_video(pipeline: Pipeline, video: Path, stride: int, label: str) -> Run:
     run = Run(crossings={name: [] for name in LINES})
     current = 0
     started = time.perf_counter()
-    for frame in read_video(video, config.resize_width, FPS):
+    frames = read_video(video, None, FPS)
+    for frame in tqdm(frames, total=FRAMES, desc=label, leave=False, unit="frame", disable=None):
         if frame.index % stride == 0:
             result = pipeline.process(frame)
             run.analysed += 1
@@ -126,22 +204,30 @@ def line_scores(run: Run, truth: dict[str, list[tuple[int, str]]]) -> dict[str, 
     return scores
 
 
-def gflop_per_frame(model: Path) -> float:
+def gflop_per_frame(model: Path, input_size: tuple[int, int] | None = None) -> float:
     """2 × multiply-accumulates of the convolutions and matrix products, from static shapes."""
     import onnx  # noqa: PLC0415 - the dev extra
     from onnx import shape_inference  # noqa: PLC0415
 
-    graph = shape_inference.infer_shapes(onnx.load(str(model))).graph
+    graph = onnx.load(str(model))
+    if input_size is not None:
+        dims = graph.graph.input[0].type.tensor_type.shape.dim
+        dims[2].dim_value, dims[3].dim_value = input_size[1], input_size[0]
+    graph = shape_inference.infer_shapes(graph).graph
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in (*graph.value_info, *graph.input, *graph.output)}
     shapes |= {t.name: list(t.dims) for t in graph.initializer}
     macs = 0
     for node in graph.node:
         weight_index = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3}.get(node.op_type)
-        if weight_index is not None:
+        if weight_index is not None:  # each output value: C_in/groups × kH × kW
             weight, out = shapes.get(node.input[weight_index]), shapes.get(node.output[0])
             if weight and out and len(out) == 4:
                 macs += int(np.prod(out[1:])) * int(np.prod(weight[1:]))
+        elif node.op_type == "ConvTranspose":  # each input value: C_out/groups × kH × kW
+            x, weight = shapes.get(node.input[0]), shapes.get(node.input[1])
+            if x and weight and len(x) == 4:
+                macs += int(np.prod(x[1:])) * int(np.prod(weight[1:]))
         elif node.op_type in ("MatMul", "Gemm", "MatMulInteger", "QLinearMatMul"):
             a = shapes.get(node.input[0])
             out = shapes.get(node.output[0])
@@ -150,16 +236,10 @@ def gflop_per_frame(model: Path) -> float:
     return 2 * macs / 1e9
 
 
-def settings(name: str) -> CameraConfig:
-    return CameraConfig.model_validate({
-        "source": str(media_path()), "model": str(MODELS[name]), "suppress_below": 0,
-        "lines": [{"name": n, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
-                  for n, (x1, y1, x2, y2) in LINES.items()]})
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--settings", default="float32,int8")
+    parser.add_argument("--settings", default="float32,int8",
+                        help="comma-separated model[:WxH][:stretch][@score]")
     parser.add_argument("--strides", default="1,2,3,5")
     parser.add_argument("--json", action="store_true", help="one JSON line per run")
     args = parser.parse_args()
@@ -168,31 +248,37 @@ def main() -> int:
         print(f"{video} is missing: run scripts/fetch-test-media", file=sys.stderr)
         return 1
     counts, crossings = hand_counts(), hand_crossings()
-    print(f"labels: {sum(map(len, counts.values()))} frames; crossings of "
+    counts["all"] = counts["a"] | counts["b"]
+    print(f"labels: {len(counts['all'])} frames; crossings of "
           + ", ".join(f"{n} ({len(c)})" for n, c in crossings.items()), file=sys.stderr)
-    header = f"{'setting':<10} {'stride':>6} {'MAE a':>6} {'bias a':>7} {'MAE b':>6} " \
-        f"{'bias b':>7} " + " ".join(f"{n + ' in/out (acc)':>24}" for n in crossings) + \
-        f" {'fps':>6} {'GFLOP':>6}"
     if not args.json:
-        print(header)
-    for name in args.settings.split(","):
-        config = settings(name)
-        gflop = gflop_per_frame(MODELS[name])
-        for stride in map(int, args.strides.split(",")):
-            run = count_video(config, video, stride)
-            errors = {half: occupancy_error(run, truth) for half, truth in counts.items()}
-            lines = line_scores(run, crossings)
-            fps = 795 / run.seconds
-            if args.json:
-                print(json.dumps({"setting": name, "stride": stride, "occupancy": errors,
-                                  "lines": lines, "fps": fps, "gflop": gflop}))
-                continue
-            cells = " ".join(
-                f"{s['in'][0]:>3}/{s['in'][1]:<3} {s['out'][0]:>3}/{s['out'][1]:<3} "
-                f"({(s['accuracy'] or 0) * 100:4.0f} %)".rjust(24) for s in lines.values())
-            print(f"{name:<10} {stride:>6} {errors['a'][0]:6.2f} {errors['a'][1]:+7.2f} "
-                  f"{errors['b'][0]:6.2f} {errors['b'][1]:+7.2f} {cells} {fps:6.1f} "
-                  f"{gflop:6.2f}", flush=True)
+        print(f"{'setting':<16} {'N':>2} " + " ".join(f"{'MAE/bias ' + h:>13}" for h in counts)
+              + " " + " ".join(f"{n + ' in, out (acc)':>23}" for n in crossings)
+              + f" {'fps':>6} {'GFLOP':>6} {'Pi 4 fps':>8}")
+    with tempfile.TemporaryDirectory(prefix="accuracy-") as tmp:
+        for text in args.settings.split(","):
+            setting = Setting.parse(text)
+            model = MODELS[setting.model]
+            if setting.input_size:
+                model = dynamic_copy(model, Path(tmp))
+            gflop = gflop_per_frame(model, setting.input_size)
+            for stride in map(int, args.strides.split(",")):
+                run = count_video(pipeline_for(setting, model), video, stride,
+                                  f"{setting.name} 1/{stride}")
+                errors = {half: occupancy_error(run, truth) for half, truth in counts.items()}
+                lines = line_scores(run, crossings)
+                fps = run.analysed / run.seconds
+                if args.json:
+                    print(json.dumps({"setting": setting.name, "stride": stride,
+                                      "occupancy": errors, "lines": lines, "fps": fps,
+                                      "gflop": gflop, "pi4_fps": PI4_GFLOP_S / gflop}))
+                    continue
+                occupancy = " ".join(f"{m:6.2f} {b:+6.2f}" for m, b in errors.values())
+                cells = " ".join(
+                    f"{s['in'][0]}/{s['in'][1]}, {s['out'][0]}/{s['out'][1]} "
+                    f"({(s['accuracy'] or 0) * 100:3.0f} %)".rjust(23) for s in lines.values())
+                print(f"{setting.name:<16} {stride:>2} {occupancy} {cells} {fps:6.1f} "
+                      f"{gflop:6.2f} {PI4_GFLOP_S / gflop:8.1f}", flush=True)
     return 0
 
 

@@ -144,8 +144,11 @@ class CameraConfig(BaseModel):
     input_size: int | tuple[int, int] | None = Field(
         default=None, description="Model input, one side or [width, height]; only for models "
         "with a dynamic input shape (the bundled one is fixed at 416).")
-    score_threshold: float = Field(default=0.4, ge=0, le=1,
-                                   description="Minimum detector score of a person.")
+    score_threshold: float = Field(
+        default=0.4, ge=0, le=1, description="Detector score from which a box is taken for "
+        "a person (starts a track); weaker boxes, down to 0.2, only keep a person's track "
+        "alive while they are half hidden. 0.4 is calibrated for the bundled model "
+        "(bench/accuracy.py).")
     nms_iou: float = Field(default=0.5, ge=0, le=1,
                            description="Overlap (IoU) above which two boxes are one person.")
     roi_ignore: list[list[Point]] = Field(

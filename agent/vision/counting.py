@@ -29,16 +29,22 @@ Line rules
   end of the line changes the side without counting.
 * **No double count**: a track never counts the same direction twice in a
   row on one line: after an *in* it must count an *out* before another *in*.
-* Crossings by a tentative track are held back and counted when it is
-  confirmed (at that frame's time); a tentative track that dies unconfirmed
-  is never counted.
+* Crossings by a tentative or unproven track (``Track.proven``: not yet
+  seen to be a person) are held back and counted when it is confirmed and
+  proven (at that frame's time); a track that dies before is never counted.
+* **Gaps**: a track's side is remembered between observations however far
+  apart they are (a Pi analysing every 5th frame, a person hidden for a
+  while), so a change of side between any two of them counts, once; a track
+  first seen on one side and last seen on the other counts once.
 
 Zone rules
 ----------
-* Occupancy of a zone: confirmed tracks whose foot point is inside the
-  polygon (even-odd rule), counting tracks lost for at most ``coast_s``
-  seconds at their predicted position; whole-frame occupancy counts all of
-  them. Density = occupancy / ``area_m2`` (persons/m²).
+* Occupancy of a zone: confirmed, proven tracks whose foot point is inside
+  the polygon (even-odd rule), counting tracks lost for at most ``coast_s``
+  seconds at their predicted position (a person hidden behind a lamp post
+  is still there) unless that box reaches the frame's border (they walked
+  out); whole-frame occupancy counts all of them. Density = occupancy /
+  ``area_m2`` (persons/m²).
 * Density alerts with hysteresis: *on* when density ≥ ``density_on``, then
   *off* when density ≤ ``density_off``; each change is a ``DensityAlert`` in
   the frame's result at once, not at the end of the interval.
@@ -53,7 +59,7 @@ from enum import StrEnum
 import numpy as np
 
 from agent.vision.geometry import Point, points_in_polygon, projection, signed_distance
-from agent.vision.tracker import FrameTracks
+from agent.vision.tracker import FrameTracks, Track
 
 
 class Direction(StrEnum):
@@ -203,6 +209,7 @@ class SceneCounter:
         zones: Sequence[Zone] = (),
         *,
         coast_s: float = 0.0,
+        frame_size: tuple[float, float] | None = None,
     ) -> None:
         names = [x.name for x in lines] + [z.name for z in zones]
         if len(set(names)) != len(names):
@@ -213,13 +220,16 @@ class SceneCounter:
         self.zones = tuple(zones)
         self.coast_s = coast_s
         """Lost tracks count towards occupancy for this long (s) at their prediction."""
+        self.frame_size = frame_size
+        """(width, height) of the frame in the tracks' pixels: a coasting track predicted at
+        or over its border has walked out and no longer counts. None: no limit."""
         self._memory: dict[int, _TrackMemory] = {}
         self._alert_on = [False] * len(self.zones)
 
     def update(self, frame: FrameTracks) -> FrameCounts:
         """Count one frame of tracker output."""
         crossings = self._cross(frame)
-        present = [t for t in frame.confirmed if t.lost_s <= self.coast_s]
+        present = [t for t in frame.confirmed if t.proven and self._present(t)]
         feet = np.array([t.foot for t in present], dtype=np.float64).reshape(-1, 2)
         occupancy: list[ZoneOccupancy] = []
         alerts: list[DensityAlert] = []
@@ -237,6 +247,21 @@ class SceneCounter:
             occupancy=len(present),
             alerts=tuple(alerts),
         )
+
+    def _present(self, track: Track) -> bool:
+        """Whether a proven track counts as in view: seen now, or coasting briefly in frame.
+
+        A coasting track whose predicted box reaches the frame's border has walked out
+        (detections are clipped to the frame, so one leaving touches the border last).
+        """
+        if track.time_since_update == 0:
+            return True
+        if track.lost_s > self.coast_s:
+            return False
+        if self.frame_size is None:
+            return True
+        width, height = self.frame_size
+        return track.x1 > 0.0 and track.y1 > 0.0 and track.x2 < width and track.y2 < height
 
     def _cross(self, frame: FrameTracks) -> list[Crossing]:
         alive = {t.track_id for t in frame.confirmed} | {t.track_id for t in frame.tentative}
@@ -260,7 +285,7 @@ class SceneCounter:
                 step = memory.lines[k].step(float(d[k][i]), float(u[k][i]), line.band_px / 2)
                 if step is not None:
                     held.append(step)
-                if track.confirmed:
+                if track.confirmed and track.proven:
                     crossings.extend(
                         Crossing(line.name, track.track_id, x, frame.t_s) for x in held
                     )

@@ -28,8 +28,12 @@ deviation of the velocity change over one second.
 Box size scales everything: a person 40 px tall near the horizon moves and
 jitters fewer pixels than one 300 px tall near the camera. So √q, the
 measurement noise and the initial uncertainty are given as fractions of the
-box size (width for cx and w, height for cy and h), as ByteTrack does with
-its ``std_weight_*`` constants.
+box size, as ByteTrack does with its ``std_weight_*`` constants: detector noise
+and size changes in width for cx and w, height for cy and h; the centre's
+motion (its velocity and √q) in box *heights* on both axes, because people walk
+about a body height a second in any direction, which is two to three box widths
+sideways: scaled by the width, a new track's gate was too narrow for anyone
+walking across the picture at a low frame rate.
 """
 
 from __future__ import annotations
@@ -49,18 +53,18 @@ Array = NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class MotionModel:
-    """Noise levels of the box filter; all are fractions of the box size."""
+    """Noise levels of the box filter; all are fractions of the box size (module docstring)."""
 
     measurement_std: float = 0.05
     """Detector noise on each box coordinate (ByteTrack: 1/20 of the box size)."""
     centre_accel_std: float = 0.5
-    """√q of the centre: std of its velocity change over 1 s, in box sizes per s.
-    A walker changes speed or heading by ~0.5 m/s in a second; a person is
-    ~1.7 m tall and ~0.6 m wide, hence about half a box size."""
+    """√q of the centre: std of its velocity change over 1 s, in box heights per s.
+    A walker changes speed or heading by ~0.5 m/s in a second, a third of a body
+    height (~1.7 m); half a height leaves room for stops and sudden turns."""
     size_accel_std: float = 0.1
     """√q of width and height: boxes grow or shrink slowly (walking towards the camera)."""
     init_velocity_std: float = 1.0
-    """Uncertainty of the centre velocity of a new track, box sizes per s (≈ brisk walk)."""
+    """Uncertainty of the centre velocity of a new track, box heights per s (≈ brisk walk)."""
     init_size_velocity_std: float = 0.1
     """Uncertainty of the width/height rate of a new track, box sizes per s."""
 
@@ -85,7 +89,7 @@ class MotionModel:
         std = np.concatenate(
             [
                 2.0 * self.measurement_std * s,
-                self.init_velocity_std * s[:, :2],
+                self.init_velocity_std * s[:, 3:4].repeat(2, axis=1),
                 self.init_size_velocity_std * s[:, 2:],
             ],
             axis=1,
@@ -101,7 +105,8 @@ class MotionModel:
             raise ValueError("cannot predict backwards in time")
         s = _scale(mean)
         q = np.concatenate(
-            [(self.centre_accel_std * s[:, :2]) ** 2, (self.size_accel_std * s[:, 2:]) ** 2],
+            [(self.centre_accel_std * s[:, 3:4].repeat(2, axis=1)) ** 2,
+             (self.size_accel_std * s[:, 2:]) ** 2],
             axis=1,
         )
         f = transition(dt)
@@ -129,6 +134,23 @@ class MotionModel:
         new_cov = (new_cov + new_cov.transpose(0, 2, 1)) / 2.0
         new_mean[:, 2:DIM] = np.maximum(new_mean[:, 2:DIM], MIN_SIZE_PX)
         return new_mean, new_cov
+
+    def distance(self, mean: Array, cov: Array, z: Array) -> Array:
+        """Squared Mahalanobis distances (N, M) of measurements (M, 4) from predictions (N, 8).
+
+        The innovation covariance grows with the time since a track was last
+        corrected, so the same threshold admits a longer jump after a longer gap:
+        a gate in units of the filter's own uncertainty.
+        """
+        z = np.asarray(z, dtype=np.float64).reshape(-1, DIM)
+        if mean.shape[0] == 0 or z.shape[0] == 0:
+            return np.zeros((mean.shape[0], z.shape[0]))
+        s_mat = cov[:, :DIM, :DIM].copy()
+        i = np.arange(DIM)
+        s_mat[:, i, i] += (self.measurement_std * _scale(mean)) ** 2
+        innovation = z[None, :, :] - mean[:, None, :DIM]  # (N, M, 4)
+        return np.asarray(np.einsum("nmi,nij,nmj->nm", innovation, np.linalg.inv(s_mat),
+                                    innovation))
 
 
 def transition(dt: float) -> Array:

@@ -17,15 +17,29 @@ ByteTrack's (Zhang et al., ECCV 2022), with the box filter of
    only to tracks matched in the previous frame; ``low_match_lost`` says why
    lost tracks compete here too.)
 5. Stage 3: tentative tracks ↔ the remaining high detections.
-6. Unmatched high detections scoring ≥ ``new_track_score`` start tentative
+6. Stage 4: tracks matched within the last ``gap_max_s`` seconds and still
+   unmatched ↔ the remaining high detections, by the squared Mahalanobis
+   distance of the detected box from the track's prediction (gated at
+   ``gap_gate``). IoU gates are fixed in pixels; the filter's uncertainty grows
+   with the time since a track was last seen, so this stage bridges what IoU
+   cannot: sparse frames (a Raspberry Pi analysing every 3rd or 5th frame, when
+   a walker moves more than a box width between them) and a person reappearing
+   off their predicted path after a short occlusion.
+7. Unmatched high detections scoring ≥ ``new_track_score`` start tentative
    tracks. A tentative track is confirmed after ``n_init`` consecutive hits (or two
    hits ``confirm_s`` apart, at low frame rates) and
    deleted at its first miss, so one-frame false positives never get an id
    that a counter could see.
-7. A confirmed track that misses is *lost* (coasts on its prediction) and is
+8. A confirmed track that misses is *lost* (coasts on its prediction) and is
    deleted after more than ``max_age`` frames or ``max_lost_s`` seconds without a
    hit, whichever comes first: frames bound the work when the detector keeps
    up, seconds bound the extrapolation when frames are sparse.
+9. A track is *proven* (``Track.proven``) while it has shown within the last
+   ``proof_s`` seconds that it is a person: a matched detection scoring
+   ``proof_score``, or its foot point seen ``proof_move`` box heights from where
+   it last showed it. The counters count proven tracks only: a traffic cone
+   that the detector scores 0.45 in every frame becomes a confirmed track (it
+   must, or it would start a new one every frame) but never a person.
 
 Ids are positive integers handed out in order of birth and never reused;
 tentative tracks that die leave gaps.
@@ -35,7 +49,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -43,7 +57,8 @@ from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
 from agent.vision.geometry import Point, foot_point, iou_matrix
-from agent.vision.kalman import MotionModel, boxes_to_measurements, states_to_boxes
+from agent.vision.kalman import boxes_to_measurements, states_to_boxes
+from agent.vision.tracker_config import MIN_TENTATIVE_GATE, TrackerConfig
 
 Array = NDArray[np.float64]
 
@@ -66,61 +81,6 @@ class BoxLike(Protocol):
 
 Detections = NDArray[np.floating] | Sequence[BoxLike]
 """An (N, ≥5) array of x1, y1, x2, y2, score (extra columns ignored) or a sequence of boxes."""
-
-
-MIN_TENTATIVE_GATE = 1 / 3
-
-
-@dataclass(frozen=True, slots=True)
-class TrackerConfig:
-    """Association thresholds and track life cycle."""
-
-    high_score: float = 0.5
-    """Detections at or above this take part in stage 1 and may start tracks."""
-    low_score: float = 0.1
-    """Detections below this are ignored; between this and ``high_score`` only stage 2."""
-    new_track_score: float = 0.6
-    """Minimum score of a detection that starts a track (ByteTrack: high + 0.1)."""
-    match_iou: float = 0.2
-    """Minimum IoU of a stage-1 match (ByteTrack's match_thresh 0.8 as a cost)."""
-    low_match_iou: float = 0.5
-    """Minimum IoU of a stage-2 match: low detections are doubtful, so be strict."""
-    tentative_match_iou: float = 0.3
-    """Minimum IoU for a tentative track to take a detection."""
-    reference_dt_s: float = 0.1
-    """Frame gap the tentative IoU gate is meant for. With longer gaps (a Pi analysing
-    every 3rd frame) it is lowered in proportion, down to a third: a tentative track has
-    no velocity yet to predict with, and a person walks further between analysed frames,
-    so a fixed gate let new tracks die before they were confirmed (at every 3rd frame the
-    occupancy error fell from 1.19 to 0.8 persons). Confirmed tracks predict with their
-    velocity and keep their gate, so people who cross do not swap ids."""
-    low_match_lost: bool = True
-    """Let lost tracks take part in stage 2 too. ByteTrack offers low detections
-    only to tracks matched in the previous frame; then, when two people overlap
-    and the front one's box is missed for a frame, the front track grabs the
-    hidden one's low box while the hidden one's own (lost) track cannot compete
-    for it. With lost tracks in the optimal assignment the better overlap wins;
-    the IoU gate keeps a coasting track from latching onto clutter."""
-    fuse_score: bool = True
-    """Stage 1 prefers confident detections: assignment cost 1 − IoU·score."""
-    n_init: int = 3
-    """Consecutive hits (counting the first) before a track is confirmed."""
-    confirm_s: float = 0.3
-    """... or two consecutive hits this far apart in time: at a low analysis rate (a Pi
-    analysing every 3rd or 5th frame) three hits take a second or more, and people in
-    view for less are never counted; two hits this far apart are no one-frame blip."""
-    max_age: int = 15
-    """A lost track dies after more than this many processed frames without a hit."""
-    max_lost_s: float = 3.0
-    """... or after more than this many seconds without a hit."""
-    motion: MotionModel = field(default_factory=MotionModel)
-    """Noise levels of the Kalman filter."""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.low_score <= self.high_score <= self.new_track_score:
-            raise ValueError("need 0 <= low_score <= high_score <= new_track_score")
-        if self.n_init < 1 or self.max_age < 0 or self.max_lost_s < 0:
-            raise ValueError("n_init must be >= 1, max_age and max_lost_s >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +107,8 @@ class Track:
     lost_s: float
     """Seconds since the last matched detection."""
     confirmed: bool
+    proven: bool = True
+    """Recently seen to be a person, not a static look-alike (``TrackerConfig.proof_s``)."""
 
     @property
     def foot(self) -> Point:
@@ -181,6 +143,10 @@ class _State:
     score: float
     last_hit_s: float
     born_s: float
+    anchor: Point
+    """Foot point where the track last showed it is a person (or was born)."""
+    shown_s: float
+    """When it last did (-inf: never)."""
     age: int = 1
     hits: int = 1
     misses: int = 0
@@ -249,6 +215,12 @@ class Tracker:
             min_iou=cfg.tentative_match_iou * self._tentative_gate(dt), fuse_score=False
         )
         matched = pairs1 + pairs2 + pairs3
+        if cfg.gap_gate > 0:
+            taken = {i for i, _ in matched}
+            recent = [i for i, t in enumerate(tracks)
+                      if i not in taken and t_s - t.last_hit_s <= cfg.gap_max_s]
+            pairs4, _, unmatched_high = self._associate_by_distance(recent, unmatched_high, dets)
+            matched += pairs4
         self._correct(matched, dets, t_s)
 
         hit = {i for i, _ in matched}
@@ -265,6 +237,23 @@ class Tracker:
         survivors.extend(self._birth(dets[births], t_s))
         self._tracks = survivors
         return self._snapshot(t_s)
+
+    def _associate_by_distance(
+        self, track_idx: list[int], det_idx: list[int], dets: Array
+    ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+        """Stage 4: what IoU left apart, matched within the filter's own uncertainty."""
+        if not track_idx or not det_idx:
+            return [], track_idx, det_idx
+        tracks = [self._tracks[i] for i in track_idx]
+        d2 = self.config.motion.distance(
+            np.array([t.mean for t in tracks]), np.array([t.cov for t in tracks]),
+            boxes_to_measurements(dets[det_idx, :4]))
+        ok = d2 <= self.config.gap_gate
+        rows, cols = linear_sum_assignment(np.where(ok, d2, 1e9))
+        pairs = [(track_idx[r], det_idx[c]) for r, c in zip(rows, cols, strict=True) if ok[r, c]]
+        used_t, used_d = {t for t, _ in pairs}, {d for _, d in pairs}
+        return (pairs, [t for t in track_idx if t not in used_t],
+                [d for d in det_idx if d not in used_d])
 
     def _tentative_gate(self, dt: float) -> float:
         """How far the tentative IoU gate is lowered for a frame gap ``dt`` (1 to 1/3)."""
@@ -287,9 +276,10 @@ class Tracker:
     def _correct(self, matched: list[tuple[int, int]], dets: Array, t_s: float) -> None:
         if not matched:
             return
+        cfg = self.config
         tracks = [self._tracks[i] for i, _ in matched]
         rows = dets[[j for _, j in matched]]
-        mean, cov = self.config.motion.update(
+        mean, cov = cfg.motion.update(
             np.array([t.mean for t in tracks]),
             np.array([t.cov for t in tracks]),
             boxes_to_measurements(rows[:, :4]),
@@ -299,9 +289,12 @@ class Tracker:
             t.hits += 1
             if t.misses > 0:
                 t.misses = 0
-            elif not t.confirmed and (t.hits >= self.config.n_init or
-                                      t_s - t.born_s >= self.config.confirm_s):
+            elif not t.confirmed and (t.hits >= cfg.n_init or t_s - t.born_s >= cfg.confirm_s):
                 t.confirmed = True
+            foot = foot_point(*row[:4])
+            if row[4] >= cfg.proof_score or math.dist(foot, t.anchor) >= \
+                    cfg.proof_move * (row[3] - row[1]):
+                t.anchor, t.shown_s = foot, t_s
 
     def _birth(self, rows: Array, t_s: float) -> list[_State]:
         if rows.shape[0] == 0:
@@ -317,6 +310,8 @@ class Tracker:
                     score=float(row[4]),
                     last_hit_s=t_s,
                     born_s=t_s,
+                    anchor=foot_point(*row[:4]),
+                    shown_s=t_s if row[4] >= self.config.proof_score else -math.inf,
                     confirmed=self.config.n_init <= 1,
                 )
             )
@@ -342,6 +337,7 @@ class Tracker:
                 time_since_update=t.misses,
                 lost_s=t_s - t.last_hit_s,
                 confirmed=t.confirmed,
+                proven=t_s - t.shown_s <= self.config.proof_s,
             )
             (confirmed if t.confirmed else tentative).append(snap)
         return FrameTracks(t_s=t_s, confirmed=tuple(confirmed), tentative=tuple(tentative))

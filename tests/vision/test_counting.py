@@ -10,6 +10,7 @@ from agent.vision.counting import (
     Zone,
 )
 from agent.vision.tracker import FrameTracks, Track, Tracker
+from agent.vision.tracker_config import TrackerConfig
 
 IN, OUT = Direction.IN, Direction.OUT
 # Pointing right on screen, so its right-hand side is *below* it: walking
@@ -17,10 +18,11 @@ IN, OUT = Direction.IN, Direction.OUT
 DOOR = CountingLine("door", (0.0, 100.0), (200.0, 100.0), band_px=20.0)
 
 
-def trk(track_id, x, y, *, confirmed=True, tsu=0, w=40.0, h=100.0):
+def trk(track_id, x, y, *, confirmed=True, tsu=0, w=40.0, h=100.0, proven=True):
     """A track whose foot point is (x, y)."""
     return Track(
-        track_id, x - w / 2, y - h, x + w / 2, y, 0.0, 0.0, 0.9, 1, 1, tsu, tsu * 0.1, confirmed
+        track_id, x - w / 2, y - h, x + w / 2, y, 0.0, 0.0, 0.9, 1, 1, tsu, tsu * 0.1, confirmed,
+        proven,
     )
 
 
@@ -254,3 +256,79 @@ def test_with_the_real_tracker_a_two_frame_blip_over_the_line_is_never_counted()
     assert run([285.0, 315.0, None, None]) == []  # crossed while tentative, then died
     (crossing,) = run([285.0, 315.0, 330.0, None])  # confirmed at the third hit
     assert (crossing.direction, crossing.t_s) == (IN, pytest.approx(0.2))
+
+
+def test_an_unproven_track_counts_nothing_until_it_is_proven():
+    """A cone-like track: no occupancy, no crossings; once proven, its held crossing counts."""
+    counter = SceneCounter([DOOR])
+    steps = walk(1, [(100, 50), (100, 150)], proven=False)
+    counts = [counter.update(frame(k * 0.1, *tracks)) for k, tracks in enumerate(steps)]
+    assert [c.occupancy for c in counts] == [0, 0]
+    assert all(c.crossings == () for c in counts)
+    later = counter.update(frame(0.2, trk(1, 100, 160)))
+    assert later.occupancy == 1
+    assert [(c.direction, c.t_s) for c in later.crossings] == [(IN, pytest.approx(0.2))]
+
+
+def test_a_coasting_track_counts_while_inside_the_frame_not_at_its_border():
+    counter = SceneCounter(coast_s=1.5, frame_size=(640.0, 480.0))
+    hidden = trk(1, 300, 300, tsu=5)  # behind a lamp post, 0.5 s
+    gone = trk(2, 630, 300, tsu=5)  # box reaches x = 650: walked out on the right
+    long_gone = trk(3, 300, 300, tsu=20)  # 2 s: over coast_s
+    assert counter.update(frame(1.0, hidden, gone, long_gone)).occupancy == 1
+    assert SceneCounter(coast_s=1.5).update(frame(1.0, hidden, gone)).occupancy == 2
+
+
+def sparse_walk(track_id, points, stride):
+    """Every ``stride``-th step of a walk; the counter sees a frame only then."""
+    return walk(track_id, points)[::stride]
+
+
+@pytest.mark.parametrize("stride", [1, 3, 5])
+def test_a_crossing_counts_once_however_sparse_the_frames(stride):
+    ys = list(range(40, 170, 6))  # 22 steps down over the door, through its band
+    crossings = feed(SceneCounter([DOOR]), sparse_walk(1, [(100, y) for y in ys], stride))
+    assert directions(crossings) == [IN]
+
+
+def test_a_side_change_between_observations_far_apart_counts_once():
+    """Seen above the line, lost for a second (no observation), seen below: one *in*; then
+    seen below again after another gap: nothing more."""
+    steps = [[trk(1, 100, 60)], [trk(1, 100, 70)]] + [[trk(1, 100, 90, tsu=k)] for k in
+                                                       range(1, 8)]
+    steps += [[trk(1, 100, 150)], [trk(1, 100, 160, tsu=1)], [trk(1, 100, 170)]]
+    assert directions(feed(SceneCounter([DOOR]), steps)) == [IN]
+
+
+def test_a_track_that_appears_on_one_side_and_ends_on_the_other_counts_once():
+    steps = walk(4, [(100, 20), (100, 180)]) + [[]] * 5
+    assert directions(feed(SceneCounter([DOOR]), steps)) == [IN]
+
+
+def walkers_crossing(stride, config=None):
+    """Six people walk right over a vertical line and three left, 80-120 px/s (a body height
+    a second), one every 0.3 s, 10 % of their boxes missed; the tracker and counter see every
+    ``stride``-th frame of a 10 fps camera. Returns (in, out)."""
+    rng = np.random.default_rng(8)
+    line = CountingLine("kerb", (400.0, 0.0), (400.0, 1200.0), band_px=20.0)
+    people = [(100.0 if k % 3 else 700.0, 120.0 + 120.0 * k,
+               (100.0 if k % 3 else -90.0) + rng.uniform(-20, 20), 0.3 * k) for k in range(9)]
+    tracker, counter = Tracker(config), SceneCounter([line])
+    crossings = []
+    for k in range(0, 80, stride):
+        t = k / 10.0
+        dets = [[fx - 20, y - 100, fx + 20, y, rng.uniform(0.6, 0.95)]
+                for x0, y, vx, start in people if start <= t
+                for fx in [x0 + vx * (t - start)] if rng.random() > 0.1]
+        crossings.extend(counter.update(tracker.update(np.array(dets).reshape(-1, 5), t)).crossings)
+    return (sum(c.direction is IN for c in crossings), sum(c.direction is OUT for c in crossings))
+
+
+@pytest.mark.parametrize("stride", [1, 3, 5])
+def test_tracker_and_counter_count_walkers_at_a_pis_frame_rate(stride):
+    # The line points down the frame, so walking right on screen is "out".
+    assert walkers_crossing(stride) == (3, 6)
+
+
+def test_without_the_distance_stage_sparse_frames_lose_walkers():
+    assert walkers_crossing(5, TrackerConfig(gap_gate=0.0)) != (3, 6)

@@ -118,3 +118,22 @@ def test_bad_parameters_and_negative_steps_are_refused():
     mean, cov = model.initiate(np.array([[1.0, 1.0, 1.0, 1.0]]))
     with pytest.raises(ValueError):
         model.predict(mean, cov, -0.1)
+
+
+def test_the_distance_gate_widens_with_the_time_since_the_last_correction():
+    """The same 50 px jump of a new track's box is far after 0.1 s and near after 0.5 s."""
+    model = MotionModel()
+    mean, cov = model.initiate(np.array([[100.0, 200.0, 40.0, 100.0]]))
+    jump = np.array([[150.0, 200.0, 40.0, 100.0]])
+    d2 = [model.distance(*model.predict(mean, cov, dt), jump)[0, 0] for dt in (0.1, 0.3, 0.5)]
+    assert d2[0] > 9.49 > d2[2]
+    assert d2[0] > d2[1] > d2[2]
+    assert model.distance(mean, cov, np.zeros((0, 4))).shape == (1, 0)
+
+
+def test_a_new_tracks_velocity_is_uncertain_by_body_heights_on_both_axes():
+    """People walk sideways as fast as towards the camera: a narrow box is as free to
+    move across the picture as up or down it."""
+    model = MotionModel()
+    _, cov = model.initiate(np.array([[100.0, 200.0, 40.0, 100.0]]))
+    assert np.sqrt(cov[0, 4, 4]) == pytest.approx(np.sqrt(cov[0, 5, 5])) == pytest.approx(100.0)

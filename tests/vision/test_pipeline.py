@@ -221,3 +221,30 @@ def test_fps_of_a_few_frames_just_before_an_interval_ends_is_their_frame_rate():
         pipeline.process(Frame(scene((100, 180)), t, k))
     (report,) = pipeline.process(Frame(scene((100, 180)), 1.03, 2)).closed
     assert report.fps == pytest.approx(25.0)
+
+
+def test_fps_of_a_partial_interval_is_not_lifted_by_one_short_gap():
+    """A source at 25 frames/s that once delivered two frames 20 ms apart (its keep grid
+    allows it), stopped 5 ms after its last frame: the partial interval is 2 frames in
+    about 25 frames/s, not 2 / 45 ms (the counter's boundary rejects fps over 1.5 × cap)."""
+    pipeline = Pipeline(BlobDetector(), interval_s=1.0, start_s=0.0)
+    times = [k * 0.04 for k in range(24)] + [0.94, 0.96] + [1.0 + k * 0.04 for k in range(25)]
+    times += [2.0, 2.04]
+    for k, t in enumerate(times):
+        pipeline.process(Frame(scene((100, 180)), t, k))
+    last = pipeline.finish(2.045)
+    assert last[-1].fps == pytest.approx(25.0, rel=0.1)
+
+
+def test_occupancy_keeps_a_hidden_person_but_not_one_who_walked_out():
+    """Two people walk right; the detector loses both. One is mid-frame (hidden behind
+    something): still counted for a while. The other left across the right edge, in native
+    pixels of a shrunk frame (the border is the camera's, not the shrunk image's)."""
+    pipeline = Pipeline(BlobDetector())
+    results = []
+    for k in range(12):
+        feet = [(60.0 + 4 * k, 180.0), (270.0 + 5 * k, 120.0)] if k < 8 else []
+        frame = Frame(scene(*feet, scale=2.0), k / 10, k, 2.0)
+        results.append(pipeline.process(frame))
+    assert results[7].counts.occupancy == 2
+    assert [r.counts.occupancy for r in results[8:]] == [1, 1, 1, 1]

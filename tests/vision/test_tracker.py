@@ -12,9 +12,9 @@ from agent.vision.tracker import (
     BoxLike,
     FrameTracks,
     Tracker,
-    TrackerConfig,
     detections_array,
 )
+from agent.vision.tracker_config import TrackerConfig
 
 
 @dataclass(frozen=True)
@@ -276,9 +276,10 @@ def test_the_detectors_detection_type_is_accepted_as_is():
 def test_at_a_low_frame_rate_a_new_person_is_still_confirmed(reference_dt_s: float,
                                                             confirmed: bool) -> None:
     """Every 3rd frame of a 10 fps camera: 100 px/s moves a 50 px box 30 px between
-    analysed frames (IoU 0.25 with the unmoved tentative box, under the 0.3 gate)."""
+    analysed frames (IoU 0.25 with the unmoved tentative box, under the 0.3 gate). The
+    distance stage is off here, to show the IoU gate alone."""
     walker = Walker(100.0, 300.0, 100.0, 0.0)
-    tracker = Tracker(TrackerConfig(reference_dt_s=reference_dt_s))
+    tracker = Tracker(TrackerConfig(reference_dt_s=reference_dt_s, gap_gate=0.0))
     for k in range(4):
         frame = tracker.update(np.array([[*walker.box(k * 0.3), 0.9]]), k * 0.3)
     assert bool(frame.confirmed) is confirmed
@@ -292,3 +293,105 @@ def test_two_hits_far_enough_apart_confirm_a_track(gap_s: float, confirmed: bool
     tracker.update(np.array([[*walker.box(0.0), 0.9]]), 0.0)
     frame = tracker.update(np.array([[*walker.box(gap_s), 0.9]]), gap_s)
     assert bool(frame.confirmed) is confirmed
+
+
+def subsampled_walk(walker, stride, *, frames=40, fps=10.0, score=0.9, config=None):
+    """A walker seen at every ``stride``-th frame of a ``fps`` camera; the tracker's output."""
+    tracker = Tracker(config)
+    out = []
+    for k in range(0, frames, stride):
+        t = k / fps
+        out.append(tracker.update(np.array([[*walker.box(t), score]]), t))
+    return out
+
+
+@pytest.mark.parametrize("stride", [3, 5])
+def test_at_a_pis_frame_rate_a_walker_keeps_one_track(stride: int) -> None:
+    """Every 5th frame: 150 px/s moves a 50 px box 75 px between analysed frames, no
+    overlap at all; the distance stage follows the filter's grown uncertainty."""
+    walker = Walker(100.0, 300.0, 150.0, 0.0)
+    frames = subsampled_walk(walker, stride)
+    ids = {t.track_id for f in frames for t in f.confirmed}
+    assert ids == {1}
+    assert frames[-1].active and frames[2].active
+    cut = subsampled_walk(walker, stride, config=TrackerConfig(gap_gate=0.0))
+    assert len({t.track_id for f in cut for t in (*f.confirmed, *f.tentative)}) > 1
+
+
+def test_after_an_occlusion_the_person_gets_their_track_back() -> None:
+    """Hidden for 0.8 s, a 30 px wide walker reappears slowed down, 25 px behind the
+    prediction (IoU 0.09): no IoU stage pairs them, the distance stage does."""
+    walker = Walker(100.0, 300.0, 100.0, 0.0, 30.0, 80.0)
+    late = walker.box(1.8) - [25.0, 0.0, 25.0, 0.0]
+
+    def reappear(config: TrackerConfig) -> FrameTracks:
+        tracker = Tracker(config)
+        for k in range(10):
+            tracker.update(np.array([[*walker.box(k * 0.1), 0.9]]), k * 0.1)
+        for k in range(10, 18):
+            tracker.update(np.zeros((0, 5)), k * 0.1)
+        return tracker.update(np.array([[*late, 0.9]]), 1.8)
+
+    frame = reappear(TrackerConfig())
+    assert [(t.track_id, t.time_since_update) for t in frame.confirmed] == [(1, 0)]
+    assert frame.tentative == ()
+    assert reappear(TrackerConfig(gap_gate=0.0)).tentative  # IoU alone: a new track
+
+
+def test_the_distance_stage_bridges_only_short_gaps_and_like_sized_boxes() -> None:
+    walker = Walker(100.0, 300.0, 0.0, 0.0)  # 50 x 120 px, standing still
+
+    def seen_then(box: list[float], t_s: float) -> FrameTracks:
+        tracker = Tracker(TrackerConfig(max_age=100, max_lost_s=10.0))
+        for k in range(5):
+            tracker.update(np.array([[*walker.box(k * 0.1), 0.9]]), k * 0.1)
+        return tracker.update(np.array([[*box, 0.9]]), t_s)
+
+    aside = list(walker.box(0.0) + np.array([45.0, 0.0, 45.0, 0.0]))  # IoU 0.05 with theirs
+    assert seen_then(aside, 1.4).active[0].track_id == 1  # lost 1.0 s: bridged
+    stale = seen_then(aside, 2.4)  # lost 2.0 s, over gap_max_s (and well within the gate)
+    assert stale.active == () and stale.tentative
+    cone = [85.0, 265.0, 115.0, 305.0]  # a third of the person's height, right at their feet
+    small = seen_then(cone, 0.9)
+    assert small.active == () and small.tentative
+
+
+def test_a_static_low_scoring_box_is_tracked_but_never_proven() -> None:
+    """A traffic cone at 0.45 for 20 s: a confirmed track that never counts."""
+    config = TrackerConfig(high_score=0.4, new_track_score=0.4)
+    frames = subsampled_walk(Walker(300.0, 200.0, 0.0, 0.0, 20.0, 25.0), 1, frames=200,
+                             score=0.45, config=config)
+    assert frames[-1].confirmed and frames[3].confirmed
+    assert not any(t.proven for f in frames for t in f.confirmed)
+
+
+def test_a_person_standing_still_is_proven_by_a_confident_detection() -> None:
+    config = TrackerConfig(high_score=0.4, new_track_score=0.4)
+    frames = subsampled_walk(Walker(300.0, 200.0, 0.0, 0.0), 1, frames=50, score=0.7,
+                             config=config)
+    assert all(t.proven for f in frames for t in f.confirmed)
+
+
+def test_a_faint_walker_is_proven_once_they_have_moved_a_body_height() -> None:
+    """A distant walker scoring 0.45 (below proof_score), 30 px tall, 15 px/s: proven after
+    moving 30 px, i.e. from 2 s on."""
+    config = TrackerConfig(high_score=0.4, new_track_score=0.4)
+    walker = Walker(300.0, 200.0, 15.0, 0.0, 12.0, 30.0)
+    frames = subsampled_walk(walker, 1, score=0.45, config=config)
+    proven = [bool(f.confirmed and f.confirmed[0].proven) for f in frames]
+    assert proven.index(True) == pytest.approx(20, abs=1)
+    assert all(proven[21:])
+
+
+def test_a_track_that_latched_onto_a_static_thing_stops_counting_after_proof_s() -> None:
+    """A person's track (proven) ends up on a cone-like box that scores 0.45 and never
+    moves: proven for proof_s more seconds, then no longer."""
+    config = TrackerConfig(high_score=0.4, new_track_score=0.4, proof_s=2.0, max_age=1000,
+                           max_lost_s=100.0)
+    tracker = Tracker(config)
+    box = np.array([[100.0, 200.0, 130.0, 280.0]])
+    frames = [tracker.update(np.column_stack([box, [0.9 if k < 5 else 0.45]]), k * 0.1)
+              for k in range(60)]
+    proven = {k: f.confirmed[0].proven for k, f in enumerate(frames) if f.confirmed}
+    assert all(proven[k] for k in range(3, 24))  # last confident hit at 0.4 s, + 2 s
+    assert not any(proven[k] for k in range(25, 60))
