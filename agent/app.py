@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from agent import __version__
 from agent.bus.provider import BusProvider
 from agent.config import AgentConfig, ResolvedSensor
 from agent.config.errors import problems_from
@@ -22,11 +23,14 @@ from agent.health.heartbeat import AGENT_SENSOR_ID, AgentStatus, SensorStatus, h
 from agent.health.system import read_system
 from agent.models import Measurement
 from agent.publish.forwarder import Forwarder
+from agent.redact import redact_text
 from agent.sampling import Sampler, SensorHealth
 from agent.sampling.humidity import HumidityCorrector, HumidityRule
 from agent.sampling.worker import Clock, Opened, Opener
 from agent.sensors import DriverSpec, registry
 from agent.sensors.base import BusKind
+from agent.status.facts import BoxFacts, CameraFacts, SensorFacts
+from agent.status.service import StatusService
 from agent.storage import Outbox
 from agent.storage.space import DiskSpace
 from agent.vision.process import CounterSupervisor
@@ -161,6 +165,13 @@ class Agent:
         self.counters = [CounterSupervisor(camera_id, camera, monotonic=self._clock.monotonic,
                                            log_level=self.config.log_level)
                          for camera_id, camera in self.config.cameras.items() if camera.enabled]
+        # The local status page, its history and the periodic log summary (agent/status).
+        self.status = StatusService(
+            self.config.status, self.config.health, storage.path.parent, self._status_facts,
+            {(s.sensor_id, q.name): q.aggregation.value
+             for s in the_plan.sensors for q in s.profile.quantities},
+            cameras=[c.camera_id for c in self.counters], wall_ms=self._clock.wall_ms,
+            monotonic=self._clock.monotonic)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -184,6 +195,7 @@ class Agent:
         for counter in self.counters:
             counter.start()
         self.forwarder.start()
+        self.status.start()
         systemd.notify("READY=1\nSTATUS=sampling")
         watchdog_every = systemd.watchdog_interval_s()
         commit_every = self.config.storage.commit_interval_s
@@ -198,8 +210,10 @@ class Agent:
                 self._shutdown()
                 return 1
             now = self._clock.monotonic()
-            self.outbox.add(self._humidity.apply(self.sampler.drain()))
-            self.outbox.add(self._drain_counters())
+            data = self._humidity.apply(self.sampler.drain()) + self._drain_counters()
+            self.outbox.add(data)
+            self.status.observe(data)
+            self.status.tick(now)
             if now >= next_heartbeat:
                 self.outbox.add(self._heartbeat())
                 next_heartbeat = now + heartbeat_every
@@ -241,6 +255,33 @@ class Agent:
         return heartbeat(status, read_system(self.config.storage.path.parent), sensors,
                          now_ms, self._clock.monotonic()) + cameras
 
+    def _status_facts(self) -> BoxFacts:
+        """The agent's state for the status page and the log summary (any thread)."""
+        now_ms, now = self._clock.wall_ms(), self._clock.monotonic()
+        stats, forwarder = self.outbox.stats(), self.forwarder.stats()
+        names = {s.sensor_id: s.profile.name for s in self.plan.sensors}
+        sensors = []
+        for health in self.sampler.health():
+            status = _sensor_status(health, now_ms, now, self.config.health.stall_after_s)
+            sensors.append(SensorFacts(
+                health.sensor_id, health.model, names.get(health.sensor_id, health.model),
+                health.state, status.up, status.stalled, health.consecutive_failures,
+                health.errors_total, health.frames_rejected, health.not_ready_total,
+                health.last_success_utc_ms, health.last_error))
+        cameras = []
+        for counter in self.counters:
+            lines = {m.quantity: m.value for m in counter.health(now_ms, now)}
+            cameras.append(CameraFacts(
+                counter.camera_id, lines.get("up") == 1, lines.get("source_up") == 1,
+                int(lines.get("restarts_total", 0)), int(lines.get("records_rejected_total", 0))))
+        return BoxFacts(
+            self.config.device_id, self.boot_id, __version__, now_ms, now - self._started,
+            self.config.mqtt.host, self.config.mqtt.port, forwarder.connected,
+            forwarder.connects, forwarder.messages_sent, forwarder.measurements_acked,
+            redact_text(forwarder.last_error), stats.depth, stats.dropped_total,
+            stats.quarantined_total, self.config.storage.min_free_mb,
+            read_system(self.config.storage.path.parent), tuple(sensors), tuple(cameras))
+
     def _previous_boot(self) -> list[Measurement]:
         """Where the previous agent start's numbering ended: its stored stream is complete
         up to that seq, so a receiver can tell a gap from the crash-loss window."""
@@ -261,11 +302,13 @@ class Agent:
         self.sampler.stop()
         for counter in self.counters:
             counter.stop()
-        self.outbox.add(self._humidity.apply(self.sampler.drain()))
-        self.outbox.add(self._drain_counters())
+        data = self._humidity.apply(self.sampler.drain()) + self._drain_counters()
+        self.outbox.add(data)
+        self.status.observe(data)
         self._commit()
         self.forwarder.stop(drain_timeout_s=3.0)
         self.forwarder.join(timeout=10.0)
+        self.status.stop()
         self.outbox.close()
         log.info("agent stopped")
         return 0

@@ -56,9 +56,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     buses = simulated_buses(config, Path(tempfile.mkdtemp(prefix="lokaalmeten-sim-")))
     mqtt = config.mqtt
     topic = f"{mqtt.topic_prefix}/{config.device_id}/#"
+    page = f"Status page: {config.status.local_url()}/\n" if config.status.enabled else ""
     print(f"Simulating {len(the_plan.sensors)} sensors; watch with:\n"
           f"  mosquitto_sub -h {mqtt.host} -p {mqtt.port} -t '{topic}' -v\n"
-          f"Ctrl-C stops.", file=sys.stderr, flush=True)
+          f"{page}Ctrl-C stops.", file=sys.stderr, flush=True)
     agent = Agent(the_plan, buses)
     agent.install_signal_handlers()
     return agent.run()

@@ -26,6 +26,7 @@ from agent.config.health import HealthConfig
 from agent.config.mqtt import ConfigWarning, MqttConfig
 from agent.config.profiles import Profile, all_profiles
 from agent.config.sensors import RESERVED_ID, SENSOR_ID, ResolvedSensor, SensorConfig
+from agent.config.status import StatusConfig
 from agent.config.storage import StorageConfig
 from agent.errors import ConfigError
 
@@ -45,6 +46,7 @@ class AgentConfig(BaseModel):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    status: StatusConfig = Field(default_factory=StatusConfig)
     sensors: dict[str, SensorConfig] = Field(default_factory=dict)
     cameras: dict[str, CameraConfig] = Field(
         default_factory=dict, description="People counters, one per camera; the id is the "
@@ -105,7 +107,7 @@ class AgentConfig(BaseModel):
 
     def warnings(self) -> list[ConfigWarning]:
         """Accepted but risky settings: ``check-config`` prints them, the daemon logs them."""
-        return self.mqtt.warnings()
+        return self.mqtt.warnings() + self.status.warnings()
 
     @property
     def client_id(self) -> str:

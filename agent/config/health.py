@@ -14,3 +14,6 @@ class HealthConfig(BaseModel):
     stall_after_s: float = Field(
         default=120.0, ge=5, description="A sensor thread silent this long is reported "
         "stalled; the main loop stays healthy so the watchdog is not fooled into a restart.")
+    summary_interval_s: float = Field(
+        default=600.0, ge=0, le=86_400, description="Log one INFO line (sent, backlog, "
+        "sensors up) this often, so a journal shows the box is alive; 0 turns it off.")

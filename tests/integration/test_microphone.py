@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -96,7 +97,14 @@ window_s = 3
     log_text = log.read_text()
     assert "failure" not in log_text, log_text[-3000:]
     # Privacy: only levels left the process; no audio was written or sent.
-    assert sorted(p.name for p in state.iterdir() if not p.name.startswith("outbox.sqlite")) \
-        == ["outbox.reserve"], "nothing but the outbox and its disk-full reserve"
+    assert sorted(p.name for p in state.iterdir()
+                  if not p.name.startswith(("outbox.sqlite", "history.sqlite"))) \
+        == ["outbox.reserve"], "nothing but the outbox, its disk-full reserve, the history"
+    with sqlite3.connect(state / "history.sqlite") as history:  # the status page's plots
+        series = set(history.execute("SELECT sensor, quantity FROM series"))
+        kinds = {kind for (kind,) in history.execute(
+            "SELECT DISTINCT typeof(acc) || typeof(lo) || typeof(hi) FROM points")}
+    assert series and all(q in values for _, q in series), "levels only, as published"
+    assert kinds <= {"realrealreal", "nullrealreal"}, "numbers only"
     assert set((state / "outbox.reserve").read_bytes()) <= {0}, "the reserve holds zeros"
     assert max(len(m.payload) for m in recorder.messages) < 20_000
