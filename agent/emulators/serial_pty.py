@@ -166,8 +166,11 @@ class PtySerialEmulator:
                     frame = _GARBAGE + frame
                 case Fault.SILENCE:
                     return
+            # Counted before the write: the reader may hold the frame before this thread
+            # runs again, and a test comparing the count with what it read must not race.
+            self.frames_sent += 1
             try:
                 os.write(self._master, frame)
-                self.frames_sent += 1
             except OSError as exc:
+                self.frames_sent -= 1
                 log.debug("emulator write failed: %s", exc)
