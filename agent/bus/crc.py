@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def sensirion_crc8(data: bytes) -> int:
+def sensirion_crc8(data: bytes | bytearray) -> int:
     """CRC-8 used by Sensirion sensors and the DNMS: poly 0x31, init 0xFF, no reflection.
 
     Datasheet check value: ``sensirion_crc8(b"\\xbe\\xef") == 0x92``.
@@ -16,7 +16,7 @@ def sensirion_crc8(data: bytes) -> int:
     return crc
 
 
-def crc16_modbus(data: bytes) -> int:
+def crc16_modbus(data: bytes | bytearray) -> int:
     """CRC-16/MODBUS: reflected poly 0xA001, init 0xFFFF; sent low byte first.
 
     Check value: ``crc16_modbus(b"123456789") == 0x4B37``.
@@ -29,11 +29,11 @@ def crc16_modbus(data: bytes) -> int:
     return crc
 
 
-def sum8(data: bytes) -> int:
+def sum8(data: bytes | bytearray) -> int:
     """Low byte of the plain byte sum (Nova SDS011 frames)."""
     return sum(data) & 0xFF
 
 
-def sum16(data: bytes) -> int:
+def sum16(data: bytes | bytearray) -> int:
     """Low 16 bits of the plain byte sum (Plantower PMS frames)."""
     return sum(data) & 0xFFFF

@@ -92,8 +92,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"The agent's page at {url} answered: {reason}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        print(f"The agent is not running, or not with its status page at {url} ({reason}).\n"
+        why = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        print(f"The agent is not running, or not with its status page at {url} ({why}).\n"
               "Check: systemctl status lokaalmeten-agent", file=sys.stderr)
         return EXIT_UNREACHABLE
     if args.json:

@@ -82,6 +82,9 @@ class SensirionDevice:
 
     rereadable: ClassVar[bool] = False
     read_delay_s: ClassVar[float] = 0.0
+    _reply: Callable[[], bytes] | None
+    """What the next read returns (framed words), None: nothing to read."""
+    _after_read: Callable[[], None] | None
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
@@ -185,10 +188,10 @@ class SensirionDevice:
 
     def clear_reply(self) -> None:
         """Nothing to read (after a new command, a reset or a power cycle)."""
-        self._reply: Callable[[], bytes] | None = None
+        self._reply = None
         self._reply_code = -1
         self._reply_at = -math.inf
-        self._after_read: Callable[[], None] | None = None
+        self._after_read = None
 
     def busy_for(self, seconds: float, now: float) -> None:
         """NACK every transaction for ``seconds`` (booting, executing a long command)."""

@@ -102,7 +102,7 @@ class EmulatedI2CBus:
         write = i2c_msg.write(i2c_addr, [register])
         read = i2c_msg.read(i2c_addr, length)
         self.i2c_rdwr(write, read)
-        return list(read)
+        return list(bytes(read))  # smbus2's stub types iter(i2c_msg) wrongly
 
     def write_i2c_block_data(self, i2c_addr: int, register: int, data: list[int],
                              force: bool | None = None) -> None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.bus.crc import crc16_modbus
 from agent.emulators import register
-from agent.emulators.scd30 import Walk
+from agent.emulators._walk import Walk
 
 if TYPE_CHECKING:
     from agent.config.profiles import Profile

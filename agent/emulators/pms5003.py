@@ -146,7 +146,8 @@ class PmsDevice:
                                                                                pm10)]
         count_0_3 = self._pm2_5 * 60.0 + 100.0
         counts = [round(count_0_3 * share) for share in _COUNT_SHARES]
-        return PmsValues(*cf1, pm1_0, pm2_5, pm10, *counts)
+        return PmsValues(cf1[0], cf1[1], cf1[2], pm1_0, pm2_5, pm10, counts[0], counts[1],
+                         counts[2], counts[3], counts[4], counts[5])
 
     # -- commands -----------------------------------------------------------------------
 

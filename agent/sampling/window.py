@@ -9,6 +9,7 @@ the sensor is alive.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from agent.config.profiles import Aggregation
@@ -42,8 +43,8 @@ class Identity:
     """What every measurement of one sensor shares."""
 
     sensor_id: str
-    units: dict[str, str]
-    meta: dict[str, tuple[tuple[str, str | float], ...]]
+    units: Mapping[str, str]
+    meta: Mapping[str, tuple[tuple[str, str | float], ...]]
     rules: dict[str, Aggregation] = field(default_factory=dict)
     """Per quantity, how a window combines its samples (default: arithmetic mean)."""
 

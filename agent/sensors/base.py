@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from agent.errors import CrcError, FrameError
 from agent.models import Reading
@@ -42,6 +42,9 @@ class SensorDriver(Protocol):
     quantities: ClassVar[tuple[str, ...]]
     frames_rejected: int
     bytes_discarded: int
+
+    def __init__(self, bus: Any, options: Any) -> None:
+        """Every driver is built the same way: on an open bus, with its typed options."""
 
     def start(self) -> None:
         """Bring the device into its measuring state (probe, configure, start)."""

@@ -131,7 +131,8 @@ def parse_frame(raw: bytes) -> PmsFrame:
     _check_envelope(raw, _FRAME_SIZE, _DATA_LENGTH, "frame")
     words = [int.from_bytes(raw[i:i + 2], "big") for i in range(4, 30, 2)]
     # Data1..Data12 are concentrations [ug/m3] and counts [/0.1 L] as plain integers.
-    return PmsFrame(*words[:12], version=raw[28], error_code=raw[29])
+    return PmsFrame(**dict(zip(QUANTITIES, words[:12], strict=True)), version=raw[28],
+                    error_code=raw[29])
 
 
 def parse_ack(raw: bytes) -> tuple[int, int]:

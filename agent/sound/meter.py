@@ -89,6 +89,11 @@ class IntervalLevels:
 class SoundLevelMeter:
     """Streaming meter: ``feed`` blocks, collect ``IntervalLevels``; ``flush`` at the end."""
 
+    # The running interval's extremes and clipping (reset by ``_start_interval``).
+    _fast_max: float
+    _fast_min: float
+    _clipped: int
+
     def __init__(
         self,
         sample_rate: float,

@@ -84,6 +84,8 @@ class StatusService:
             log.exception("status page: observing measurements failed")
 
     def _observe(self, measurements: list[Measurement]) -> None:
+        history = self.history
+        assert history is not None  # observe() returns early without one
         with self._lock:
             for m in measurements:
                 self._latest.setdefault(m.sensor_id, {})[m.quantity] = m
@@ -92,7 +94,7 @@ class StatusService:
                 else self._rules.get((m.sensor_id, m.quantity.removesuffix("_rh_corrected")))
             if rule is not None:
                 low, high = (m.stats.minimum, m.stats.maximum) if m.stats else (m.value, m.value)
-                self.history.add(m.sensor_id, m.quantity, m.unit, rule, value=m.value,
+                history.add(m.sensor_id, m.quantity, m.unit, rule, value=m.value,
                                  low=low, high=high, utc_ms=m.utc_ms)
 
     def tick(self, monotonic_s: float) -> None:

@@ -218,15 +218,16 @@ def _input_of(session: ort.InferenceSession, requested: int | tuple[int, int] | 
     shape = list(inputs[0].shape)
     if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
         raise ConfigError(source, [("", f"expected an NCHW input with 3 channels, got {shape}")])
-    fixed = [d if isinstance(d, int) else None for d in shape[2:]]
-    model_size = (fixed[1], fixed[0]) if None not in fixed else None
+    height, width = shape[2:]
+    model_size = (width, height) if isinstance(width, int) and isinstance(height, int) \
+        else None
     if isinstance(requested, int):
         requested = (requested, requested)
     if requested is None:
         if model_size is None:
             raise ConfigError(source, [("input_size", "the model's input size is dynamic; "
                                                       "set input_size")])
-        return inputs[0].name, (int(model_size[0]), int(model_size[1]))
+        return inputs[0].name, model_size
     if model_size is not None and tuple(requested) != model_size:
         raise ConfigError(source, [("input_size", f"{requested} does not match the model's "
                                                   f"fixed input {model_size}")])

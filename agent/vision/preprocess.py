@@ -111,15 +111,15 @@ class Preprocessor:
         if frame.dtype != np.uint8:
             raise ValueError(f"expected a uint8 frame, got {frame.dtype}")
         if frame.ndim == 2:
-            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+            frame = np.asarray(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"expected an H x W x 3 BGR frame, got shape {frame.shape}")
         g = self.geometry(frame.shape[1], frame.shape[0])
         if (g.resized_width, g.resized_height) == (frame.shape[1], frame.shape[0]):
             resized = frame
         else:
-            resized = cv2.resize(frame, (g.resized_width, g.resized_height),
-                                 interpolation=cv2.INTER_LINEAR)
+            resized = np.asarray(cv2.resize(frame, (g.resized_width, g.resized_height),
+                                            interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
         self._canvas[g.offset_y : g.offset_y + g.resized_height,
                      g.offset_x : g.offset_x + g.resized_width] = resized
         chw = self._canvas.transpose(2, 0, 1)

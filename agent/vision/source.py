@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 import cv2
 import numpy as np
@@ -146,7 +146,8 @@ def open_capture(spec: SourceSpec, *, open_timeout_s: float = OPEN_TIMEOUT_S,
     if not capture.isOpened():
         capture.release()
         return None
-    return capture
+    # OpenCV's stubs type frames as any-dtype MatLike; a VideoCapture reads uint8 BGR.
+    return cast(Capture, capture)
 
 
 def shrink(image: Image, width: int | None) -> tuple[Image, float]:
@@ -154,8 +155,8 @@ def shrink(image: Image, width: int | None) -> tuple[Image, float]:
     if width is None or image.shape[1] <= width:
         return image, 1.0
     height = max(1, round(image.shape[0] * width / image.shape[1]))
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA), \
-        image.shape[1] / width
+    small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return np.asarray(small, dtype=np.uint8), image.shape[1] / width
 
 
 def capture_fps(capture: Capture) -> float:
