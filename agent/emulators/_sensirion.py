@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
 from agent.bus.crc import sensirion_crc8
+from agent.emulators._log import BoundedLog
 from agent.emulators.i2c_bus import Nack
 
 IDLE, MEASURING = "idle", "measuring"
@@ -88,9 +89,9 @@ class SensirionDevice:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.log: list[tuple[str, bytes]] = []
+        self.log: BoundedLog[tuple[str, bytes]] = BoundedLog()
         """Every transaction as ("w", bytes written) or ("r", bytes returned; b"" if NACKed)."""
-        self.writes: list[bytes] = []
+        self.writes: BoundedLog[bytes] = BoundedLog()
         """Every accepted write, byte for byte."""
         self.not_ready = False
         """Hold the data-ready flag at "not ready" (fault injection)."""

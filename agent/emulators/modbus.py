@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.bus.crc import crc16_modbus
 from agent.emulators import register
+from agent.emulators._log import BoundedLog
 from agent.emulators._walk import Walk
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class ModbusSlave:
         self._rx = bytearray()
         self._last_rx = 0.0
         # Counters for tests.
-        self.requests: list[bytes] = []
+        self.requests: BoundedLog[bytes] = BoundedLog()
         """Every CRC-valid frame addressed to this slave."""
         self.frames_bad_crc = 0
         self.frames_for_others = 0

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from agent.emulators import register
+from agent.emulators._log import BoundedLog
 from agent.emulators._walk import Walk
 from agent.emulators.i2c_bus import Nack
 
@@ -55,7 +56,7 @@ class PcbaDbmDevice:
         self._rng = random.Random(seed)
         self._walk = Walk(55.0, 35.0, 80.0, 1.0)
         self.nacks = 0
-        self.log: list[tuple[str, bytes]] = []
+        self.log: BoundedLog[tuple[str, bytes]] = BoundedLog()
         """Every transaction as ("w", bytes written) or ("r", bytes returned)."""
         self.samples = 0
         self.power_cycle()

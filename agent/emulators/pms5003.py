@@ -19,6 +19,7 @@ from dataclasses import astuple, dataclass
 
 from agent.bus.crc import sum16
 from agent.emulators import register
+from agent.emulators._log import BoundedLog
 
 PERIOD_S = 2.3                  # active stable sub-mode interval (datasheet)
 VERSION = 0x97                  # Data13 high byte seen on real PMS5003 units
@@ -82,7 +83,7 @@ class PmsDevice:
         self.error_code = error_code
         self.mode = "active"    # the power-up default
         self.asleep = False
-        self.accepted: list[bytes] = []
+        self.accepted: BoundedLog[bytes] = BoundedLog()
         self.commands_ignored = 0
         self._rng = random.Random(seed)
         self._pm2_5 = pm2_5_start

@@ -26,6 +26,7 @@ from typing import Any
 
 from agent.bus.crc import sum8
 from agent.emulators import register
+from agent.emulators._log import BoundedLog
 
 _HEAD = 0xAA
 _TAIL = 0xAB
@@ -102,7 +103,7 @@ class Sds011Device:
         self._cycle_start = clock()
         self._last_cycle_reported = -1
         # Counters for tests: what the device saw and did.
-        self.commands: list[bytes] = []
+        self.commands: BoundedLog[bytes] = BoundedLog()
         """Every well-formed command addressed to this device, in arrival order."""
         self.commands_rejected = 0
         """Candidate frames dropped for a wrong command ID, tail or checksum."""

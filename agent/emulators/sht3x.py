@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from agent.emulators import register
+from agent.emulators._log import BoundedLog
 from agent.emulators._sensirion import SensirionDevice, split_write
 from agent.emulators.i2c_bus import Nack
 
@@ -62,7 +63,7 @@ class SensirionTRH(SensirionDevice):
         self.temperature = 21.0 if temperature is None else temperature
         self.humidity = 55.0 if humidity is None else humidity
         self.serial = serial
-        self.commands: list[int] = []
+        self.commands: BoundedLog[int] = BoundedLog()
         """Every accepted command code, in order (for tests)."""
         self._rng = random.Random(seed)
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from agent.emulators import register
+from agent.emulators._log import BoundedLog
 from agent.emulators.i2c_bus import Nack
 from agent.emulators.sht3x import SensirionTRH, sht3x_raw_temperature
 
@@ -38,7 +39,7 @@ class Sht4xDevice(SensirionTRH):
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(temperature=temperature, humidity=humidity, serial=serial,
                          seed=seed, clock=clock)
-        self.heater_pulses: list[tuple[float, float]] = []
+        self.heater_pulses: BoundedLog[tuple[float, float]] = BoundedLog()
         """(start time, on-time s) of every heater pulse, for duty-cycle checks."""
 
     def decode(self, data: bytes) -> tuple[int, list[int]]:
