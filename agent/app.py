@@ -2,36 +2,43 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
+import sys
 import threading
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from agent import __version__
 from agent.bus.provider import BusProvider
-from agent.config import AgentConfig, ResolvedSensor
-from agent.config.errors import problems_from
+from agent.config import AgentConfig
+from agent.config.sinks import sensor_community_channels
 from agent.errors import ConfigError, StorageError
 from agent.health import systemd
-from agent.health.heartbeat import AGENT_SENSOR_ID, AgentStatus, SensorStatus, heartbeat
+from agent.health.heartbeat import (
+    AGENT_SENSOR_ID,
+    AgentStatus,
+    SensorStatus,
+    SinkStatus,
+    heartbeat,
+)
 from agent.health.system import read_system
 from agent.models import Measurement
+from agent.plan import Plan, community_node, humidity_rules, sensor_opener
+from agent.publish.community_sink import SINK as COMMUNITY_SINK
+from agent.publish.community_sink import SensorCommunitySink
 from agent.publish.forwarder import Forwarder
 from agent.redact import redact_text
+from agent.reload import changes, refuse_fixed_settings
 from agent.sampling import Sampler, SensorHealth
-from agent.sampling.humidity import HumidityCorrector, HumidityRule
-from agent.sampling.worker import Clock, Opened, Opener
-from agent.sensors import DriverSpec, registry
-from agent.sensors.base import BusKind
+from agent.sampling.humidity import HumidityCorrector
+from agent.sampling.worker import Clock
 from agent.status.facts import BoxFacts, CameraFacts, SensorFacts
 from agent.status.service import StatusService
 from agent.storage import Outbox
+from agent.storage.ledger import MQTT_SINK
 from agent.storage.space import DiskSpace
 from agent.vision.process import CounterSupervisor
 
@@ -41,76 +48,6 @@ ACK_FLUSH_ROWS = 2000
 """Acknowledged rows that make the main loop commit before ``commit_interval_s``."""
 
 LOOP_PERIOD_S = 0.2
-
-
-def driver_options(sensor_id: str, spec: DriverSpec, options: dict[str, Any],
-                   source: str) -> Any:
-    """Validate a sensor's ``options`` table against its driver's options dataclass."""
-    prefix = f"sensors.{sensor_id}.options"
-    known = {f.name for f in dataclasses.fields(spec.options_type)}
-    unknown = sorted(set(options) - known)
-    problems = [(f"{prefix}.{key}", f"unknown option for {spec.model} "
-                 f"(known: {', '.join(sorted(known)) or 'none'})") for key in unknown]
-    if problems:
-        raise ConfigError(source, problems)
-    try:
-        return TypeAdapter(spec.options_type).validate_python(options)
-    except ValidationError as exc:
-        raise ConfigError(source, problems_from(exc, prefix)) from exc
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A validated config with each sensor's driver spec and options resolved."""
-
-    config: AgentConfig
-    sensors: list[ResolvedSensor]
-    drivers: dict[str, tuple[DriverSpec, Any]]
-
-
-def plan(config: AgentConfig, source: str) -> Plan:
-    """Everything ``check-config`` verifies beyond the schema: drivers exist, options fit."""
-    specs = registry()
-    sensors = config.resolved_sensors()
-    drivers: dict[str, tuple[DriverSpec, Any]] = {}
-    problems: list[tuple[str, str]] = []
-    for sensor in sensors:
-        spec = specs.get(sensor.profile.driver_name)
-        if spec is None:
-            problems.append((f"sensors.{sensor.sensor_id}.model",
-                             f"no driver registered for {sensor.profile.driver_name!r}"))
-            continue
-        options = {**sensor.profile.driver_options, **sensor.config.options}
-        try:
-            drivers[sensor.sensor_id] = (
-                spec, driver_options(sensor.sensor_id, spec, options, source))
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(source, problems)
-    return Plan(config, sensors, drivers)
-
-
-def sensor_opener(the_plan: Plan, buses: BusProvider) -> Opener:
-    """How a worker (re)opens its sensor: open the bus, build the driver."""
-
-    def open_sensor(sensor: ResolvedSensor) -> Opened:
-        spec, options = the_plan.drivers[sensor.sensor_id]
-        if spec.bus is BusKind.SERIAL:
-            assert sensor.config.port is not None and sensor.baudrate is not None
-            link = buses.serial(sensor.config.port, sensor.baudrate, sensor.config.timeout_s)
-            return spec.build(link, options), link.close
-        if spec.bus is BusKind.AUDIO:
-            # The meter's interval is the sampling interval: one interval per read.
-            assert sensor.config.device is not None
-            options = dataclasses.replace(options, interval_s=sensor.interval_s)
-            source = buses.audio(sensor.config.device, options.sample_rate,
-                                 channel=options.channel, block_s=options.block_s)
-            return spec.build(source, options), source.close
-        assert sensor.address is not None
-        return spec.build(buses.i2c(sensor.bus, sensor.address), options), lambda: None
-
-    return open_sensor
 
 
 def _sensor_status(health: SensorHealth, now_ms: int, now_monotonic: float,
@@ -126,48 +63,70 @@ def _sensor_status(health: SensorHealth, now_ms: int, now_monotonic: float,
         health.bytes_discarded)
 
 
-def humidity_rules(sensors: list[ResolvedSensor]) -> list[HumidityRule]:
-    """One rule per PM sensor with a ``humidity`` section; RH older than two windows is stale."""
-    windows = {s.sensor_id: s.window_s for s in sensors}
-    rules = []
-    for sensor in sensors:
-        humidity = sensor.config.humidity
-        if humidity is not None and humidity.source in windows:
-            longest = max(sensor.window_s, windows[humidity.source])
-            rules.append(HumidityRule(sensor.sensor_id, humidity.source,
-                                      humidity.threshold_percent, humidity.kappa,
-                                      int(2000 * longest), humidity.growth))
-    return rules
-
-
 class Agent:
     """Runs sampler, outbox and forwarder until stopped; then shuts down in order."""
 
     def __init__(self, the_plan: Plan, buses: BusProvider, *, boot_id: str | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, loader: Callable[[], Plan] | None = None) -> None:
         self.plan = the_plan
         self.config = the_plan.config
         self.boot_id = boot_id or uuid.uuid4().hex
         self._clock = clock or Clock()
+        self._buses = buses
+        self._loader = loader
         self._stop = threading.Event()
+        self._reload = threading.Event()
         self._started = self._clock.monotonic()
         storage = self.config.storage
+        community = self.config.sinks.active_sensor_community()
         self.outbox = Outbox(storage.path, self.boot_id, max_rows=storage.max_rows,
                              max_age_days=storage.max_age_days, wall_ms=self._clock.wall_ms,
                              space=DiskSpace(storage.path.parent,
                                              min_free_mb=storage.min_free_mb,
-                                             reserve_mb=storage.reserve_mb))
-        self.sampler = Sampler(the_plan.sensors, sensor_opener(the_plan, buses), self._clock)
-        self.forwarder = Forwarder(self.outbox, self.config.mqtt, self.config.device_id,
-                                   self.config.client_id)
-        self._humidity = HumidityCorrector(humidity_rules(the_plan.sensors))
+                                             reserve_mb=storage.reserve_mb),
+                             sinks=(MQTT_SINK, COMMUNITY_SINK) if community else (MQTT_SINK,))
+        self.community = self._make_community(the_plan)
+        self.sampler, self._humidity = self._make_sampler(the_plan)
+        self.forwarder = self._make_forwarder(the_plan.config)
         # One counter process per camera; OpenCV and ONNX Runtime load only in those.
-        self.counters = [CounterSupervisor(camera_id, camera, monotonic=self._clock.monotonic,
-                                           log_level=self.config.log_level)
+        self.counters = [self._make_counter(camera_id, the_plan.config)
                          for camera_id, camera in self.config.cameras.items() if camera.enabled]
-        # The local status page, its history and the periodic log summary (agent/status).
-        self.status = StatusService(
-            self.config.status, self.config.health, storage.path.parent, self._status_facts,
+        self.status = self._make_status(the_plan)
+
+    def _make_sampler(self, the_plan: Plan) -> tuple[Sampler, HumidityCorrector]:
+        return (Sampler(the_plan.sensors, sensor_opener(the_plan, self._buses), self._clock),
+                HumidityCorrector(humidity_rules(the_plan.sensors)))
+
+    def _make_forwarder(self, config: AgentConfig) -> Forwarder:
+        return Forwarder(self.outbox, config.mqtt, config.device_id, config.client_id)
+
+    def _make_community(self, the_plan: Plan) -> SensorCommunitySink | None:
+        """The Sensor.Community sink; its pins and value types follow the sensors' models."""
+        config = the_plan.config.sinks.active_sensor_community()
+        if config is None:
+            return None
+        return SensorCommunitySink(
+            self.outbox, config, community_node(the_plan.config, the_plan.source) or "",
+            sensor_community_channels(config, the_plan.sensors), f"lokaalmeten-{__version__}")
+
+    def _restart_community(self, the_plan: Plan) -> None:
+        """New sensors, new pins and value types ([sinks] itself never reloads)."""
+        if self.community is not None:
+            self.community.stop()
+            self.community.join(timeout=self.community.timeout_s + 5.0)
+            self.community = self._make_community(the_plan)
+            if self.community is not None:
+                self.community.start()
+
+    def _make_counter(self, camera_id: str, config: AgentConfig) -> CounterSupervisor:
+        return CounterSupervisor(camera_id, config.cameras[camera_id],
+                                 monotonic=self._clock.monotonic, log_level=config.log_level)
+
+    def _make_status(self, the_plan: Plan) -> StatusService:
+        """The local status page, its history and the periodic log summary (agent/status)."""
+        config = the_plan.config
+        return StatusService(
+            config.status, config.health, config.storage.path.parent, self._status_facts,
             {(s.sensor_id, q.name): q.aggregation.value
              for s in the_plan.sensors for q in s.profile.quantities},
             cameras=[c.camera_id for c in self.counters], wall_ms=self._clock.wall_ms,
@@ -181,8 +140,15 @@ class Agent:
             log.info("received %s; shutting down", signal.Signals(signum).name)
             self.request_stop()
 
+        def handle_hup(signum: int, frame: FrameType | None) -> None:
+            log.info("received SIGHUP; reloading the configuration")
+            self._reload.set()  # the main loop reloads: a handler must not stop threads
+
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+        # Under systemd (stderr: the journal) SIGHUP asks for a reload; on a terminal it
+        # says the terminal went away, and an agent run in the foreground goes with it.
+        signal.signal(signal.SIGHUP, handle if sys.stderr.isatty() else handle_hup)
 
     def run(self) -> int:
         """The main loop; returns the process exit code."""
@@ -195,28 +161,30 @@ class Agent:
         for counter in self.counters:
             counter.start()
         self.forwarder.start()
+        if self.community is not None:
+            self.community.start()
         self.status.start()
         systemd.notify("READY=1\nSTATUS=sampling")
         watchdog_every = systemd.watchdog_interval_s()
-        commit_every = self.config.storage.commit_interval_s
-        heartbeat_every = self.config.health.interval_s
+        commit_every = self.config.storage.commit_interval_s  # [storage] never reloads
         now = self._clock.monotonic()
         last_commit = last_ping = now
-        next_heartbeat = now + min(heartbeat_every, 10.0)
+        next_heartbeat = now + min(self.config.health.interval_s, 10.0)
         healthy = True
         while not self._stop.wait(LOOP_PERIOD_S):
             if self.forwarder.gave_up:
                 log.critical("the forwarder kept crashing; exiting so systemd restarts the agent")
                 self._shutdown()
                 return 1
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
             now = self._clock.monotonic()
-            data = self._humidity.apply(self.sampler.drain()) + self._drain_counters()
-            self.outbox.add(data)
-            self.status.observe(data)
+            self._collect()
             self.status.tick(now)
             if now >= next_heartbeat:
                 self.outbox.add(self._heartbeat())
-                next_heartbeat = now + heartbeat_every
+                next_heartbeat = now + self.config.health.interval_s
             # A backlog drains at thousands of rows a second: commit its acks sooner, so a
             # crash re-sends at most ACK_FLUSH_ROWS of what the broker already has.
             if now - last_commit >= commit_every or \
@@ -228,10 +196,74 @@ class Agent:
                 last_ping = now
         return self._shutdown()
 
+    def reload(self) -> bool:
+        """Take over the configuration file (``loader``) as it is now; False when refused.
+
+        Components whose settings changed stop (sensors emit their partial windows,
+        counters their partial intervals), all they produced is committed, and they
+        start anew; the outbox stays open, so ``seq`` goes on (:mod:`agent.reload`).
+        """
+        if self._loader is None:
+            log.warning("reload: this agent was started without a configuration file")
+            return False
+        try:
+            new = self._loader()
+            refuse_fixed_settings(self.config, new.config, new.source)
+        except ConfigError as exc:
+            log.error("reload refused; still running with the previous configuration:\n%s",
+                      redact_text(str(exc)))
+            return False
+        change = changes(self.config, new.config)
+        if not change:
+            log.info("reload: the configuration is unchanged")
+            return True
+        log.info("reload: restarting %s", change.describe())
+        systemd.notify("RELOADING=1")
+        if change.sensors:
+            self.sampler.stop()
+        stopping = [c for c in self.counters if c.camera_id in change.cameras]
+        for counter in stopping:
+            counter.stop()
+        self._collect()
+        self._commit()  # all the old components produced is durable before anything new runs
+        if change.broker:  # the old one sends what is committed (3 s at most), says offline
+            self.forwarder.stop(drain_timeout_s=3.0)
+            self.forwarder.join(timeout=10.0)
+            self.forwarder = self._make_forwarder(new.config)
+            self.forwarder.start()
+        if change.status:
+            self.status.stop()
+        if change.log_level:
+            logging.getLogger().setLevel(new.config.log_level)
+        self.plan, self.config = new, new.config
+        if change.sensors:
+            self.sampler, self._humidity = self._make_sampler(new)
+            self.sampler.start()
+            self._restart_community(new)
+        starting = [self._make_counter(camera_id, new.config)
+                    for camera_id, camera in new.config.cameras.items()
+                    if camera_id in change.cameras and camera.enabled]
+        self.counters = [c for c in self.counters if c not in stopping] + starting
+        for counter in starting:
+            counter.start()
+        if change.status:
+            self.status = self._make_status(new)
+            self.status.start()
+        systemd.notify("READY=1\nSTATUS=sampling")
+        return True
+
+    def _collect(self) -> None:
+        """Move what sensors and counters produced into the outbox (and the status page)."""
+        data = self._humidity.apply(self.sampler.drain()) + self._drain_counters()
+        self.outbox.add(data)
+        self.status.observe(data)
+
     def _commit(self) -> bool:
         try:
             if self.outbox.commit():
                 self.forwarder.notify()
+                if self.community is not None:
+                    self.community.notify()
         except StorageError as exc:
             log.error("%s", exc)
             return False
@@ -253,7 +285,22 @@ class Agent:
                    for h in self.sampler.health()]
         cameras = [m for c in self.counters for m in c.health(now_ms, self._clock.monotonic())]
         return heartbeat(status, read_system(self.config.storage.path.parent), sensors,
-                         now_ms, self._clock.monotonic()) + cameras
+                         now_ms, self._clock.monotonic(), sinks=self._sinks(now_ms)) + cameras
+
+    def _sinks(self, now_ms: int) -> list[SinkStatus]:
+        """Each sink's backlog, last confirmation and failures, for the heartbeat."""
+        def age(utc_ms: int | None) -> float | None:
+            return None if utc_ms is None else max(0.0, (now_ms - utc_ms) / 1000)
+
+        f, mqtt = self.forwarder.stats(), self.outbox.sink_figures(MQTT_SINK)
+        sinks = [SinkStatus(MQTT_SINK, mqtt.backlog, age(f.last_ack_utc_ms),
+                            f.connect_failures + f.rejected + f.puback_timeouts + f.crashes,
+                            mqtt.dropped_total)]
+        if self.community is not None:
+            c, figures = self.community.stats(), self.outbox.sink_figures(COMMUNITY_SINK)
+            sinks.append(SinkStatus(COMMUNITY_SINK, figures.backlog, age(c.last_success_utc_ms),
+                                    c.errors_total, figures.dropped_total, c.rejected))
+        return sinks
 
     def _status_facts(self) -> BoxFacts:
         """The agent's state for the status page and the log summary (any thread)."""
@@ -302,11 +349,12 @@ class Agent:
         self.sampler.stop()
         for counter in self.counters:
             counter.stop()
-        data = self._humidity.apply(self.sampler.drain()) + self._drain_counters()
-        self.outbox.add(data)
-        self.status.observe(data)
+        self._collect()
         self._commit()
         self.forwarder.stop(drain_timeout_s=3.0)
+        if self.community is not None:  # its request in flight ends within timeout_s
+            self.community.stop()
+            self.community.join(timeout=self.community.timeout_s + 5.0)
         self.forwarder.join(timeout=10.0)
         self.status.stop()
         self.outbox.close()

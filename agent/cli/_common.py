@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from agent.app import Plan, plan
 from agent.bus.provider import BusProvider
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, load_config
 from agent.logformat import configure
+from agent.plan import Plan, plan
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -39,16 +39,36 @@ def setup_logging(level: str) -> None:
     configure(level)
 
 
-def load_plan(path: Path) -> Plan:
-    return plan(load_config(path), str(path))
+def load_plan(path: Path, *, owner_only_secrets: bool = False) -> Plan:
+    return plan(load_config(path, owner_only_secrets=owner_only_secrets), str(path))
+
+
+class SimulatedBox:
+    """Emulators for the configured sensors (imported only when simulating).
+
+    :meth:`add` can be called again with a reloaded config: only sensors at a new
+    place (port, bus and address, or audio device) or of a new model get an emulator,
+    so those already running keep their state.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        from agent.emulators.simulation import SimulatedBuses  # noqa: PLC0415 - simulation only
+
+        self.buses = SimulatedBuses(state_dir)
+        self._emulated: set[tuple[object, ...]] = set()
+
+    def add(self, config: AgentConfig) -> None:
+        for sensor in config.resolved_sensors():
+            place = (sensor.profile.model, sensor.config.port, sensor.bus, sensor.address,
+                     sensor.config.device)
+            if place not in self._emulated:
+                self.buses.add(sensor.profile, port=sensor.config.port, bus=sensor.bus,
+                               address=sensor.address, device=sensor.config.device)
+                self._emulated.add(place)
 
 
 def simulated_buses(config: AgentConfig, state_dir: Path) -> BusProvider:
-    """Emulators for every configured sensor (imported only when simulating)."""
-    from agent.emulators.simulation import SimulatedBuses  # noqa: PLC0415 - simulation only
-
-    buses = SimulatedBuses(state_dir)
-    for sensor in config.resolved_sensors():
-        buses.add(sensor.profile, port=sensor.config.port, bus=sensor.bus,
-                  address=sensor.address, device=sensor.config.device)
-    return buses
+    """Emulators for every configured sensor."""
+    box = SimulatedBox(state_dir)
+    box.add(config)
+    return box.buses

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from agent.app import Plan
 from agent.bus.audio import AudioSource
 from agent.bus.provider import HardwareBuses
 from agent.cli._common import EXIT_FAILURE, EXIT_OK, add_config_arguments, load_plan
 from agent.errors import BusError, ConfigError
+from agent.plan import Plan
 from agent.sensors.base import BusKind
 
 SETTLE_S = 0.2

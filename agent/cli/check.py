@@ -1,4 +1,8 @@
-"""``lokaalmeten check-config``: validate without opening any bus."""
+"""``lokaalmeten check-config``: validate without opening any bus.
+
+Administrators (group ``lokaalmeten-admin``) run it without sudo: they read the config,
+not the agent's secrets, so a secret only its owner may read is reported, not failed.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import argparse
 import sys
 
 from agent.cli._common import EXIT_OK, add_config_arguments, load_plan
+from agent.plan import community_node
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -16,11 +21,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    the_plan = load_plan(args.config)
+    the_plan = load_plan(args.config, owner_only_secrets=True)
     for key, reason in the_plan.config.warnings():
         print(f"warning: {args.config}: {key}: {reason}", file=sys.stderr)
     names = ", ".join(f"{s.sensor_id} ({s.profile.model})" for s in the_plan.sensors) or "none"
     cameras = ", ".join(cid for cid, c in the_plan.config.cameras.items() if c.enabled)
     print(f"{args.config}: OK — device {the_plan.config.device_id}, sensors: {names}"
           + (f"; cameras: {cameras}" if cameras else ""))
+    sc = the_plan.config.sinks.active_sensor_community()
+    if sc is not None:  # what the user registers on devices.sensor.community
+        pins = {s.sensor_id: s.profile.sensor_community_pin for s in the_plan.sensors}
+        print(f"Sensor.Community node {community_node(the_plan.config, str(args.config))}: "
+              + ", ".join(f"{sensor_id} on pin {pins[sensor_id]}" for sensor_id in sc.sensors))
     return EXIT_OK

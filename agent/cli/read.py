@@ -9,7 +9,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.app import sensor_opener
 from agent.bus.provider import HardwareBuses
 from agent.cli._common import (
     EXIT_OK,
@@ -19,6 +18,7 @@ from agent.cli._common import (
     simulated_buses,
 )
 from agent.errors import ConfigError, DataNotReady
+from agent.plan import sensor_opener
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

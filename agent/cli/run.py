@@ -1,4 +1,8 @@
-"""``lokaalmeten run`` and ``lokaalmeten simulate``: the daemon, on hardware or emulators."""
+"""``lokaalmeten run`` and ``lokaalmeten simulate``: the daemon, on hardware or emulators.
+
+Both read the configuration file again on SIGHUP (``systemctl reload``): see
+:meth:`agent.app.Agent.reload`.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from agent.app import Agent, plan
+from agent.app import Agent
 from agent.bus.provider import HardwareBuses
 from agent.cli._common import (
     DEFAULT_SIMULATED_CONFIG,
+    SimulatedBox,
     add_config_arguments,
     load_plan,
     setup_logging,
-    simulated_buses,
 )
-from agent.config import load_config
+from agent.config import AgentConfig, load_config
+from agent.plan import Plan, plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,12 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_run(args: argparse.Namespace) -> int:
     the_plan = load_plan(args.config)
     setup_logging(args.log_level or the_plan.config.log_level)
-    agent = Agent(the_plan, HardwareBuses())
+    agent = Agent(the_plan, HardwareBuses(), loader=lambda: load_plan(args.config))
     agent.install_signal_handlers()
     return agent.run()
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
+def simulated_config(args: argparse.Namespace) -> AgentConfig:
+    """The config file with the command line's broker and state directory applied."""
     config = load_config(args.config)
     updates: dict[str, object] = {}
     if args.broker:
@@ -50,16 +56,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.state_dir:
         updates["storage"] = config.storage.model_copy(
             update={"path": Path(args.state_dir) / "outbox.sqlite"})
-    config = config.model_copy(update=updates)
-    the_plan = plan(config, str(args.config))
+    return config.model_copy(update=updates)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    box = SimulatedBox(Path(tempfile.mkdtemp(prefix="lokaalmeten-sim-")))
+
+    def load() -> Plan:  # a sensor added by a reload gets its emulator too
+        the_plan = plan(simulated_config(args), str(args.config))
+        box.add(the_plan.config)
+        return the_plan
+
+    the_plan = plan(simulated_config(args), str(args.config))
+    config = the_plan.config
     setup_logging(args.log_level or config.log_level)
-    buses = simulated_buses(config, Path(tempfile.mkdtemp(prefix="lokaalmeten-sim-")))
+    box.add(config)
     mqtt = config.mqtt
     topic = f"{mqtt.topic_prefix}/{config.device_id}/#"
     page = f"Status page: {config.status.local_url()}/\n" if config.status.enabled else ""
     print(f"Simulating {len(the_plan.sensors)} sensors; watch with:\n"
           f"  mosquitto_sub -h {mqtt.host} -p {mqtt.port} -t '{topic}' -v\n"
           f"{page}Ctrl-C stops.", file=sys.stderr, flush=True)
-    agent = Agent(the_plan, buses)
+    agent = Agent(the_plan, box.buses, loader=load)
     agent.install_signal_handlers()
     return agent.run()

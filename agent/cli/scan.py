@@ -25,7 +25,7 @@ from agent.cli._common import (
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, load_config
 from agent.config.profiles import all_profiles
 from agent.errors import ConfigError
-from agent.scan import run_scan
+from agent.scan import ScanReport, run_scan
 from agent.scan.ports import discover_ports, merge_ports
 from agent.scan.report import render_snippet, render_table, to_json
 
@@ -57,27 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_scan(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or "WARNING")
     config = _load_config(args.config, args.simulate)
-    sensors = config.resolved_sensors() if config is not None else []
-    buses_wanted = _unique([*(s.bus for s in sensors if s.profile.bus == "i2c"),
-                            *(_bus_arg(b) for b in args.bus)])
-    configured_ports = [s.config.port for s in sensors if s.config.port is not None]
-    buses: BusProvider
-    if args.simulate:
-        if config is None:
-            raise ConfigError(str(DEFAULT_SIMULATED_CONFIG), [("", "simulated config missing")])
-        buses = simulated_buses(config, Path(tempfile.mkdtemp(prefix="lokaalmeten-scan-")))
-        ports = merge_ports([*configured_ports, *args.port], lambda name: name)
-    else:
-        buses = HardwareBuses()
-        buses_wanted = buses_wanted or [DEFAULT_BUS]
-        ports = discover_ports(configured_ports, args.port)
-    try:
-        report = run_scan(buses, i2c_buses=buses_wanted, ports=ports,
-                          progress=lambda line: print(line, file=sys.stderr, flush=True))
-    finally:
-        close = getattr(buses, "close", None)
-        if callable(close):
-            close()
+    report = scan_box(config, args.bus, args.port, simulate=args.simulate)
     snippet = render_snippet(report, all_profiles())
     if args.json:
         print(json.dumps(to_json(report, snippet), indent=2))
@@ -85,6 +65,35 @@ def cmd_scan(args: argparse.Namespace) -> int:
         print(render_table(report))
         print(snippet, end="")
     return EXIT_OK if report.findings else EXIT_FAILURE
+
+
+def scan_box(config: AgentConfig | None, bus_args: list[str], port_args: list[str], *,
+             simulate: bool) -> ScanReport:
+    """Scan the buses and ports of ``config`` and the command line (also for ``init``).
+
+    With ``simulate``, ``config`` is the simulated box whose emulators are scanned.
+    """
+    sensors = config.resolved_sensors() if config is not None else []
+    buses_wanted = _unique([*(s.bus for s in sensors if s.profile.bus == "i2c"),
+                            *(_bus_arg(b) for b in bus_args)])
+    configured_ports = [s.config.port for s in sensors if s.config.port is not None]
+    buses: BusProvider
+    if simulate:
+        if config is None:
+            raise ConfigError(str(DEFAULT_SIMULATED_CONFIG), [("", "simulated config missing")])
+        buses = simulated_buses(config, Path(tempfile.mkdtemp(prefix="lokaalmeten-scan-")))
+        ports = merge_ports([*configured_ports, *port_args], lambda name: name)
+    else:
+        buses = HardwareBuses()
+        buses_wanted = buses_wanted or [DEFAULT_BUS]
+        ports = discover_ports(configured_ports, port_args)
+    try:
+        return run_scan(buses, i2c_buses=buses_wanted, ports=ports,
+                        progress=lambda line: print(line, file=sys.stderr, flush=True))
+    finally:
+        close = getattr(buses, "close", None)
+        if callable(close):
+            close()
 
 
 def _load_config(path: Path | None, simulate: bool) -> AgentConfig | None:

@@ -23,9 +23,10 @@ from pydantic import (
 from agent.config.camera import CameraConfig
 from agent.config.errors import problems_from
 from agent.config.health import HealthConfig
-from agent.config.mqtt import ConfigWarning, MqttConfig
+from agent.config.mqtt import OWNER_ONLY_SECRETS, ConfigWarning, MqttConfig
 from agent.config.profiles import Profile, all_profiles
 from agent.config.sensors import RESERVED_ID, SENSOR_ID, ResolvedSensor, SensorConfig
+from agent.config.sinks import SinksConfig
 from agent.config.status import StatusConfig
 from agent.config.storage import StorageConfig
 from agent.errors import ConfigError
@@ -47,6 +48,8 @@ class AgentConfig(BaseModel):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
+    sinks: SinksConfig = Field(default_factory=SinksConfig, description="Where measurements "
+                               "go besides MQTT (Sensor.Community).")
     sensors: dict[str, SensorConfig] = Field(default_factory=dict)
     cameras: dict[str, CameraConfig] = Field(
         default_factory=dict, description="People counters, one per camera; the id is the "
@@ -107,7 +110,8 @@ class AgentConfig(BaseModel):
 
     def warnings(self) -> list[ConfigWarning]:
         """Accepted but risky settings: ``check-config`` prints them, the daemon logs them."""
-        return self.mqtt.warnings() + self.status.warnings()
+        return self.mqtt.warnings() + self.status.warnings() + \
+            self.sinks.warnings(self.resolved_sensors())
 
     @property
     def client_id(self) -> str:
@@ -120,21 +124,26 @@ class AgentConfig(BaseModel):
                 for sensor_id, sensor in self.sensors.items() if sensor.enabled]
 
 
-def parse_config(text: str, source: str, profiles: dict[str, Profile] | None = None
-                 ) -> AgentConfig:
-    """Validate TOML text; ``source`` names the file in error messages."""
+def parse_config(text: str, source: str, profiles: dict[str, Profile] | None = None, *,
+                 owner_only_secrets: bool = False) -> AgentConfig:
+    """Validate TOML text; ``source`` names the file in error messages.
+
+    ``owner_only_secrets``: checked by someone other than the agent's user (see
+    :data:`agent.config.mqtt.OWNER_ONLY_SECRETS`).
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [("", f"not valid TOML: {exc}")]) from exc
-    context = {"profiles": profiles if profiles is not None else all_profiles()}
+    context = {"profiles": profiles if profiles is not None else all_profiles(),
+               OWNER_ONLY_SECRETS: owner_only_secrets}
     try:
         return AgentConfig.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(source, problems_from(exc)) from exc
 
 
-def load_config(path: Path) -> AgentConfig:
+def load_config(path: Path, *, owner_only_secrets: bool = False) -> AgentConfig:
     """Read and validate a config file, or raise :class:`ConfigError` naming it."""
     try:
         raw = path.read_bytes()
@@ -146,4 +155,4 @@ def load_config(path: Path) -> AgentConfig:
         line = raw[:exc.start].count(b"\n") + 1
         raise ConfigError(str(path), [("", f"not valid UTF-8: byte 0x{raw[exc.start]:02x} on "
                                            f"line {line} (save the file as UTF-8)")]) from exc
-    return parse_config(text, str(path))
+    return parse_config(text, str(path), owner_only_secrets=owner_only_secrets)

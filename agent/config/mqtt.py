@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 TOPIC_PREFIX_MAX_BYTES = 256
 """MQTT allows 65 535-byte topics, but every message carries its topic and some brokers
@@ -16,17 +25,44 @@ cap topics far lower; a prefix this long is a mistake, not a naming scheme."""
 ConfigWarning = tuple[str, str]
 """(key path, reason): accepted, but worth an operator's attention."""
 
+OWNER_ONLY_SECRETS = "owner_only_secrets"
+"""Validation context flag for ``check-config`` run by an administrator: a file that only
+its owner (the agent's user) may read is accepted unread, with a warning. The agent
+itself validates without it, so it still refuses to start on a secret it cannot read."""
 
-def _readable(path: Path | None) -> Path | None:
+
+def _readable(path: Path | None, info: ValidationInfo) -> Path | None:
     """Open the file as the checking user would at connect time: an unreadable secret
     found by ``check-config`` (run as the service user) is a config error, not a retry loop."""
     if path is not None:
         try:
             with Path(path).open("rb") as handle:
                 handle.read(1)
+        except PermissionError as exc:
+            if not (info.context or {}).get(OWNER_ONLY_SECRETS) or not _owners_only(path):
+                raise ValueError(f"cannot read: {exc.strerror or exc}") from exc
         except OSError as exc:
             raise ValueError(f"cannot read: {exc.strerror or exc}") from exc
     return path
+
+
+def _owners_only(path: Path) -> bool:
+    """Readable by its owner, and that owner is someone else (mode 600, owner lokaalmeten)."""
+    info = os.stat(path)
+    return info.st_uid != os.geteuid() and bool(info.st_mode & stat.S_IRUSR)
+
+
+def _unread(key: str, path: Path | None) -> list[ConfigWarning]:
+    """What :data:`OWNER_ONLY_SECRETS` let through: the owner has to be the agent's user."""
+    if path is None or os.access(path, os.R_OK):
+        return []
+    uid = os.stat(path).st_uid
+    try:
+        owner = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        owner = str(uid)
+    return [(key, f"{path} is readable only by its owner {owner!r}, not by you: not checked "
+                  "(the agent checks it when it starts; it must run as that user)")]
 
 
 def _exposure(key: str, path: Path | None) -> list[ConfigWarning]:
@@ -139,8 +175,11 @@ class MqttConfig(BaseModel):
     def warnings(self) -> list[ConfigWarning]:
         """Accepted but risky settings, for ``check-config`` to print and ``run`` to log."""
         found = _exposure("mqtt.password_file", self.password_file)
+        found += _unread("mqtt.password_file", self.password_file)
         if self.tls is not None:
             found += _exposure("mqtt.tls.key_file", self.tls.key_file)
+            for name in ("ca_file", "cert_file", "key_file"):
+                found += _unread(f"mqtt.tls.{name}", getattr(self.tls, name))
         if self.username is not None and self.tls is None:
             found.append(("mqtt.allow_plaintext_credentials", "the MQTT password is sent in "
                           "clear text (no [mqtt.tls]); anyone on the network path can read it"))

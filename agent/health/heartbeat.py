@@ -38,6 +38,23 @@ class SensorStatus:
 
 
 @dataclass(frozen=True)
+class SinkStatus:
+    """What the heartbeat needs of one sink (MQTT, Sensor.Community, ...)."""
+
+    name: str
+    backlog: int
+    """Stored measurements this sink does not have yet."""
+    last_success_age_s: float | None
+    """Since its receiver last confirmed something; None: never in this run."""
+    errors_total: int
+    dropped_total: int
+    """Measurements the outbox's bounds dropped before this sink had them."""
+    rejected_total: int | None = None
+    """Measurements its receiver refused for good (skipped for this sink); None: a sink
+    that never skips (MQTT keeps what the broker refuses and sends it again)."""
+
+
+@dataclass(frozen=True)
 class AgentStatus:
     """What the heartbeat needs of the agent itself."""
 
@@ -54,7 +71,8 @@ class AgentStatus:
 
 
 def heartbeat(agent: AgentStatus, system: SystemFacts, sensors: Sequence[SensorStatus],
-              utc_ms: int, monotonic_s: float) -> list[Measurement]:
+              utc_ms: int, monotonic_s: float, *, sinks: Sequence[SinkStatus] = ()
+              ) -> list[Measurement]:
     """Build the heartbeat measurement set (absent host facts are simply left out)."""
 
     def m(sensor: str, quantity: str, value: float | None, unit: str) -> Measurement | None:
@@ -81,6 +99,16 @@ def heartbeat(agent: AgentStatus, system: SystemFacts, sensors: Sequence[SensorS
         m(AGENT_SENSOR_ID, "clock_synced", None if system.clock_synchronized is None
           else int(system.clock_synchronized), "1"),
     ]
+    for sink in sinks:  # the box's own quantities, named after the sink: mqtt_backlog, ...
+        items += [
+            m(AGENT_SENSOR_ID, f"{sink.name}_backlog", sink.backlog, "{measurement}"),
+            m(AGENT_SENSOR_ID, f"{sink.name}_last_success_age", sink.last_success_age_s, "s"),
+            m(AGENT_SENSOR_ID, f"{sink.name}_errors_total", sink.errors_total, "1"),
+            m(AGENT_SENSOR_ID, f"{sink.name}_dropped_total", sink.dropped_total,
+              "{measurement}"),
+            m(AGENT_SENSOR_ID, f"{sink.name}_rejected_total", sink.rejected_total,
+              "{measurement}"),
+        ]
     for s in sensors:
         items += [
             m(s.sensor_id, "up", int(s.up), "1"),

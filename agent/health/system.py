@@ -85,3 +85,28 @@ def _clock_synchronized() -> bool | None:
     except (OSError, AttributeError):
         return None
     return None if state < 0 else state != _TIME_ERROR
+
+
+_CPUINFO = Path("/proc/cpuinfo")
+_DEVICETREE_SERIAL = Path("/sys/firmware/devicetree/base/serial-number")
+
+
+def cpu_serial(cpuinfo: Path = _CPUINFO, devicetree: Path = _DEVICETREE_SERIAL) -> str | None:
+    """The Raspberry Pi's board serial (e.g. ``10000000a3b2c1d0``), None elsewhere.
+
+    It names the box to services that want a stable hardware id (Sensor.Community's
+    ``raspi-<serial>``). /proc/cpuinfo has a ``Serial`` line on Raspberry Pi kernels;
+    the device tree holds the same string (NUL-terminated) where cpuinfo does not.
+    """
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "Serial" and value.strip().strip("0"):
+                return value.strip().lower()
+    except OSError:
+        pass
+    try:
+        serial = devicetree.read_bytes().rstrip(b"\0").decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return serial.lower() if serial.strip("0") else None

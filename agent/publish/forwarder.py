@@ -1,5 +1,8 @@
 """The forwarder drains the outbox to the broker and acknowledges rows on PUBACK.
 
+It is the outbox's ``mqtt`` sink: other sinks (agent/publish/community_sink.py) read the
+same outbox at their own pace, and a row leaves only when every sink has it.
+
 It owns the reconnect loop: capped exponential backoff with full jitter
 (sleep a random time in [0, min(cap, base·2^attempt)]), plus a random delay
 before the very first connect. paho's built-in reconnect has no jitter, and a
@@ -28,6 +31,7 @@ from agent.errors import PublishError, StorageError
 from agent.publish.mqtt import MqttSession
 from agent.publish.payload import build_messages, measurements_topic, status_topic
 from agent.storage import Outbox
+from agent.storage.ledger import MQTT_SINK
 from agent.supervision import RestartPolicy, supervise
 
 log = logging.getLogger(__name__)
@@ -65,6 +69,8 @@ class ForwarderStats:
     takeovers: int = 0
     """Connections the broker gave to another client with our client id."""
     puback_timeouts: int = 0
+    last_ack_utc_ms: int | None = None
+    """When the broker last acknowledged a message (wall clock)."""
 
 
 class Forwarder(threading.Thread):
@@ -208,7 +214,7 @@ class Forwarder(threading.Thread):
         """Publish claimed rows up to the in-flight limit; returns (cursor, outbox idle)."""
         while len(inflight) < self._config.max_inflight:
             try:
-                records = self._outbox.claim(cursor, self._config.max_batch)
+                records = self._outbox.claim(cursor, self._config.max_batch, MQTT_SINK)
             except StorageError as exc:
                 log.error("%s", exc)
                 return cursor, False
@@ -220,7 +226,7 @@ class Forwarder(threading.Thread):
                                           now_ms, limit):
                 if len(message.payload) > limit:  # one measurement alone is too large
                     self._outbox.set_aside(message.row_ids, f"{len(message.payload)} bytes, "
-                                           f"over the {limit}-byte message limit")
+                                           f"over the {limit}-byte message limit", MQTT_SINK)
                     cursor = message.row_ids[-1]
                     continue
                 try:
@@ -248,8 +254,9 @@ class Forwarder(threading.Thread):
             mid, accepted = session.acks.get_nowait()
             rows = inflight.pop(mid, ())
             if accepted:
-                self._outbox.ack(rows)
-                self._bump(measurements_acked=len(rows))
+                self._outbox.ack(rows, MQTT_SINK)
+                self._bump(measurements_acked=len(rows),
+                           last_ack_utc_ms=time.time_ns() // 1_000_000)
             elif rows:
                 # MQTT 5 PUBACK with a failure reason (quota, not authorised): the rows
                 # stay in the outbox; reconnecting restarts from the head after a backoff.
@@ -270,13 +277,14 @@ class Forwarder(threading.Thread):
         return self._stop_event.wait(seconds)
 
     def _bump(self, connected: bool | None = None, last_error: str | None = None,
-              **increments: int) -> None:
+              last_ack_utc_ms: int | None = None, **increments: int) -> None:
         with self._lock:
             s = self._stats
             values = {name: getattr(s, name) + n for name, n in increments.items()}
             self._stats = ForwarderStats(
                 connected=s.connected if connected is None else connected,
                 last_error=s.last_error if last_error is None else last_error,
+                last_ack_utc_ms=last_ack_utc_ms or s.last_ack_utc_ms,
                 **{name: values.get(name, getattr(s, name))
                    for name in ("connects", "connect_failures", "messages_sent",
                                 "measurements_acked", "rejected", "crashes", "takeovers",

@@ -121,7 +121,7 @@ class MqttSession:
         """
         self._closed.set()
         sock = self._client.socket()
-        if sock is not None:
+        if isinstance(sock, socket.socket):  # TCP or TLS (no websockets here)
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError as exc:  # already gone: nothing left to drop

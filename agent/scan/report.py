@@ -51,14 +51,18 @@ def assign_ids(findings: tuple[Finding, ...],
     return named
 
 
-def render_snippet(report: ScanReport, profiles: Mapping[str, Profile]) -> str:
+def render_snippet(report: ScanReport, profiles: Mapping[str, Profile], *,
+                   heading: tuple[str, ...] = (
+                       "# Found by `lokaalmeten scan`; paste into the agent config (e.g.",
+                       "# /etc/lokaalmeten/agent.toml) and check with `lokaalmeten "
+                       "check-config`.")) -> str:
     """``[sensors.<id>]`` tables for every recognised sensor, ready to paste.
 
     Only what differs from the profile is written (bus always, for clarity); what
     the scan learned goes into comments. Unknown devices are listed as comments.
+    ``heading``: the comment lines on top (``init`` writes its own).
     """
-    lines = ["# Found by `lokaalmeten scan`; paste into the agent config (e.g.",
-             "# /etc/lokaalmeten/agent.toml) and check with `lokaalmeten check-config`."]
+    lines = list(heading)
     for sensor_id, finding in assign_ids(report.findings, profiles):
         profile = profiles[finding.model or ""]
         identity = finding.identity

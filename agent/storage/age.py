@@ -60,18 +60,19 @@ class AgeRule:
         self._wall_offset_ms: float | None = None
         self._wall_stepped = False
 
-    def prune(self, conn: sqlite3.Connection) -> int:
-        """Delete the rows past the age bound (inside the caller's transaction)."""
+    def prune(self, conn: sqlite3.Connection) -> list[int]:
+        """Delete the rows past the age bound (inside the caller's transaction); their ids."""
         this_kernel = "boot_id IN (SELECT boot_id FROM boots WHERE kernel_boot = ?)"
         now_monotonic = self._monotonic()
-        pruned = conn.execute(
-            f"DELETE FROM outbox WHERE monotonic_s < ? AND {this_kernel}",
-            (now_monotonic - self._max_age_ms / 1000, self.kernel_boot)).rowcount
+        pruned = [row_id for (row_id,) in conn.execute(
+            f"DELETE FROM outbox WHERE monotonic_s < ? AND {this_kernel} RETURNING id",
+            (now_monotonic - self._max_age_ms / 1000, self.kernel_boot))]
         now_ms = self._wall_ms()
         if self._wall_trusted(now_ms, now_monotonic):
-            pruned += conn.execute(
-                f"DELETE FROM outbox WHERE utc_ms >= ? AND utc_ms < ? AND NOT {this_kernel}",
-                (PLAUSIBLE_SINCE_MS, now_ms - self._max_age_ms, self.kernel_boot)).rowcount
+            pruned += [row_id for (row_id,) in conn.execute(
+                f"DELETE FROM outbox WHERE utc_ms >= ? AND utc_ms < ? AND NOT {this_kernel} "
+                "RETURNING id", (PLAUSIBLE_SINCE_MS, now_ms - self._max_age_ms,
+                                 self.kernel_boot))]
         return pruned
 
     def _wall_trusted(self, now_ms: int, now_monotonic: float) -> bool:

@@ -1,4 +1,4 @@
-"""SQLite outbox: durable, ordered, bounded; rows leave only after the broker's PUBACK.
+"""SQLite outbox: durable, ordered, bounded; a row leaves only when every sink has it.
 
 Why it looks like this:
 - WAL with ``synchronous=FULL``: a committed row survives power loss, and a
@@ -10,13 +10,18 @@ Why it looks like this:
 - Every measurement gets ``(boot_id, seq)`` when it enters, so a receiver can
   see gaps and drop the duplicates that at-least-once delivery allows.
 - Bounded by row count and age; what is pruned is counted in ``meta`` so the
-  loss is reported, not silent.
+  loss is reported, not silent. The bounds hold whoever lags: a row a slow sink
+  has not sent is dropped all the same, and counted for that sink.
+- Each sink (the MQTT forwarder, Sensor.Community, ...) reads at its own pace and
+  acknowledges what its receiver confirmed; ``ledger.py`` turns that into a
+  durable position per sink at each commit.
 - Rows whose quality flags this version does not know (written by a newer
   version before a rollback) lose those flags with a warning rather than
   blocking everything queued behind them.
 
-Beside it: the age rule (which clock measures a row's age when the wall clock
-can step) in ``age.py``, the free-space floor and disk-full reserve in
+Beside it: the schema and its migrations in ``schema.py``, the sinks' positions
+in ``ledger.py``, the age rule (which clock measures a row's age when the wall
+clock can step) in ``age.py``, the free-space floor and disk-full reserve in
 ``space.py``, and setting a damaged database aside in ``quarantine.py``.
 """
 
@@ -27,15 +32,17 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
 from agent.errors import StorageError
 from agent.models import Measurement, OutboxRecord, Quality, Stats
 from agent.storage.age import AgeRule, kernel_boot_id
+from agent.storage.ledger import MQTT_SINK, Settlement, SinkLedger
 from agent.storage.quarantine import (
     COLUMNS,
     count_rows,
@@ -44,11 +51,11 @@ from agent.storage.quarantine import (
     salvage,
     set_aside,
 )
+from agent.storage.schema import migrate
 from agent.storage.space import DiskSpace
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
 _DAY_MS = 86_400_000
 _QUALITY_NAMES = frozenset(q.value for q in Quality)
 RESERVE_CHECK_COMMITS = 60
@@ -66,24 +73,35 @@ class OutboxStats:
     quarantined_total: int = 0
     """Times a damaged outbox was set aside and a fresh one started."""
     poison_total: int = 0
-    """Measurements set aside because no broker could ever take them."""
+    """Measurements set aside because a sink could never deliver them."""
+
+
+@dataclass(frozen=True)
+class SinkFigures:
+    """One sink's view of the outbox, for the heartbeat."""
+
+    backlog: int
+    """Stored measurements this sink does not have yet."""
+    dropped_total: int
+    """Measurements the bounds dropped before this sink had them."""
 
 
 class Outbox:
-    """A thread-safe outbox; the main loop adds and commits, the forwarder claims and acks."""
+    """A thread-safe outbox; the main loop adds and commits, each sink claims and acks."""
 
     def __init__(self, path: Path, boot_id: str, *, max_rows: int, max_age_days: float,
                  wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
                  monotonic: Callable[[], float] = time.monotonic,
-                 kernel_boot: str | None = None, space: DiskSpace | None = None) -> None:
+                 kernel_boot: str | None = None, space: DiskSpace | None = None,
+                 sinks: Sequence[str] = (MQTT_SINK,)) -> None:
         self.boot_id = boot_id
+        self._ledger = SinkLedger(sinks)
         self._max_rows = max_rows
         self._age = AgeRule(int(max_age_days * _DAY_MS), wall_ms=wall_ms, monotonic=monotonic,
                             kernel_boot=kernel_boot or kernel_boot_id() or boot_id)
         self._boot_recorded = False
         self._lock = threading.Lock()
         self._pending: list[dict[str, object]] = []
-        self._acked: set[int] = set()
         self._seq = 0
         self._commits = 0
         self._space = space
@@ -109,7 +127,8 @@ class Outbox:
         self._db = sqlite_utils.Database(self._conn)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
-        self._migrate()
+        migrate(self._conn, self._db)
+        self._ledger.load(self._conn)
         self._refresh()
 
     def _refresh(self) -> None:
@@ -130,6 +149,7 @@ class Outbox:
         if hasattr(self, "_conn"):
             self._conn.close()
         aside = set_aside(self._path)
+        self._ledger.forget_stored()
         log.error("outbox %s is damaged (%s): set aside as %s; starting a fresh one",
                   self._path, exc, aside)
         dropped = read_counter(aside, "dropped_total")
@@ -175,19 +195,17 @@ class Outbox:
                 self._pending.append(_to_row(measurement, self.boot_id, self._seq))
 
     def commit(self) -> int:
-        """Write buffered rows and acknowledged deletions in one transaction; prune bounds.
-
-        Returns the number of rows written.
+        """Write buffered rows, the sinks' positions and the deletion of what every sink
+        has in one transaction; prune bounds. Returns the number of rows written.
         """
         with self._lock:
             rows, self._pending = self._pending, []
-            acked, self._acked = self._acked, set()
-            if not rows and not acked:
+            if not rows and not self._ledger.pending():
                 return 0
-            counts: list[int] = []
+            settled: list[Settlement] = []
 
             def write() -> None:
-                counts.clear()
+                settled.clear()
                 with self._db.atomic():  # one transaction: one fsync of the WAL
                     if not self._boot_recorded:
                         self._conn.execute(
@@ -196,12 +214,15 @@ class Outbox:
                     if rows:  # this boot's high-water mark, for receivers after a crash
                         self._conn.execute("UPDATE boots SET last_seq = ? WHERE boot_id = ?",
                                            (rows[-1]["seq"], self.boot_id))
-                    deleted = self._delete(acked)
+                    settlement = self._ledger.settle(self._conn)
                     pruned = self._make_room(len(rows))
                     if rows:
-                        self._db["outbox"].insert_all(rows, batch_size=500)
-                    pruned += self._prune(self._depth + len(rows) - deleted - pruned)
-                    counts.extend((deleted, pruned))
+                        self._db.table("outbox").insert_all(rows, batch_size=500)
+                    pruned += self._prune(self._depth + len(rows) - settlement.deleted
+                                          - len(pruned))
+                    self._ledger.count_drops(settlement, pruned)
+                    self._ledger.store(self._conn, settlement)
+                    settled.append(settlement)
 
             try:
                 try:
@@ -213,28 +234,29 @@ class Outbox:
                     write()
             except sqlite3.Error as exc:
                 self._pending = rows + self._pending
-                self._acked |= acked
                 raise StorageError(f"outbox commit failed: {exc}") from exc
-            deleted, pruned = counts
+            (settlement,) = settled
+            self._ledger.apply(settlement)
             self._top_id = self._conn.execute(
                 "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()[0]
             self._boot_recorded = True
-            self._depth += len(rows) - deleted - pruned
+            self._depth += len(rows) - settlement.deleted
             self._commits += 1
             if self._space is not None and self._commits % RESERVE_CHECK_COMMITS == 0:
                 self._space.keep_reserve()
             return len(rows)
 
-    # -- forwarder side -----------------------------------------------------------
+    # -- sinks' side ------------------------------------------------------------------
 
-    def claim(self, after_row_id: int, limit: int) -> list[OutboxRecord]:
-        """Committed rows after ``after_row_id``, oldest first, minus ones already acked."""
+    def claim(self, after_row_id: int, limit: int, sink: str = MQTT_SINK) -> list[OutboxRecord]:
+        """Committed rows after ``after_row_id``, oldest first, minus ones ``sink`` has."""
         with self._lock:
-            hidden = sum(1 for row_id in self._acked if row_id > after_row_id)
+            start = self._ledger.start(sink, after_row_id)
+            hidden = self._ledger.hidden_after(sink, start)
             try:
                 cursor = self._conn.execute(
                     "SELECT * FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
-                    (after_row_id, limit + hidden))
+                    (start, limit + hidden))
                 names = [d[0] for d in cursor.description]
                 rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
             except sqlite3.Error as exc:
@@ -242,15 +264,18 @@ class Outbox:
                     self._recover(exc)  # the next claim reads the fresh outbox
                     return []
                 raise StorageError(f"outbox read failed: {exc}") from exc
-            return [_from_row(row) for row in rows if row["id"] not in self._acked][:limit]
+            records = (_from_row(row) for row in rows)
+            return [r for r in records if not self._ledger.has(sink, r.row_id)][:limit]
 
-    def ack(self, row_ids: Iterable[int]) -> None:
-        """The broker has these; delete them at the next commit."""
+    def ack(self, row_ids: Iterable[int], sink: str = MQTT_SINK) -> None:
+        """``sink``'s receiver has these (or ``sink`` skips them); made durable at the next
+        commit, which also deletes the rows every sink has."""
         with self._lock:
-            self._acked.update(row_ids)
+            self._ledger.ack(sink, row_ids)
 
-    def set_aside(self, row_ids: Iterable[int], reason: str) -> int:
-        """Move rows that can never be delivered to the ``poison`` table (kept, counted).
+    def set_aside(self, row_ids: Iterable[int], reason: str, sink: str = MQTT_SINK) -> int:
+        """Copy rows ``sink`` can never deliver to the ``poison`` table (kept, counted) and
+        skip them for that sink; other sinks still get them.
 
         For a measurement the broker can never take (one alone is larger than its packet
         limit): left in place it would block every row behind it for ever.
@@ -258,23 +283,27 @@ class Outbox:
         ids = sorted(row_ids)
         marks = ",".join("?" * len(ids))
         with self._lock, self._db.atomic():
-            self._conn.execute(
+            copied = self._conn.execute(
                 f"INSERT INTO poison SELECT {', '.join(COLUMNS)}, ? FROM outbox "
-                f"WHERE id IN ({marks})", (reason, *ids))
-            moved = self._conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})",
-                                       ids).rowcount
+                f"WHERE id IN ({marks})", (f"{sink}: {reason}", *ids)).rowcount
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('poison_total', 0)")
             self._conn.execute("UPDATE meta SET value = value + ? WHERE key = 'poison_total'",
-                               (moved,))
-            self._depth -= moved
-        log.error("set aside %d measurement(s) that cannot be delivered (%s); they are kept "
-                  "in the outbox's poison table", moved, reason)
-        return moved
+                               (copied,))
+            self._ledger.ack(sink, ids)
+        log.error("set aside %d measurement(s) that %s cannot deliver (%s); they are kept "
+                  "in the outbox's poison table", copied, sink, reason)
+        return copied
 
     def acks_waiting(self) -> int:
-        """Acknowledged rows not yet deleted: each is resent if the agent dies now."""
+        """Acknowledgements not yet committed: each is resent if the agent dies now."""
         with self._lock:
-            return len(self._acked)
+            return self._ledger.pending()
+
+    def sink_figures(self, sink: str) -> SinkFigures:
+        """Backlog and losses of one sink, for the heartbeat."""
+        with self._lock:
+            return SinkFigures(self._ledger.backlog(self._conn, sink, self._depth),
+                               self._ledger.dropped(sink))
 
     def previous_boot(self) -> tuple[str, int] | None:
         """(boot id, last committed seq) of the agent start before this one, if any.
@@ -292,7 +321,8 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            return OutboxStats(self._depth - len(self._acked), self._counter("dropped_total"),
+            return OutboxStats(self._depth - len(self._ledger.done()),
+                               self._counter("dropped_total"),
                                len(self._pending), self._commits, self._quarantined,
                                self._counter("poison_total"))
 
@@ -305,79 +335,42 @@ class Outbox:
 
     # -- internals ------------------------------------------------------------------
 
-    def _migrate(self) -> None:
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StorageError(f"outbox schema {version} is newer than this agent "
-                               f"({SCHEMA_VERSION}); refusing to touch it")
-        if "outbox" not in self._db.table_names():
-            # AUTOINCREMENT: ids must never be reused once the table empties, because
-            # the forwarder's cursor assumes every new row sorts after every sent one.
-            self._conn.execute("""
-                CREATE TABLE outbox (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    boot_id TEXT NOT NULL, seq INTEGER NOT NULL,
-                    sensor TEXT NOT NULL, quantity TEXT NOT NULL, value REAL NOT NULL,
-                    unit TEXT NOT NULL, utc_ms INTEGER NOT NULL, monotonic_s REAL,
-                    flags TEXT, min REAL, max REAL, n INTEGER, window_s REAL, meta TEXT)""")
-            self._db["outbox"].create_index(["utc_ms"])
-            self._db["meta"].create({"key": str, "value": int}, pk="key")
-            self._db["meta"].insert({"key": "dropped_total", "value": 0})
-        if version < 2:  # the age rule: which agent boot ran on which kernel boot
-            self._conn.execute("CREATE TABLE IF NOT EXISTS boots "
-                               "(boot_id TEXT PRIMARY KEY, kernel_boot TEXT NOT NULL)")
-            self._conn.execute("CREATE INDEX IF NOT EXISTS outbox_monotonic_s "
-                               "ON outbox(monotonic_s)")
-        if version < 3:  # the last seq each boot committed
-            self._conn.execute("ALTER TABLE boots ADD COLUMN last_seq INTEGER NOT NULL "
-                               "DEFAULT 0")
-        if version < 4:  # rows that can never be delivered, kept aside
-            self._conn.execute(f"CREATE TABLE IF NOT EXISTS poison ({', '.join(COLUMNS)}, "
-                               "reason TEXT NOT NULL)")
-        if version < SCHEMA_VERSION:
-            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def _delete(self, row_ids: set[int]) -> int:
-        deleted = 0
-        ids = sorted(row_ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            deleted += self._conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})",
-                                          chunk).rowcount
-        return deleted
-
-    def _make_room(self, adding: int) -> int:
+    def _make_room(self, adding: int) -> list[int]:
         """Below the free-space floor, drop as many of the oldest rows as are being added."""
         if not adding or self._space is None or not self._space.low():
-            return 0
-        dropped = self._conn.execute(
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)",
-            (adding,)).rowcount
+            return []
+        dropped = _ids(self._conn.execute(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?) "
+            "RETURNING id", (adding,)))
         if dropped:
             self._conn.execute("UPDATE meta SET value = value + ? WHERE key = 'dropped_total'",
-                               (dropped,))
+                               (len(dropped),))
             log.warning("disk nearly full (%.1f MB free): dropped %d oldest measurements",
-                        self._space.free_mb(), dropped)
+                        self._space.free_mb(), len(dropped))
         return dropped
 
-    def _prune(self, depth: int) -> int:
+    def _prune(self, depth: int) -> list[int]:
         """Drop rows past the age and count bounds; ``depth`` is the row count before."""
         pruned = self._age.prune(self._conn)
-        excess = depth - pruned - self._max_rows  # the cached depth spares a count(*) scan
+        excess = depth - len(pruned) - self._max_rows  # the cached depth spares a count(*)
         if excess > 0:
-            pruned += self._conn.execute(
-                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)",
-                (excess,)).rowcount
+            pruned += _ids(self._conn.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?) "
+                "RETURNING id", (excess,)))
         if pruned:
             self._conn.execute("UPDATE meta SET value = value + ? WHERE key = 'dropped_total'",
-                               (pruned,))
-            log.warning("outbox full or stale: dropped %d oldest measurements", pruned)
+                               (len(pruned),))
+            log.warning("outbox full or stale: dropped %d oldest measurements", len(pruned))
         return pruned
 
     def _counter(self, key: str) -> int:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return int(row[0]) if row else 0
+
+
+def _ids(cursor: sqlite3.Cursor) -> list[int]:
+    """The ids a ``DELETE ... RETURNING id`` removed."""
+    return [int(row_id) for (row_id,) in cursor]
 
 
 def _chunks(rows: Iterable[tuple[object, ...]], size: int) -> Iterator[list[tuple[object, ...]]]:
@@ -414,17 +407,17 @@ def _known_flags(row_id: int, text: str) -> frozenset[Quality]:
     return frozenset(Quality(name) for name in names - unknown)
 
 
-def _from_row(row: dict[str, object]) -> OutboxRecord:
+def _from_row(row: dict[str, Any]) -> OutboxRecord:
+    """An outbox row (column name → SQLite value) as the record the forwarder sends."""
     stats = None
     if row["n"] is not None:
-        stats = Stats(float(row["min"]), float(row["max"]),  # type: ignore[arg-type]
-                      int(row["n"]), float(row["window_s"]))  # type: ignore[arg-type]
-    flags = _known_flags(int(row["id"]), str(row["flags"] or ""))  # type: ignore[arg-type]
+        stats = Stats(float(row["min"]), float(row["max"]), int(row["n"]),
+                      float(row["window_s"]))
+    flags = _known_flags(int(row["id"]), str(row["flags"] or ""))
     meta = tuple(sorted(json.loads(str(row["meta"])).items())) if row["meta"] else ()
     measurement = Measurement(
         sensor_id=str(row["sensor"]), quantity=str(row["quantity"]),
-        value=float(row["value"]), unit=str(row["unit"]),  # type: ignore[arg-type]
-        utc_ms=int(row["utc_ms"]), monotonic_s=float(row["monotonic_s"] or 0.0),  # type: ignore[arg-type]
+        value=float(row["value"]), unit=str(row["unit"]),
+        utc_ms=int(row["utc_ms"]), monotonic_s=float(row["monotonic_s"] or 0.0),
         flags=flags, stats=stats, meta=meta)
-    return OutboxRecord(int(row["id"]), str(row["boot_id"]), int(row["seq"]),  # type: ignore[arg-type]
-                        measurement)
+    return OutboxRecord(int(row["id"]), str(row["boot_id"]), int(row["seq"]), measurement)

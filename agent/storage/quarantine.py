@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeGuard
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ COLUMNS = ("id", "boot_id", "seq", "sensor", "quantity", "value", "unit", "utc_m
            "monotonic_s", "flags", "min", "max", "n", "window_s", "meta")
 
 
-def is_corruption(exc: BaseException) -> bool:
+def is_corruption(exc: BaseException) -> TypeGuard[sqlite3.DatabaseError]:
     """SQLite's way of saying the file is damaged (not full, not locked, not missing)."""
     return isinstance(exc, sqlite3.DatabaseError) and any(
         word in str(exc).lower() for word in _CORRUPTION)

@@ -25,8 +25,16 @@ def test_notify_watchdog_restart_and_user() -> None:
     assert s["Type"] == "notify" and s["Restart"] == "always"
     assert int(s["WatchdogSec"]) >= 30
     assert s["User"] == "lokaalmeten"
-    assert set(s["SupplementaryGroups"].split()) == {"i2c", "dialout", "video", "audio"}
+    assert set(s["SupplementaryGroups"].split()) == {"i2c", "dialout", "video", "audio",
+                                                     "lokaalmeten-admin"}
     assert s["RestartPreventExitStatus"] == "2", "a config error must not restart-loop"
+
+
+def test_reload_checks_the_config_then_signals_the_agent() -> None:
+    reload = [line.split("=", 1)[1] for line in UNIT.read_text().splitlines()
+              if line.startswith("ExecReload=")]
+    assert reload == ["/opt/lokaalmeten/venv/bin/lokaalmeten check-config "
+                      "--config /etc/lokaalmeten/agent.toml", "/bin/kill -HUP $MAINPID"]
 
 
 def test_hardening_without_hiding_devices() -> None:

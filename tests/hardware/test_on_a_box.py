@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.app import plan, sensor_opener
 from agent.bus.audio import open_audio
 from agent.bus.provider import HardwareBuses
 from agent.config import load_config
 from agent.errors import DataNotReady
+from agent.plan import plan, sensor_opener
 from tests.mqtt_broker import wait_until
 
 pytestmark = pytest.mark.hardware

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.app import Agent, plan
+from agent.app import Agent
 from agent.config import parse_config
 from agent.emulators.simulation import SimulatedBuses
 from agent.errors import StorageError
 from agent.health import systemd
+from agent.plan import plan
 from tests.mqtt_broker import Broker, wait_until
 
 

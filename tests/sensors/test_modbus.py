@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.app import driver_options
 from agent.bus.crc import crc16_modbus
 from agent.bus.serial import SerialLink
 from agent.config.profiles import Profile, all_profiles
@@ -19,6 +18,7 @@ from agent.emulators.modbus import ModbusSlave, _Register
 from agent.emulators.serial_pty import Fault, PtySerialEmulator
 from agent.errors import BusError, BusTimeout, ConfigError, CrcError, DataNotReady, FrameError
 from agent.models import Reading
+from agent.plan import driver_options
 from agent.sensors import registry
 from agent.sensors.base import BusKind, SensorDriver
 from agent.sensors.modbus import (

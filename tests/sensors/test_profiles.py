@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.app import driver_options
 from agent.config.profiles import all_profiles
 from agent.emulators import registry as emulator_registry
+from agent.plan import driver_options
 from agent.sensors import registry as driver_registry
 
 PROFILES = all_profiles()

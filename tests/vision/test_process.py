@@ -219,7 +219,8 @@ def test_a_daemon_without_cameras_never_imports_opencv(tmp_path: Path, broker: B
     script = textwrap.dedent(f"""
         import json, sys, threading, time
         from pathlib import Path
-        from agent.app import Agent, plan
+        from agent.app import Agent
+        from agent.plan import plan
         from agent.cli._common import simulated_buses
         from agent.config import parse_config
 
