@@ -1,7 +1,8 @@
 """``lokaalmeten run`` and ``lokaalmeten simulate``: the daemon, on hardware or emulators.
 
 Both read the configuration file again on SIGHUP (``systemctl reload``): see
-:meth:`agent.app.Agent.reload`.
+:meth:`agent.app.Agent.reload`. Both give up the daemon's camera access before
+anything else runs (:mod:`agent.vision.camera_access`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from agent.cli._common import (
 )
 from agent.config import AgentConfig, load_config
 from agent.plan import Plan, plan
+from agent.vision.camera_access import withdraw_camera_access
+from agent.vision.zygote import Zygote
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -40,9 +43,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_run(args: argparse.Namespace) -> int:
     the_plan = load_plan(args.config)
     setup_logging(args.log_level or the_plan.config.log_level)
+    withdraw_camera_access(Zygote.shared(), cameras=counting(the_plan.config))
     agent = Agent(the_plan, HardwareBuses(), loader=lambda: load_plan(args.config))
     agent.install_signal_handlers()
     return agent.run()
+
+
+def counting(config: AgentConfig) -> bool:
+    """Whether any camera is enabled (the daemon then needs the counters' zygote)."""
+    return any(camera.enabled for camera in config.cameras.values())
 
 
 def simulated_config(args: argparse.Namespace) -> AgentConfig:
@@ -70,6 +79,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     the_plan = plan(simulated_config(args), str(args.config))
     config = the_plan.config
     setup_logging(args.log_level or config.log_level)
+    # Before the emulators start their threads: capabilities belong to threads.
+    withdraw_camera_access(Zygote.shared(), cameras=counting(config))
     box.add(config)
     mqtt = config.mqtt
     topic = f"{mqtt.topic_prefix}/{config.device_id}/#"

@@ -1,16 +1,17 @@
 """The counter process: frames in, counter records out (the daemon side is ``process.py``).
 
-Started by the daemon with the ``spawn`` method, so it begins from a fresh
-interpreter and inherits no daemon state, only the write end of a pipe.
-Frames exist only in here. What leaves is what ``agent.vision.record`` can
-encode: numbers under the quantity names this camera's configuration
-allows, times in whole seconds. The daemon checks each record again and
+Forked by the zygote (``agent.vision.zygote``), a bare interpreter that holds
+the camera group the daemon gave up and no capability: it inherits no daemon
+state, only the write end of a pipe, and every module of the counter is
+imported here, after the fork. Frames exist only in here. What leaves is what
+``agent.vision.record`` can encode: numbers under the quantity names this
+camera's configuration allows, times in whole seconds. The daemon checks each record again and
 replaces a counter that sends anything else.
 
 The process stops on SIGTERM (the daemon's stop, systemd, Ctrl-C), after
-reporting the partial interval; it also leaves when the daemon dies (its
-parent changes, or the pipe breaks). This module imports neither OpenCV nor
-onnxruntime at import time; ``_count`` loads them.
+reporting the partial interval; it also leaves when the daemon dies (the
+zygote then leaves, so its parent changes; or the pipe breaks). This module
+imports neither OpenCV nor onnxruntime at import time; ``_count`` loads them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -30,6 +30,7 @@ from agent.config.camera import CameraConfig
 from agent.logformat import configure
 from agent.vision.record import Kind, Schema, schema_for
 from agent.vision.sandbox import confine, pin_camera
+from agent.vision.zygote import ChildSpec
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +41,10 @@ EXIT_CONFIG = 2
 POLL_S = 0.2
 
 
-@dataclass(frozen=True, slots=True)
-class ChildSpec:
-    """What the counter process is started with (pickled by ``spawn``: plain data only)."""
-
-    camera_id: str
-    settings: dict[str, Any]
-    """The camera section as JSON-able data, validated again in the child."""
-    parent_pid: int
-    """The daemon's pid; the child leaves when its parent changes (the daemon died)."""
-    log_level: str = "INFO"
-
-
 def run_counter(spec: ChildSpec, channel: Connection) -> None:
     """Counter process entry point; exits with EXIT_FINISHED or EXIT_CONFIG where they apply."""
     os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # before anything loads onnxruntime (pipeline.py)
+    parent = os.getppid()  # the zygote; it leaves when the daemon does
     configure(spec.log_level, f"counter[{spec.camera_id}]")  # credentials redacted
     terminated = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # the daemon, systemd and Ctrl-C
@@ -64,7 +54,7 @@ def run_counter(spec: ChildSpec, channel: Connection) -> None:
     from agent.errors import ConfigError  # noqa: PLC0415
 
     def should_stop() -> bool:
-        return terminated.is_set() or os.getppid() != spec.parent_pid
+        return terminated.is_set() or os.getppid() != parent
 
     config = CameraConfig.model_validate(spec.settings)
     outbound = Outbound(schema_for(config), channel)

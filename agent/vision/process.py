@@ -8,7 +8,8 @@ worth of bytes at a time, decodes and checks every record, and on anything
 it does not admit counts it (``records_rejected_total``), kills that counter
 process and starts a fresh one.
 
-``CounterSupervisor`` (a daemon thread) starts the child, turns its records
+``CounterSupervisor`` (a daemon thread) has the zygote (``agent.vision.zygote``)
+fork the child, which holds the camera group the daemon gave up, turns its records
 into ``Measurement``s on ``output`` for the main loop, and restarts a child
 that died after a wait that doubles from ``backoff_min_s`` to
 ``backoff_max_s`` (back to the minimum once a child has run ``stable_s``).
@@ -21,19 +22,17 @@ so a daemon without cameras never does.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from multiprocessing.connection import Connection
-from typing import Any
+from multiprocessing.connection import Connection, Pipe
 
 from agent.config.camera import CameraConfig
 from agent.models import Measurement, MeasurementQueue
-from agent.vision.child import EXIT_FINISHED, POLL_S, ChildSpec, run_counter
+from agent.vision.child import EXIT_FINISHED, POLL_S
 from agent.vision.record import Gate, Kind, Record, RecordRejected, Schema, schema_for
+from agent.vision.zygote import ChildSpec, Counter, Zygote
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ class CounterSupervisor:
                  wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
                  backoff_min_s: float = 1.0, backoff_max_s: float = 60.0,
                  stable_s: float = 60.0, log_level: str = "INFO",
-                 target: Callable[..., None] = run_counter) -> None:
+                 zygote: Zygote | None = None) -> None:
         self.camera_id = camera_id
         self.config = config
         self.schema: Schema = schema_for(config)
@@ -96,11 +95,10 @@ class CounterSupervisor:
         self._monotonic = monotonic
         self._wall_ms = wall_ms
         self._log_level = log_level
-        self._target = target
-        self._context = multiprocessing.get_context("spawn")
+        self._zygote = zygote or Zygote.shared()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._process: Any = None
+        self._process: Counter | None = None
         self._source_up = False
         self._thread = threading.Thread(target=self._run, name=f"counter-{camera_id}",
                                         daemon=True)
@@ -138,21 +136,9 @@ class CounterSupervisor:
         while not self._stopping.is_set():
             started = self._monotonic()
             reader = self._spawn()
-            gate = Gate(self.schema, started, now_s=self._monotonic, wall_ms=self._wall_ms)
-            admitted = True
-            while admitted and self.alive and not self._stopping.is_set():
-                admitted = self._receive(reader, gate, POLL_S)
-            if self._stopping.is_set():
-                self._shut_down(reader, gate)
-                return
-            if admitted:
-                admitted = self._receive(reader, gate, 0.0)
-            if not admitted:
-                self._kill()
-            reader.close()
-            code = self._process.exitcode
-            if code == EXIT_FINISHED and admitted:
-                log.info("camera %s: the video ended; counting stopped", self.camera_id)
+            code, finished = (None, False) if reader is None else \
+                self._supervise(reader, started)
+            if self._stopping.is_set() or finished:
                 return
             with self._lock:
                 self.restarts += 1
@@ -166,17 +152,45 @@ class CounterSupervisor:
                 return
             backoff = min(2 * backoff, self.backoff_max_s)
 
-    def _spawn(self) -> Connection:
-        """Start a counter process; return the read end of its record pipe."""
-        reader, writer = self._context.Pipe(duplex=False)
-        process = self._context.Process(
-            target=self._target, name=f"lokaalmeten-counter-{self.camera_id}", daemon=True,
-            args=(ChildSpec(self.camera_id, self.config.model_dump(mode="json"), os.getpid(),
-                            self._log_level), writer))
-        process.start()
-        writer.close()  # the child holds the only write end: its exit ends the stream
+    def _supervise(self, reader: Connection, started: float) -> tuple[int | None, bool]:
+        """Admit the records of one counter process's life: (its exit code, whether its
+        video ended with everything it sent admitted, so that it is not restarted)."""
+        assert self._process is not None
+        gate = Gate(self.schema, started, now_s=self._monotonic, wall_ms=self._wall_ms)
+        admitted = True
+        while admitted and self.alive and not self._stopping.is_set():
+            admitted = self._receive(reader, gate, POLL_S)
+        if self._stopping.is_set():
+            self._shut_down(reader, gate)
+            return None, True
+        if admitted:
+            admitted = self._receive(reader, gate, 0.0)
+        if not admitted:
+            self._kill()
+        reader.close()
+        code = self._process.exitcode
+        if code == EXIT_FINISHED and admitted:
+            log.info("camera %s: the video ended; counting stopped", self.camera_id)
+            return code, True
+        return code, False
+
+    def _spawn(self) -> Connection | None:
+        """Have the zygote start a counter process; the read end of its record pipe, or
+        None when it could not be started (logged; the caller retries after a wait)."""
+        reader, writer = Pipe(duplex=False)
+        try:
+            with writer:  # the child holds the only write end: its exit ends the stream
+                process = self._zygote.launch(
+                    ChildSpec(self.camera_id, self.config.model_dump(mode="json"),
+                              self._log_level), writer)
+        except OSError as exc:
+            reader.close()
+            log.error("camera %s: cannot start a counter process: %s", self.camera_id, exc)
+            return None
         with self._lock:
-            self._process = process
+            previous, self._process = self._process, process
+        if previous is not None:
+            previous.close()
         log.info("camera %s: counter process %d started", self.camera_id, process.pid)
         return reader
 
@@ -216,11 +230,13 @@ class CounterSupervisor:
         return False
 
     def _kill(self) -> None:
+        assert self._process is not None
         self._process.kill()
         self._process.join(5.0)
 
     def _shut_down(self, reader: Connection, gate: Gate, grace_s: float = 8.0) -> None:
         """SIGTERM: the child reports its partial interval and leaves; killed if it does not."""
+        assert self._process is not None
         self._process.terminate()
         deadline = time.monotonic() + grace_s
         admitted = True

@@ -46,6 +46,32 @@ def test_hardening_without_hiding_devices() -> None:
     assert "PrivateDevices" not in s, "PrivateDevices hides /dev/i2c-*, /dev/tty*, /dev/video*"
 
 
+def test_cap_setgid_only_for_the_daemon_to_give_up_the_camera() -> None:
+    """The daemon drops the camera groups and then every capability at start
+    (agent/vision/camera_access.py; tests/privacy/test_camera_access.py runs it so)."""
+    s = service()
+    assert s["CapabilityBoundingSet"] == "CAP_SETGID"
+    assert s["AmbientCapabilities"] == "CAP_SETGID"
+    assert s["NoNewPrivileges"] == "yes", "no set-uid program (newgrp) brings a group back"
+    # Capabilities belong to threads: numpy's import must not start OpenBLAS's pool first.
+    assert "OPENBLAS_NUM_THREADS=1" in s["Environment"].split()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_the_system_call_filter_allows_giving_up_and_the_zygote() -> None:
+    allowed = subprocess.run(["systemd-analyze", "syscall-filter", service()["SystemCallFilter"]],
+                             capture_output=True, text=True, check=True).stdout
+    groups = {line.strip() for line in allowed.splitlines()}
+    expanded = set(groups)
+    for group in (g for g in groups if g.startswith("@")):
+        expanded |= {line.strip() for line in subprocess.run(
+            ["systemd-analyze", "syscall-filter", group], capture_output=True, text=True,
+            check=True).stdout.splitlines()}
+    needed = {"setgroups", "capset", "prctl", "pidfd_open", "pidfd_send_signal", "sendmsg",
+              "recvmsg", "socketpair", "clone"}
+    assert needed <= expanded, needed - expanded
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     # verify insists the binaries exist: point ExecStart at this interpreter's agent.

@@ -27,6 +27,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -155,15 +156,20 @@ def plant(root: Path, leak: Leak) -> None:
 def run_tests(root: Path, timeout_s: float) -> tuple[bool, str]:
     """(passed?, the failure lines of pytest's output) for the privacy tests in the copy."""
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
-    try:
-        result = subprocess.run(
+    # A session of its own: on a timeout the whole group goes (traced daemon, test
+    # cameras, brokers), not only pytest, so nothing lingers into the next copy.
+    with subprocess.Popen(
             [sys.executable, "-m", "pytest", TESTS, "-x", "-q", "-p", "no:cacheprovider",
-             "--no-header"], cwd=root, env=env, capture_output=True, text=True,
-            timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
-        return False, "timed out"
-    lines = [x for x in result.stdout.splitlines() if x.startswith(("E ", "FAILED", "ERROR"))]
-    return result.returncode == 0, "\n".join(lines) or result.stdout[-800:]
+             "--no-header"], cwd=root, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True) as process:
+        try:
+            stdout, _ = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            return False, "timed out"
+    lines = [x for x in stdout.splitlines() if x.startswith(("E ", "FAILED", "ERROR"))]
+    return process.returncode == 0, "\n".join(lines) or stdout[-800:]
 
 
 def copy_tree(into: Path) -> Path:

@@ -1,24 +1,30 @@
 """Reading an ``strace -f`` log of the whole daemon: which process did what, and what it may not.
 
 The daemon runs under ``strace -f`` from its first instruction, so everything
-the counter process does is in the log, from the moment multiprocessing's
-``spawn`` exec'd it, through every import, to its exit: a file opened at
-import time and written later is there, and so is anything native code
-(OpenCV, FFmpeg, ONNX Runtime) does behind Python's back.
+the counter process does is in the log, from the moment the zygote
+(``agent.vision.zygote``) forked it, through every import (all of them happen
+after the fork), to its exit: a file opened at import time and written later is
+there, and so is anything native code (OpenCV, FFmpeg, ONNX Runtime) does
+behind Python's back.
 
 ``Trace.parse`` stitches strace's ``<unfinished ...>``/``resumed`` halves back
 together and assigns every thread to its process (``clone`` with
 ``CLONE_THREAD`` makes a thread, any other ``clone``/``fork``/``vfork`` a
-process). ``violations`` lists, for one process, every call a counter must
-never even *attempt* — a denied attempt is a leak the sandbox happened to
-stop, and the tests must not depend on the sandbox to notice it.
+process). The counters are the processes the zygote forked; ``violations``
+lists, for one of them, every call a counter must never even *attempt* — a
+denied attempt is a leak the sandbox happened to stop, and the tests must not
+depend on the sandbox to notice it. ``zygote_violations`` holds the zygote to
+rules of its own: it may fork (that is its job) and pass messages, but never
+write a file, open any socket, start a program, or load counter code, a camera
+or an image library (it lives as long as the daemon and must hold nothing).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 TRACED = (
@@ -40,6 +46,11 @@ _CHANGES_FS = ("rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir",
                "truncate", "ftruncate", "link", "linkat", "symlink", "symlinkat",
                "memfd_create", "mknod", "mknodat", "shmget", "mq_open")
 _WRITES = ("write", "writev", "sendto", "sendmsg", "sendmmsg")
+_ZYGOTE_MUST_NOT_LOAD = re.compile(
+    r"/dev/video|/dev/media|cv2|onnxruntime|libav(codec|format|util)|"
+    r"agent/vision/(__pycache__/)?(?!(__init__|zygote|privileges)\.)[a-z_]+\.")
+"""Counter code (every agent.vision module but the zygote's own), cameras, image libraries."""
+ZYGOTE_ARGV = "agent.vision.zygote"
 _ALWAYS_FORBIDDEN = ("pwrite64", "pwritev", "pwritev2", "ptrace", "process_vm_writev",
                      "process_vm_readv", "bind", "listen", "accept", "accept4", "socketpair",
                      "execve", "execveat")
@@ -68,9 +79,17 @@ class Process:
     pid: int
     parent: int | None
     argv: str = ""
+    """The arguments of its first successful execve ("" for a fork that never exec'd)."""
     calls: list[Call] = field(default_factory=list)
-    """Calls made since the process's last successful execve."""
+    """Every call since it was created, later execs included (they are violations)."""
+    started: int = 0
+    """Index in ``calls`` after its first execve: where its own program began."""
     children: list[int] = field(default_factory=list)
+
+    @property
+    def own_calls(self) -> list[Call]:
+        """The calls of its own program (a fork+exec child's launcher calls left out)."""
+        return self.calls[self.started:]
 
 
 @dataclass(slots=True)
@@ -99,10 +118,9 @@ class Trace:
             pid = owner.setdefault(tid, tid)
             process = processes.setdefault(pid, Process(pid, None))
             item = Call(tid, call.group(1), call.group(2), call.group(3))
-            if item.name in ("execve", "execveat") and item.returned == 0:
-                process.argv, process.calls = item.args, []
-                continue
             process.calls.append(item)
+            if item.name in ("execve", "execveat") and item.returned == 0 and not process.argv:
+                process.argv, process.started = item.args, len(process.calls)
             child = item.returned
             if item.name in _NEW_PROCESS and child and child > 0:
                 # Under load the new task's first calls (even an execve) are often logged
@@ -118,10 +136,14 @@ class Trace:
                     process.children.append(child)
         return cls(processes)
 
+    def zygotes(self) -> list[Process]:
+        """The processes the daemon exec'd as the counters' zygote."""
+        return [p for p in self.processes.values() if ZYGOTE_ARGV in p.argv]
+
     def counters(self) -> list[Process]:
-        """The counter processes: children that multiprocessing's spawn exec'd to run one."""
-        return [p for p in self.processes.values()
-                if "spawn_main" in p.argv and "resource_tracker" not in p.argv]
+        """The counter processes: every process a zygote forked (whatever it did after)."""
+        zygotes = {p.pid for p in self.zygotes()}
+        return [p for p in self.processes.values() if p.parent in zygotes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +164,31 @@ def violations(process: Process, allowed: Allowed) -> list[str]:
     for call in process.calls:
         check = _CHECKS.get(call.name)
         problem = check(call, allowed, camera_fds) if check else None
+        if problem:
+            found.append(problem)
+    return found
+
+
+def zygote_violations(process: Process) -> list[str]:
+    """Every call of the zygote's own program that it must never attempt.
+
+    The counters' rules without a camera (no socket at all, no connection, no
+    file opened for writing but /dev/null, no big write, no exec), except that
+    forking is its job and its answers go out with ``send``/``sendmsg`` (small,
+    like any write); and it must not even read counter code, a camera or an
+    image library.
+    """
+    camera_fds: set[int] = set()
+    found = []
+    for own in process.own_calls:
+        if own.name in _NEW_PROCESS:
+            continue
+        call = replace(own, name="write") if own.name in ("sendto", "sendmsg") else own
+        path = os.path.normpath(_first_string(call.args))  # not a loader's cv2/../lib
+        if call.name in ("open", "openat", "openat2") and _ZYGOTE_MUST_NOT_LOAD.search(path):
+            found.append(f"loaded {path!r}")
+        check = _CHECKS.get(call.name)
+        problem = check(call, Allowed(), camera_fds) if check else None
         if problem:
             found.append(problem)
     return found

@@ -7,13 +7,15 @@ local RTSP camera (GStreamer's RTSP server, RTP/JPEG over TCP, asking for a
 password, which must not appear in anything the box writes either). Then
 four independent looks:
 
-1. **System calls of the counter process over its whole life** (imports
-   included): it never attempts to open a file for writing, change the file
-   system, start a process or a program, open a socket other than a TCP one
-   to its camera, connect anywhere else, listen, map a file shared and
-   writable, or write more than a log line or a record at a time
-   (``tests/privacy/syscalls.py``). Denied attempts count: the tests do not
-   rely on the sandbox to notice a leak.
+1. **System calls of the counter process over its whole life**, from the
+   zygote's fork on (imports included): it never attempts to open a file for
+   writing, change the file system, start a process or a program, open a
+   socket other than a TCP one to its camera, connect anywhere else, listen,
+   map a file shared and writable, or write more than a log line or a record
+   at a time (``tests/privacy/syscalls.py``). Denied attempts count: the tests
+   do not rely on the sandbox to notice a leak. The zygote itself, which lives
+   as long as the daemon, never writes a file, opens a socket, starts a
+   program or loads counter code, a camera or an image library.
 2. **The canary** is searched, raw, as hex and as base64, in everything the
    box leaves: every MQTT message, the outbox and its WAL (copied while the
    daemon runs, and again after), the DEBUG log, $HOME, and every file new in
@@ -46,7 +48,7 @@ from tests.integration.fast_box import fast_head
 from tests.mqtt_broker import Broker, Recorder, wait_until
 from tests.privacy import canary
 from tests.privacy.logs import suspicious_lines
-from tests.privacy.syscalls import TRACED, Allowed, Trace, violations
+from tests.privacy.syscalls import TRACED, Allowed, Trace, violations, zygote_violations
 from tests.vision.streams import INT8_MODEL, REPO, MjpegServer, RtspServer, vtest_frames
 
 pytestmark = pytest.mark.slow
@@ -163,6 +165,11 @@ def _other_pytest_run(path: Path, tmp_path: Path) -> bool:
 
 
 def check(run: Run, allowed: Allowed) -> None:
+    zygotes = run.trace.zygotes()
+    assert zygotes, "the trace shows no zygote:\n" + run.log[-3000:]
+    for zygote in zygotes:
+        problems = zygote_violations(zygote)
+        assert problems == [], f"zygote {zygote.pid}:\n" + "\n".join(problems[:30])
     counters = run.trace.counters()
     assert counters, "the trace shows no counter process:\n" + run.log[-3000:]
     for process in counters:  # attempts count, also those the sandbox denied

@@ -1,18 +1,21 @@
 """Stand-in counter processes for the supervisor tests.
 
-They live in a module of their own that imports nothing heavy, because the
-``spawn`` start method imports the target's module afresh in every child.
+They live in a module of their own that imports nothing heavy, because every
+child imports it afresh: a zygote started with ``Zygote("tests.vision.children:dying")``
+forks children that run ``dying`` (the entry point is the zygote's, never the
+request's), and ``spawn`` imports the target's module in every child too.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
 from agent.config.camera import CameraConfig
 from agent.vision.child import EXIT_FINISHED, ChildSpec
-from agent.vision.record import Kind, schema_for
+from agent.vision.record import HEADER, MAGIC, PAIR, Kind, Schema, schema_for
 
 
 def _now_s() -> int:
@@ -36,11 +39,37 @@ def finishing(spec: ChildSpec, channel: Connection) -> None:
     raise SystemExit(EXIT_FINISHED)
 
 
-def leaky(spec: ChildSpec, channel: Connection, payload: bytes) -> None:
-    """Sends one good interval, then ``payload``, then would carry on sending good ones."""
+def lingering(spec: ChildSpec, channel: Connection) -> None:
+    """Sends nothing and stays a minute (unless killed)."""
+    time.sleep(60)
+
+
+def _forged(schema: Schema, index: int, value: float) -> bytes:
+    """A well-formed record header over a pair the schema does not have."""
+    return HEADER.pack(MAGIC, 1, Kind.INTERVAL, schema.fingerprint, _now_s() * 1000, 2) + \
+        PAIR.pack(0, 1.0) + PAIR.pack(index, value)
+
+
+THUMBNAIL = bytes(range(256)) * (160 * 120 * 3 // 256)
+"""A 160x120 colour thumbnail's worth of bytes."""
+
+LEAKS: dict[str, Callable[[Schema], bytes]] = {
+    "jpeg bytes": lambda _: b"\xff\xd8\xff\xe0" + bytes(60),
+    "pickle": lambda _: b"\x80\x04\x95" + bytes(40),
+    "thumbnail in one message": lambda _: THUMBNAIL,
+    "track coordinates as extra quantities": lambda schema: _forged(schema, 999, 412.0),
+    "pixel value under a real name": lambda schema: _forged(schema, 0, 37.25),  # not whole
+    "nan": lambda schema: _forged(schema, 0, float("nan")),
+}
+"""What ``leaky`` sends, by camera id (made in the child: times are the child's now)."""
+
+
+def leaky(spec: ChildSpec, channel: Connection) -> None:
+    """Sends one good interval, then the leak named by its camera id, then would carry on
+    sending good ones."""
     schema = schema_for(CameraConfig.model_validate(spec.settings))
     channel.send_bytes(schema.encode(Kind.INTERVAL, _now_s() * 1000 - 1000, (("frames", 2),)))
-    channel.send_bytes(payload)
+    channel.send_bytes(LEAKS[spec.camera_id](schema))
     time.sleep(1.0)
     channel.send_bytes(schema.encode(Kind.INTERVAL, _now_s() * 1000, (("frames", 3),)))
     time.sleep(60)

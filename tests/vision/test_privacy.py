@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import re
 import time
 from pathlib import Path
@@ -59,7 +58,7 @@ def test_counting_a_video_writes_and_sends_nothing_but_numbers(
     context = multiprocessing.get_context("spawn")
     reader, writer = context.Pipe(duplex=False)
     findings = context.Queue()
-    spec = ChildSpec("cam", settings(str(clip)), os.getpid(), "WARNING")
+    spec = ChildSpec("cam", settings(str(clip)), "WARNING")
     schema = schema_for(CameraConfig.model_validate(spec.settings))
     gate = Gate(schema, time.monotonic(), now_s=time.monotonic,
                 wall_ms=lambda: time.time_ns() // 1_000_000)

@@ -1,9 +1,10 @@
 """The process boundary: the supervisor restarts a dying counter and replaces one that sends
-anything its camera's schema does not allow."""
+anything its camera's schema does not allow. Every counter here is forked by a real zygote
+(``agent.vision.zygote``), with a stand-in entry point from ``tests/vision/children.py`` or
+the real counter."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,8 @@ import pytest
 from agent.config.camera import CameraConfig
 from agent.vision.child import on_grid
 from agent.vision.process import CounterSupervisor, to_measurements, unit_of
-from agent.vision.record import HEADER, MAGIC, PAIR, Kind, Record, schema_for
+from agent.vision.record import Kind, Record
+from agent.vision.zygote import Zygote
 from tests.mqtt_broker import Broker, wait_until
 from tests.vision import children
 from tests.vision.streams import INT8_MODEL, REPO, vtest_frames, write_clip
@@ -37,6 +40,20 @@ def camera(source: Path | str, **extra: object) -> CameraConfig:
                                         **extra})
 
 
+@pytest.fixture
+def zygote() -> Iterator[Callable[[str], Zygote]]:
+    """Zygotes forking a stand-in of tests/vision/children.py by name, closed afterwards."""
+    started: list[Zygote] = []
+
+    def start(entry: str) -> Zygote:
+        started.append(Zygote(f"tests.vision.children:{entry}"))
+        return started[-1]
+
+    yield start
+    for each in started:
+        each.close()
+
+
 def collect(supervisor: CounterSupervisor, until, timeout_s: float) -> list:
     got: list = []
 
@@ -48,9 +65,9 @@ def collect(supervisor: CounterSupervisor, until, timeout_s: float) -> list:
     return got
 
 
-def test_a_dying_counter_is_restarted_with_growing_waits():
+def test_a_dying_counter_is_restarted_with_growing_waits(zygote):
     supervisor = CounterSupervisor("cam", camera("/dev/null"), backoff_min_s=0.2,
-                                   backoff_max_s=0.8, target=children.dying)
+                                   backoff_max_s=0.8, zygote=zygote("dying"))
     supervisor.start()
     try:
         starts = collect(supervisor, lambda got: len(got) >= 5, 30)
@@ -66,9 +83,9 @@ def test_a_dying_counter_is_restarted_with_growing_waits():
                       "records_rejected_total": 0.0}
 
 
-def test_a_finished_video_is_not_restarted_and_meta_comes_from_the_daemon():
+def test_a_finished_video_is_not_restarted_and_meta_comes_from_the_daemon(zygote):
     supervisor = CounterSupervisor("cam", camera("/dev/null", suppress_below=2),
-                                   target=children.finishing)
+                                   zygote=zygote("finishing"))
     supervisor.start()
     supervisor._thread.join(20)
     assert not supervisor._thread.is_alive(), "a finished counter is not restarted"
@@ -79,31 +96,12 @@ def test_a_finished_video_is_not_restarted_and_meta_comes_from_the_daemon():
     assert supervisor.rejected == 0 and supervisor.restarts == 0
 
 
-def _forged(index: int, value: float, kind: Kind = Kind.INTERVAL) -> bytes:
-    """A well-formed record header over a pair the schema does not have."""
-    schema = schema_for(camera("/dev/null"))
-    return HEADER.pack(MAGIC, 1, kind, schema.fingerprint, int(time.time()) * 1000, 2) + \
-        PAIR.pack(0, 1.0) + PAIR.pack(index, value)
-
-
-THUMBNAIL = bytes(range(256)) * (160 * 120 * 3 // 256)
-"""A 160x120 colour thumbnail's worth of bytes."""
-
-LEAKS = {
-    "jpeg bytes": b"\xff\xd8\xff\xe0" + bytes(60),
-    "pickle": b"\x80\x04\x95" + bytes(40),
-    "thumbnail in one message": THUMBNAIL,
-    "track coordinates as extra quantities": _forged(999, 412.0),
-    "pixel value under a real name": _forged(0, 37.25),  # frames must be whole
-    "nan": _forged(0, float("nan")),
-}
-
-
-@pytest.mark.parametrize("payload", list(LEAKS.values()), ids=list(LEAKS))
+@pytest.mark.parametrize("leak", list(children.LEAKS))
 def test_anything_outside_the_schema_is_refused_counted_and_the_counter_replaced(
-        payload: bytes) -> None:
-    supervisor = CounterSupervisor("cam", camera("/dev/null"), backoff_min_s=30,
-                                   target=functools.partial(children.leaky, payload=payload))
+        leak: str, zygote: Callable[[str], Zygote]) -> None:
+    # The stand-in sends the leak its camera id names.
+    supervisor = CounterSupervisor(leak, camera("/dev/null"), backoff_min_s=30,
+                                   zygote=zygote("leaky"))
     supervisor.start()
     try:
         assert wait_until(lambda: supervisor.restarts == 1, 20)
