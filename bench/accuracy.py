@@ -3,7 +3,9 @@
     python bench/accuracy.py [--settings float32,int8] [--strides 1,2,3,5] [--json]
 
 A setting is a model (``float32``: the bundled default, ``int8``: its quantised
-copy) with the camera's default configuration, optionally varied:
+copy, ``centernet``: the MobileNetV3-CenterNet candidate that
+scripts/build-candidate-models builds, see models/README.md) with the camera's
+default configuration, optionally varied:
 ``int8:608x448`` runs the model at another input size (a copy with a dynamic
 input shape is written to a temporary directory with the ``onnx`` package),
 ``int8:stretch`` stretches frames to the input instead of letterboxing them,
@@ -19,8 +21,9 @@ second (a Raspberry Pi 4 manages about 3 with the bundled model). It prints:
   ``b`` and both. Between analysed frames the counter's figure is the last
   analysed frame's, as it would be reported;
 * line counts against every hand-labelled crossing of each line whose labels
-  exist (``vtest_crossings_<line>.csv``, and the older ``path`` set, frames
-  0-629): counted/true per direction, and accuracy = 1 − Σ|error| / Σtrue;
+  exist (``vtest_crossings_<line>.csv``, and the older ``path`` set in
+  ``vtest_line_crossings.json``): counted/true per direction, and
+  accuracy = 1 − Σ|error| / Σtrue;
 * analysed frames per second on this machine (decoding every frame included),
   GFLOP per analysed frame from the model's graph (multiply-accumulates of
   its convolutions and matrix products × 2, at the input size used), and what
@@ -58,13 +61,31 @@ from agent.vision.source import read_video
 
 REPO = Path(__file__).resolve().parent.parent
 TRUTH = REPO / "tests" / "vision" / "ground_truth"
-MODELS = {"float32": REPO / "models" / "nanodet-g-416.onnx",
-          "int8": REPO / "models" / "nanodet-g-416.int8.onnx"}
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """An ONNX detector and the decoder of its family."""
+
+    path: Path
+    decoder: str = "nanodet"
+
+
+def candidate_dir() -> Path:
+    """Where scripts/build-candidate-models puts the detectors that are not bundled."""
+    base = os.environ.get("LOKAALMETEN_MODELS_DIR")
+    return Path(base) if base else Path.home() / ".cache" / "lokaalmeten" / "models"
+
+
+MODELS = {"float32": ModelFile(REPO / "models" / "nanodet-g-416.onnx"),
+          "int8": ModelFile(REPO / "models" / "nanodet-g-416.int8.onnx"),
+          "centernet": ModelFile(candidate_dir() / "centernet-mbv3-512.onnx", "centernet")}
+"""The bundled default, its int8 copy and the candidates of models/README.md
+("Other detectors evaluated")."""
 FPS = 10.0
 FRAMES = 795
 LINES = {"mid": (384, 576, 384, 0), "square": (0, 300, 768, 300), "path": (230, 340, 230, 170)}
 """Directed lines: mid (in = walking right), square (in = walking down), path (older set)."""
-PATH_LABELLED_UNTIL = 629
 PI4_GFLOP_S = 3.0 * 4.2
 """What a Raspberry Pi 4 analyses per second: ~3 frames of NanoDet-g at 416² (4.2 GFLOP)."""
 
@@ -130,10 +151,10 @@ def dynamic_copy(model: Path, folder: Path) -> Path:
     for dim, name in ((dims[2], "height"), (dims[3], "width")):
         dim.ClearField("dim_value")
         dim.dim_param = name
-    for k, output in enumerate(graph.graph.output):
-        cells = output.type.tensor_type.shape.dim[1]
-        cells.ClearField("dim_value")
-        cells.dim_param = f"cells{k}"
+    for k, output in enumerate(graph.graph.output):  # all but batch and channels follow
+        for j, dim in enumerate(output.type.tensor_type.shape.dim[1:-1]):
+            dim.ClearField("dim_value")
+            dim.dim_param = f"out{k}_{j}"
     del graph.graph.value_info[:]
     path = folder / f"{model.stem}.dynamic.onnx"
     onnx.save(graph, str(path))
@@ -152,6 +173,7 @@ class Run:
 def pipeline_for(setting: Setting, model: Path) -> Pipeline:
     values: dict[str, object] = {
         "source": str(media_path()), "model": str(model), "suppress_below": 0,
+        "decoder": MODELS[setting.model].decoder,
         "lines": [{"name": n, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
                   for n, (x1, y1, x2, y2) in LINES.items()]}
     if setting.input_size:
@@ -193,8 +215,6 @@ def line_scores(run: Run, truth: dict[str, list[tuple[int, str]]]) -> dict[str, 
     scores = {}
     for name, labelled in truth.items():
         counted = run.crossings[name]
-        if name == "path":
-            counted = [c for c in counted if c[0] <= PATH_LABELLED_UNTIL + 10]
         per = {d: (sum(x[1] == d for x in counted), sum(x[1] == d for x in labelled))
                for d in ("in", "out")}
         total = sum(t for _, t in per.values())
@@ -258,7 +278,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="accuracy-") as tmp:
         for text in args.settings.split(","):
             setting = Setting.parse(text)
-            model = MODELS[setting.model]
+            model = MODELS[setting.model].path
+            if not model.is_file():
+                print(f"{model} is missing: run scripts/build-default-model or "
+                      "scripts/build-candidate-models", file=sys.stderr)
+                return 1
             if setting.input_size:
                 model = dynamic_copy(model, Path(tmp))
             gflop = gflop_per_frame(model, setting.input_size)

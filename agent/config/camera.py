@@ -140,7 +140,7 @@ class CameraConfig(BaseModel):
     model: Path | None = Field(default=None, description="ONNX detector; default the bundled "
                                "NanoDet-g (models/README.md).")
     decoder: str = Field(default="nanodet", description="Output decoder of the model family: "
-                         "nanodet, yolov8, yolo11.")
+                         "nanodet, yolov8, yolo11, centernet.")
     input_size: int | tuple[int, int] | None = Field(
         default=None, description="Model input, one side or [width, height]; only for models "
         "with a dynamic input shape (the bundled one is fixed at 416).")

@@ -121,11 +121,12 @@ def squeeze_batch(tensor: NDArray[np.floating], name: str) -> FloatArray:
 
 
 # Import the built-in families last so that they can use ``register``.
-from agent.vision.decoders import nanodet, yolo  # noqa: E402
+from agent.vision.decoders import centernet, nanodet, yolo  # noqa: E402
 
 __all__ = [
     "Decoder",
     "InputSpec",
+    "centernet",
     "decoder_names",
     "get_decoder",
     "nanodet",
