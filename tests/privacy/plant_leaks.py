@@ -181,7 +181,9 @@ def copy_tree(into: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", choices=[x.name for x in LEAKS])
-    parser.add_argument("--timeout", type=float, default=300.0)
+    # One copy's run takes 20-60 s on an idle 2-core machine; a busy one (other work, a
+    # loaded CI host) has taken over 300 s. A hang still ends, only later.
+    parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args(argv)
     leaks = [x for x in LEAKS if not args.only or x.name in args.only]
     with tempfile.TemporaryDirectory(prefix="plant-leaks-") as tmp:
