@@ -1,0 +1,159 @@
+"""Soak: RSS and CPU of the daemon with every simulated sensor, over half an hour.
+
+    nice -n 10 python bench/soak.py [--minutes 30] [--every 30] [--warmup 120]
+
+Runs `lokaalmeten simulate` with examples/simulated.toml (every supported sensor on its
+wire-level emulator, the microphone's simulated street noise and, when the test video is
+fetched, the people counter) against a Mosquitto of its own on a free port, and samples
+/proc every ``--every`` seconds: the daemon's RSS, the RSS of its child processes (the
+counter's zygote and counters), and the CPU the whole tree used since the last sample.
+A leak is a slope, so the end is a least-squares fit of RSS over time after the warm-up,
+in MB per hour: "flat" is a number. The subscriber counts what arrived, so a soak that
+stopped delivering cannot pass for a flat one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from _broker import Broker, Recorder
+from agent_idle import cpu_seconds, rss_mb
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "simulated.toml"
+
+
+@dataclass(frozen=True)
+class Sample:
+    elapsed_s: float
+    daemon_rss_mb: float
+    children_rss_mb: float
+    children: int
+    cpu_percent: float
+    """Of one core, daemon and children together, since the previous sample."""
+    messages: int
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children of children too), from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:  # the task ended meanwhile
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def tree_cpu_s(pids: list[int]) -> float:
+    """CPU seconds of the live processes; one that ended meanwhile counts no more."""
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            continue
+    return total
+
+
+def take(pid: int, start: float, cpu_before: float, wall_before: float,
+         recorder: Recorder) -> tuple[Sample, float]:
+    children = descendants(pid)
+    cpu_now = tree_cpu_s([pid, *children])
+    now = time.monotonic()
+    children_rss = 0.0
+    for child in children:
+        try:
+            children_rss += rss_mb(child)
+        except OSError:
+            continue
+    sample = Sample(now - start, rss_mb(pid), children_rss, len(children),
+                    100 * (cpu_now - cpu_before) / max(now - wall_before, 1e-9),
+                    len(recorder.on("/measurements")))
+    return sample, cpu_now
+
+
+def slope_mb_per_h(samples: list[Sample], value: str) -> float:
+    """Least-squares slope of ``value`` over time, in MB per hour (nan with < 2 samples)."""
+    if len(samples) < 2:
+        return float("nan")
+    hours = [s.elapsed_s / 3600 for s in samples]
+    return statistics.linear_regression(hours, [getattr(s, value) for s in samples]).slope
+
+
+def run(minutes: float, every_s: float, warmup_s: float, work: Path) -> list[Sample]:
+    broker = Broker(work)
+    broker.start()
+    recorder = Recorder(broker, topic="lokaalmeten/#").start()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent", "simulate", "--config", str(EXAMPLE),
+         "--broker", f"{broker.host}:{broker.port}", "--state-dir", str(work / "state"),
+         "--log-level", "WARNING"], cwd=work, env=env,
+        stderr=(work / "agent.log").open("wb"))
+    samples: list[Sample] = []
+    try:
+        time.sleep(warmup_s)  # imports, first connect, the counter's model: not steady state
+        start = wall = time.monotonic()
+        cpu = tree_cpu_s([process.pid, *descendants(process.pid)])
+        print(f"{'min':>6} {'daemon MB':>10} {'children MB':>12} {'procs':>5} "
+              f"{'CPU %':>6} {'messages':>9}", flush=True)
+        while time.monotonic() - start < minutes * 60:
+            time.sleep(every_s)
+            if process.poll() is not None:
+                raise SystemExit(f"the daemon exited ({process.returncode}); see "
+                                 f"{work / 'agent.log'}")
+            sample, cpu = take(process.pid, start, cpu, wall, recorder)
+            wall = time.monotonic()
+            samples.append(sample)
+            print(f"{sample.elapsed_s / 60:6.1f} {sample.daemon_rss_mb:10.1f} "
+                  f"{sample.children_rss_mb:12.1f} {sample.children:5d} "
+                  f"{sample.cpu_percent:6.1f} {sample.messages:9d}", flush=True)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        recorder.stop()
+        broker.stop()
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=30, help="measured duration")
+    parser.add_argument("--every", type=float, default=30, help="seconds between samples")
+    parser.add_argument("--warmup", type=float, default=120,
+                        help="seconds after start before measuring")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-soak-"))
+    samples = run(args.minutes, args.every, args.warmup, work)
+    if not samples:
+        raise SystemExit("no samples: --minutes shorter than --every?")
+    cpu = [s.cpu_percent for s in samples]
+    print(f"\n{len(samples)} samples over {samples[-1].elapsed_s / 60:.1f} min after "
+          f"{args.warmup:g} s warm-up; {samples[-1].messages} measurement messages received")
+    print(f"daemon RSS   {samples[0].daemon_rss_mb:.1f} → {samples[-1].daemon_rss_mb:.1f} MB, "
+          f"slope {slope_mb_per_h(samples, 'daemon_rss_mb'):+.2f} MB/h")
+    print(f"children RSS {samples[0].children_rss_mb:.1f} → "
+          f"{samples[-1].children_rss_mb:.1f} MB, "
+          f"slope {slope_mb_per_h(samples, 'children_rss_mb'):+.2f} MB/h")
+    print(f"CPU (one core = 100 %): mean {statistics.fmean(cpu):.1f} %, "
+          f"max {max(cpu):.1f} %")
+    print(f"log: {work / 'agent.log'}")
+
+
+if __name__ == "__main__":
+    main()
