@@ -133,7 +133,8 @@ class CameraConfig(BaseModel):
     loop: bool = Field(default=True, description="Video files: start again at the end "
                        "(a test box); false stops counting when the file ends.")
     fps_cap: float = Field(default=10.0, gt=0, le=60, description="Analyse at most this many "
-                           "frames per second; extra frames are skipped, not queued.")
+                           "frames per second; fewer when the CPU allows fewer (measured as "
+                           "it runs: fps_target). Extra frames are skipped, not queued.")
     resize_width: int | None = Field(
         default=None, ge=64, description="Shrink frames to this width (px, aspect kept) as "
         "they are read; saves memory and time with high-resolution cameras.")

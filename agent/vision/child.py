@@ -128,6 +128,7 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
     """The live loop: frames in, records out, until ``should_stop`` or a file ends."""
     import cv2  # noqa: PLC0415 - the counter process only
 
+    from agent.vision.pace import AnalysisPace  # noqa: PLC0415
     from agent.vision.pipeline import build_pipeline  # noqa: PLC0415
     from agent.vision.source import LiveSource, parse_source  # noqa: PLC0415
 
@@ -141,6 +142,7 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
                         resize_width=config.resize_width, loop=config.loop,
                         reconnect_min_s=config.reconnect_min_s,
                         reconnect_max_s=config.reconnect_max_s).start()
+    pace = AnalysisPace(config.fps_cap)
     log.info("counting on %s", source.spec)
     connected: bool | None = None
 
@@ -152,6 +154,7 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
         for report in reports:
             outbound.interval(on_grid(utc_ms(report.record.end_s), config.interval_s),
                               (*report.values(),
+                               ("fps_target", pace.fps),
                                ("frames_dropped_total", stats.frames_dropped),
                                ("source_reconnects_total", stats.reconnects)))
 
@@ -170,7 +173,10 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
                 if stats.finished:
                     break
                 continue
+            began = time.monotonic()
             result = pipeline.process(frame)
+            pace.observe(time.monotonic() - began)
+            source.set_rate(pace.fps)
             for alert in result.counts.alerts:
                 outbound.switch(Kind.ALERT, f"zone_{alert.zone}_density_alert", alert.on)
             send_intervals(list(result.closed))

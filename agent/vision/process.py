@@ -37,8 +37,8 @@ from agent.vision.zygote import ChildSpec, Counter, Zygote
 log = logging.getLogger(__name__)
 
 _FIXED_UNITS = {
-    "fps": "/s", "inference_ms_p50": "ms", "inference_ms_p95": "ms", "frames": "{frame}",
-    "frames_inferred": "{frame}", "frames_dropped_total": "{frame}",
+    "fps": "/s", "fps_target": "/s", "inference_ms_p50": "ms", "inference_ms_p95": "ms",
+    "frames": "{frame}", "frames_inferred": "{frame}", "frames_dropped_total": "{frame}",
 }
 
 

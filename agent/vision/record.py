@@ -225,6 +225,7 @@ def schema_for(config: CameraConfig) -> Schema:
         Quantity("frames", interval, frames_high),
         Quantity("frames_inferred", interval, frames_high),
         Quantity("fps", interval, config.fps_cap * 1.5 + 1, step=0.01),
+        Quantity("fps_target", interval, config.fps_cap, step=0.01),
         Quantity("inference_ms_p50", interval, 60_000, step=0.1),
         Quantity("inference_ms_p95", interval, 60_000, step=0.1),
         Quantity("frames_dropped_total", interval, MAX_TOTAL,

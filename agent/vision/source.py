@@ -3,13 +3,15 @@
 Two ways to read, for the two ways the counter runs:
 
 * ``LiveSource`` (the daemon): a reader thread pulls frames as the source
-  delivers them, keeps at most ``fps_cap`` per second (the rest are
-  *skipped*, by design), shrinks them to ``resize_width`` and leaves the
-  newest one in a single slot. When the consumer (the detector) falls behind,
-  the frame waiting in the slot is replaced by the newer one and counted as
-  *dropped*: old frames are never queued, so the counts stay current and
-  memory stays flat. A video file is replayed at its own frame rate, as if
-  it were a camera, and from the start again at its end when ``loop`` is set.
+  delivers them, keeps at most ``fps_cap`` per second, or fewer when the
+  counter asks for fewer (``set_rate``: what its CPU allows, see
+  ``agent.vision.pace``); the rest are *skipped*, by design. It shrinks
+  them to ``resize_width`` and leaves the newest one in a single slot.
+  When the consumer (the detector) falls behind anyway, the frame waiting in
+  the slot is replaced by the newer one and counted as *dropped*: old frames
+  are never queued, so the counts stay current and memory stays flat. A
+  video file is replayed at its own frame rate, as if it were a camera, and
+  from the start again at its end when ``loop`` is set.
   When the source fails to open or the stream drops, it is reopened after a
   wait that doubles from ``reconnect_min_s`` to ``reconnect_max_s`` and goes
   back to the minimum once frames flow again; every reopen attempt counts.
@@ -236,6 +238,7 @@ class LiveSource:
             raise ValueError("need fps_cap > 0 and 0 < reconnect_min_s <= reconnect_max_s")
         self.spec = spec
         self.fps_cap = fps_cap
+        self._keep_period = 1.0 / fps_cap
         self.resize_width = resize_width
         self.loop = loop
         self.reconnect_min_s = reconnect_min_s
@@ -269,6 +272,12 @@ class LiveSource:
                 self._ready.wait(timeout_s)
             frame, self._slot = self._slot, None
             return frame
+
+    def set_rate(self, fps: float) -> None:
+        """Keep at most ``fps`` frames per second from now on (never more than ``fps_cap``)."""
+        if fps <= 0:
+            raise ValueError("need fps > 0")
+        self._keep_period = 1.0 / min(fps, self.fps_cap)  # one float: atomic for the reader
 
     def stats(self) -> SourceStats:
         with self._ready:
@@ -318,7 +327,6 @@ class LiveSource:
         """Read until stopped or the source fails: (frames delivered?, a file ended?)."""
         is_file = self.spec.kind == "file"
         frame_period = 1.0 / capture_fps(capture) if is_file else 0.0
-        keep_period = 1.0 / self.fps_cap
         next_keep = due = self._clock()
         delivered = False
         while not self._stop.is_set():
@@ -334,6 +342,7 @@ class LiveSource:
                     break
                 due = max(due, self._clock() - frame_period) + frame_period
             now = self._clock()
+            keep_period = self._keep_period
             with self._ready:
                 self._read += 1
                 index = self._read - 1

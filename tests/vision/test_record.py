@@ -46,14 +46,14 @@ def forged(schema: Schema, kind: Kind, utc_ms: int, pairs: list[tuple[int, float
 
 def test_the_schema_is_exactly_what_the_config_names(schema: Schema) -> None:
     assert schema.names(Kind.INTERVAL) == [
-        "frames", "frames_inferred", "fps", "inference_ms_p50", "inference_ms_p95",
+        "frames", "frames_inferred", "fps", "fps_target", "inference_ms_p50", "inference_ms_p95",
         "frames_dropped_total", "source_reconnects_total", "line_door_in", "line_door_out",
         "zone_kerb_occupancy_mean", "zone_kerb_occupancy_max", "zone_kerb_density_mean",
         "zone_kerb_density_max", "zone_bench_occupancy_mean", "zone_bench_occupancy_max",
         "occupancy_mean", "occupancy_max"]
     assert schema.names(Kind.ALERT) == ["zone_kerb_density_alert"]
     assert schema.names(Kind.STATUS) == ["source_up"]
-    assert schema.max_size == HEADER.size + 17 * PAIR.size
+    assert schema.max_size == HEADER.size + 18 * PAIR.size
     other = schema_for(config(lines=[]))
     assert other.fingerprint != schema.fingerprint
 
@@ -85,12 +85,12 @@ REJECTIONS = {
     "negative": (Kind.INTERVAL, NOW_MS, [(0, -1)]),
     "a count with a fraction (a pixel value)": (Kind.INTERVAL, NOW_MS, [(0, 37.25)]),
     "more frames than the frame cap allows": (Kind.INTERVAL, NOW_MS, [(0, 10_000)]),
-    "more people than a frame holds": (Kind.INTERVAL, NOW_MS, [(0, 1), (16, 5000)]),
+    "more people than a frame holds": (Kind.INTERVAL, NOW_MS, [(0, 1), (17, 5000)]),
     "milliseconds in the time": (Kind.INTERVAL, NOW_MS + 517, [(0, 1)]),
-    "an alert that is not 0 or 1": (Kind.ALERT, NOW_MS, [(17, 0.5)]),
-    "two values in an alert": (Kind.ALERT, NOW_MS, [(17, 1), (17, 0)]),
-    "a density not from its occupancy": (Kind.INTERVAL, NOW_MS, [(0, 1), (9, 2), (11, 3)]),
-    "a density without its occupancy": (Kind.INTERVAL, NOW_MS, [(0, 1), (11, 0.5)]),
+    "an alert that is not 0 or 1": (Kind.ALERT, NOW_MS, [(18, 0.5)]),
+    "two values in an alert": (Kind.ALERT, NOW_MS, [(18, 1), (18, 0)]),
+    "a density not from its occupancy": (Kind.INTERVAL, NOW_MS, [(0, 1), (10, 2), (12, 3)]),
+    "a density without its occupancy": (Kind.INTERVAL, NOW_MS, [(0, 1), (12, 0.5)]),
 }
 
 
@@ -196,7 +196,7 @@ def test_the_switch_rate_is_bounded(schema: Schema) -> None:
 
 def test_a_mean_above_its_maximum_and_totals_that_jump_are_refused(schema: Schema) -> None:
     with pytest.raises(RecordRejected, match="above its maximum"):
-        schema.decode(forged(schema, Kind.INTERVAL, NOW_MS, [(0, 9), (15, 3.5), (16, 3)]))
+        schema.decode(forged(schema, Kind.INTERVAL, NOW_MS, [(0, 9), (16, 3.5), (17, 3)]))
     clock = Clock()
     g = gate(schema, clock)
     base = NOW_MS - NOW_MS % 60_000

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.vision.pace import AnalysisPace
 from agent.vision.source import (
     Frame,
     LiveSource,
@@ -140,6 +141,39 @@ def test_slow_consumer_gets_the_newest_frame_and_the_rest_are_counted_as_dropped
     assert stats.frames_dropped >= 15
     assert stats.frames_read == stats.frames_dropped + stats.frames_skipped + len(frames) + (
         1 if source.get(0) else 0)
+
+
+def test_a_counter_that_paces_the_source_gets_evenly_spaced_frames_instead_of_drops():
+    """The counter's loop (agent.vision.child): analyse, note the time, set the rate."""
+    source = LiveSource(SourceSpec("url", "fake"), fps_cap=30,
+                        opener=lambda spec: FakeCamera(30)).start()
+    pace = AnalysisPace(30)
+    frames: list[Frame] = []
+    settling = None  # the source's counters once the pace has been measured
+    deadline = time.monotonic() + 2.5
+    try:
+        while time.monotonic() < deadline:
+            frame = source.get(0.05)
+            if frame is None:
+                continue
+            frames.append(frame)
+            if len(frames) == 4:
+                settling = source.stats()
+            began = time.monotonic()
+            time.sleep(0.15)  # a detector at about 6.7 frames/s
+            pace.observe(time.monotonic() - began)
+            source.set_rate(pace.fps)
+    finally:
+        source.stop()
+    stats = source.stats()
+    assert pace.fps < 30 * 0.5, "the rate did not follow the time per frame"
+    assert settling is not None and len(frames) >= 9
+    # Paced, the source leaves the frames the counter cannot take out (skipped) instead of
+    # replacing them in the slot (dropped), as it must until the first frames are measured.
+    assert stats.frames_dropped - settling.frames_dropped <= 1, (settling, stats)
+    assert stats.frames_skipped - settling.frames_skipped >= 2 * (len(frames) - 4)
+    with pytest.raises(ValueError):
+        source.set_rate(0)
 
 
 def test_file_is_replayed_at_its_own_rate_and_looped(tmp_path):
