@@ -68,6 +68,8 @@ class AgentStatus:
     forwarder_crashes: int = 0
     outbox_quarantined: int = 0
     outbox_poison: int = 0
+    outbox_lost: int = 0
+    """Committed measurements the database lost without an error (a damaged WAL)."""
 
 
 def heartbeat(agent: AgentStatus, system: SystemFacts, sensors: Sequence[SensorStatus],
@@ -86,6 +88,7 @@ def heartbeat(agent: AgentStatus, system: SystemFacts, sensors: Sequence[SensorS
         m(AGENT_SENSOR_ID, "outbox_dropped_total", agent.outbox_dropped_total, "{measurement}"),
         m(AGENT_SENSOR_ID, "outbox_quarantined_total", agent.outbox_quarantined, "1"),
         m(AGENT_SENSOR_ID, "outbox_poison_total", agent.outbox_poison, "{measurement}"),
+        m(AGENT_SENSOR_ID, "outbox_lost_total", agent.outbox_lost, "{measurement}"),
         m(AGENT_SENSOR_ID, "mqtt_connected", int(agent.mqtt_connected), "1"),
         m(AGENT_SENSOR_ID, "mqtt_connects_total", agent.mqtt_connects, "1"),
         m(AGENT_SENSOR_ID, "messages_sent_total", agent.messages_sent, "1"),

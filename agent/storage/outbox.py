@@ -22,7 +22,8 @@ Why it looks like this:
 Beside it: the schema and its migrations in ``schema.py``, the sinks' positions
 in ``ledger.py``, the age rule (which clock measures a row's age when the wall
 clock can step) in ``age.py``, the free-space floor and disk-full reserve in
-``space.py``, and setting a damaged database aside in ``quarantine.py``.
+``space.py``, setting a damaged database aside in ``quarantine.py``, and the
+high-water mark outside SQLite that shows a silent loss inside it in ``watermark.py``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from agent.storage.quarantine import (
 )
 from agent.storage.schema import migrate
 from agent.storage.space import DiskSpace
+from agent.storage.watermark import Mark, MarkFile, mark_path, read_mark, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class OutboxStats:
     """Times a damaged outbox was set aside and a fresh one started."""
     poison_total: int = 0
     """Measurements set aside because a sink could never deliver them."""
+    lost_total: int = 0
+    """Committed measurements the database lost without an error (``watermark.py``)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,8 @@ class Outbox:
         self._space = space
         self._path = path
         self._quarantined = 0
+        mark = self._last_mark()
+        self._top_id = mark.top_id if mark else 0  # what a recovery must number above
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -115,6 +121,9 @@ class Outbox:
                 if not is_corruption(exc):
                     raise
                 self._recover(exc)
+            if mark is not None:
+                self._when_full_release(lambda: self._reconcile(mark))
+            self._marks = MarkFile(mark_path(path))
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"{path}: cannot open outbox: {exc}") from exc
         if space is not None:
@@ -130,6 +139,27 @@ class Outbox:
         migrate(self._conn, self._db)
         self._ledger.load(self._conn)
         self._refresh()
+
+    def _last_mark(self) -> Mark | None:
+        """The mark left by the last commit; none for an outbox that is not there at all
+        (deleted by hand: a fresh start, not a loss inside SQLite)."""
+        mark = read_mark(mark_path(self._path))
+        if mark is not None and not self._path.exists():
+            log.warning("no outbox at %s, but a mark of row %d beside it: starting afresh",
+                        self._path, mark.top_id)
+            return None
+        return mark
+
+    def _reconcile(self, mark: Mark) -> None:
+        """Count what the database lost since ``mark`` without saying so."""
+        with self._db.atomic():
+            lost = reconcile(self._conn, mark)
+        if lost:
+            log.error("outbox %s silently lost %d committed measurements (row ids %d..%d, "
+                      "up to seq %d of boot %s): a damaged WAL? counted in outbox_lost_total",
+                      self._path, lost, mark.top_id - lost + 1, mark.top_id, mark.last_seq,
+                      mark.boot_id)
+            self._refresh()
 
     def _refresh(self) -> None:
         """Cached figures, read from the database."""
@@ -240,6 +270,8 @@ class Outbox:
             self._top_id = self._conn.execute(
                 "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()[0]
             self._boot_recorded = True
+            if rows:  # after the commit, so the mark is never ahead of the database
+                self._marks.write(Mark(self._top_id, self.boot_id, self._seq))
             self._depth += len(rows) - settlement.deleted
             self._commits += 1
             if self._space is not None and self._commits % RESERVE_CHECK_COMMITS == 0:
@@ -324,7 +356,7 @@ class Outbox:
             return OutboxStats(self._depth - len(self._ledger.done()),
                                self._counter("dropped_total"),
                                len(self._pending), self._commits, self._quarantined,
-                               self._counter("poison_total"))
+                               self._counter("poison_total"), self._counter("lost_total"))
 
     def close(self) -> None:
         """Commit what is buffered and close the database."""
@@ -332,6 +364,7 @@ class Outbox:
         with self._lock:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
+            self._marks.close()
 
     # -- internals ------------------------------------------------------------------
 
