@@ -127,6 +127,12 @@ class MqttConfig(BaseModel):
         "broker may acknowledge and then discard a message that is too large.")
     max_inflight: int = Field(default=10, ge=1, le=100,
                               description="Messages awaiting PUBACK at once.")
+    poison_after_rejections: int = Field(
+        default=5, ge=2, le=1000, description="MQTT 5: a message the broker refuses "
+        "(reason code: not authorised, payload format invalid, ...) this many times, while it "
+        "accepts other messages in between, is set aside in the outbox's poison table so it "
+        "no longer blocks the queue. A broker that refuses everything sets nothing aside. "
+        "Messages refused as too large are split first.")
     reconnect_min_s: float = Field(default=1.0, gt=0, le=3600,
                                    description="First reconnect backoff cap.")
     reconnect_max_s: float = Field(default=300.0, gt=0, le=3600,

@@ -28,8 +28,11 @@ from dataclasses import dataclass
 
 from agent.config.mqtt import MqttConfig
 from agent.errors import PublishError, StorageError
-from agent.publish.mqtt import MqttSession
-from agent.publish.payload import build_messages, measurements_topic, status_topic
+from agent.models import OutboxRecord
+from agent.publish.discovery import Announcer
+from agent.publish.mqtt import Ack, MqttSession
+from agent.publish.payload import Message, build_messages, measurements_topic, status_topic
+from agent.publish.refusals import Refusals, Verdict
 from agent.storage import Outbox
 from agent.storage.ledger import MQTT_SINK
 from agent.supervision import RestartPolicy, supervise
@@ -79,7 +82,8 @@ class Forwarder(threading.Thread):
     def __init__(self, outbox: Outbox, config: MqttConfig, device_id: str, client_id: str,
                  *, rng: random.Random | None = None,
                  session_factory: SessionFactory | None = None,
-                 restarts: RestartPolicy = RESTARTS) -> None:
+                 restarts: RestartPolicy = RESTARTS,
+                 announcer: Announcer | None = None) -> None:
         super().__init__(name="forwarder", daemon=True)
         self._restarts = restarts
         self.gave_up = False
@@ -88,6 +92,8 @@ class Forwarder(threading.Thread):
         self._config = config
         self._device_id = device_id
         self._client_id = client_id
+        self._announcer = announcer
+        """Home Assistant discovery and per-quantity states (agent/publish/discovery.py)."""
         self._topic = measurements_topic(config.topic_prefix, device_id)
         self._rng = rng or random.Random()
         self._wake = threading.Event()
@@ -98,6 +104,7 @@ class Forwarder(threading.Thread):
             config, client_id, status_topic(config.topic_prefix, device_id), on_event))
         self._stats = ForwarderStats(False, 0, 0, 0, 0, 0, "")
         self._drops: deque[float] = deque()
+        self._refusals = Refusals(config.poison_after_rejections)
         self._lock = threading.Lock()
 
     # -- control (other threads) ----------------------------------------------------
@@ -188,12 +195,22 @@ class Forwarder(threading.Thread):
                       "boxes share a device_id (or client_id)?", self._client_id)
 
     def _pump(self, session: MqttSession) -> None:
-        """Send and acknowledge until the connection drops, or until stopped and drained."""
-        inflight: dict[int, tuple[int, ...]] = {}
+        """Send and acknowledge until the connection drops, or until stopped and drained.
+
+        After a refusal nothing more is sent on this connection; it closes once the
+        messages in flight are answered, because their answers tell a message the broker
+        refuses from a broker that refuses everything (:mod:`agent.publish.refusals`).
+        """
+        inflight: dict[int, Message] = {}
         cursor = 0  # a new connection restarts at the head: unacked rows are resent
         progress = time.monotonic()
+        refused = idle = False
+        if self._announcer is not None:
+            self._announcer.new_connection()
         while session.connected:
-            if self._collect_acks(session, inflight) or not inflight:
+            got, refusal = self._collect_acks(session, inflight)
+            refused = refused or refusal
+            if got or not inflight:
                 progress = time.monotonic()
             elif time.monotonic() - progress > self._config.puback_timeout_s:
                 self._bump(puback_timeouts=1, last_error="no PUBACK for "
@@ -202,14 +219,19 @@ class Forwarder(threading.Thread):
                           self._config.puback_timeout_s)
                 session.abort()
                 return
-            cursor, idle = self._send(session, inflight, cursor)
+            if refused and not inflight:
+                session.close()  # reconnect after a backoff, restarting from the head
+                return
+            if not refused:
+                self._announce(session)
+                cursor, idle = self._send(session, inflight, cursor)
             if self._stop_event.is_set() and (
                     (idle and not inflight) or time.monotonic() >= self._drain_deadline):
                 return
             self._wake.wait(0.25)
             self._wake.clear()
 
-    def _send(self, session: MqttSession, inflight: dict[int, tuple[int, ...]],
+    def _send(self, session: MqttSession, inflight: dict[int, Message],
               cursor: int) -> tuple[int, bool]:
         """Publish claimed rows up to the in-flight limit; returns (cursor, outbox idle)."""
         while len(inflight) < self._config.max_inflight:
@@ -222,22 +244,48 @@ class Forwarder(threading.Thread):
                 return cursor, True
             now_ms = time.time_ns() // 1_000_000
             limit = self._max_payload(session)
+            split = min(limit, self._refusals.split_below or limit)
             for message in build_messages(self._device_id, records, self._config.max_batch,
-                                          now_ms, limit):
+                                          now_ms, split):
                 if len(message.payload) > limit:  # one measurement alone is too large
                     self._outbox.set_aside(message.row_ids, f"{len(message.payload)} bytes, "
                                            f"over the {limit}-byte message limit", MQTT_SINK)
                     cursor = message.row_ids[-1]
                     continue
                 try:
+                    self._publish_states(session, records, message)
                     mid = session.publish(self._topic, message.payload)
                 except PublishError as exc:
                     self._bump(last_error=str(exc))
                     return cursor, False
-                inflight[mid] = message.row_ids
+                inflight[mid] = message
                 cursor = message.row_ids[-1]
                 self._bump(messages_sent=1)
         return cursor, False
+
+    def _announce(self, session: MqttSession) -> None:
+        """Home Assistant discovery configs and removals this connection still owes.
+
+        Rare (each connection, each reload), so each waits for its PUBACK here: a removal
+        is forgotten only once the broker has it.
+        """
+        if self._announcer is None:
+            return
+        for topic, payload in self._announcer.pending():
+            if session.publish_confirmed(topic, payload, retain=True, timeout_s=10.0):
+                self._announcer.confirmed(topic, payload)
+
+    def _publish_states(self, session: MqttSession, records: list[OutboxRecord],
+                        message: Message) -> None:
+        """Each announced quantity's newest window in ``message``, retained, sent *before*
+        it: a broker acknowledges QoS 1 messages in the order it received them (MQTT
+        3.1.1 and 5, section 4.6), so when the batch's PUBACK acknowledges its rows, the
+        states are acknowledged too, and a resent batch resends them in order."""
+        if self._announcer is None:
+            return
+        rows = set(message.row_ids)
+        for topic, payload in self._announcer.states(r for r in records if r.row_id in rows):
+            session.publish(topic, payload, retain=True)
 
     def _max_payload(self, session: MqttSession) -> int:
         """Payload bytes that fit both our limit and the broker's packet limit."""
@@ -246,24 +294,44 @@ class Forwarder(threading.Thread):
             limit = min(limit, session.max_packet_bytes - len(self._topic) - PACKET_OVERHEAD)
         return limit
 
-    def _collect_acks(self, session: MqttSession, inflight: dict[int, tuple[int, ...]]) -> bool:
-        """Apply the PUBACKs that arrived; True when there was at least one."""
-        got = False
+    def _collect_acks(self, session: MqttSession,
+                      inflight: dict[int, Message]) -> tuple[bool, bool]:
+        """Apply the PUBACKs that arrived; (any arrived, any refused a measurement message)."""
+        got = refused = False
         while not session.acks.empty():
             got = True
-            mid, accepted = session.acks.get_nowait()
-            rows = inflight.pop(mid, ())
-            if accepted:
-                self._outbox.ack(rows, MQTT_SINK)
-                self._bump(measurements_acked=len(rows),
+            ack = session.acks.get_nowait()
+            message = inflight.pop(ack.mid, None)
+            if message is None:  # the retained status
+                continue
+            if ack.accepted:
+                self._outbox.ack(message.row_ids, MQTT_SINK)
+                self._refusals.accepted(message.row_ids[0])
+                self._bump(measurements_acked=len(message.row_ids),
                            last_ack_utc_ms=time.time_ns() // 1_000_000)
-            elif rows:
-                # MQTT 5 PUBACK with a failure reason (quota, not authorised): the rows
-                # stay in the outbox; reconnecting restarts from the head after a backoff.
-                self._bump(rejected=1, last_error=f"broker rejected message {mid}")
-                log.error("broker rejected a message of %d measurements", len(rows))
-                session.close()
-        return got
+            else:
+                refused = True
+                self._refused(message, ack)
+        return got, refused
+
+    def _refused(self, message: Message, ack: Ack) -> None:
+        """An MQTT 5 PUBACK with a failure reason: split, keep for a retry, or set aside."""
+        rows = message.row_ids
+        self._bump(rejected=1, last_error=f"broker refused a message: {ack.reason}")
+        verdict = self._refusals.refused(rows[0], len(rows), len(message.payload), ack.code)
+        if verdict is Verdict.SPLIT:
+            log.warning("broker refused a %d-byte message as too large; sending it in "
+                        "messages under %d bytes", len(message.payload),
+                        self._refusals.split_below)
+        elif verdict is Verdict.POISON:
+            self._outbox.set_aside(rows, f"refused {self._config.poison_after_rejections} "
+                                   f"times by the broker ({ack.reason}, 0x{ack.code:02X}) "
+                                   "while it accepted others", MQTT_SINK)
+        else:
+            log.error("broker refused a message of %d measurements (%s, 0x%02X; counted "
+                      "%d of %d); kept, resent after a reconnect", len(rows), ack.reason,
+                      ack.code, self._refusals.refusals(rows[0]),
+                      self._config.poison_after_rejections)
 
     def _crashed(self, exc: Exception) -> None:
         """Drop the connection uncleanly (the Last Will fires) and count the crash."""

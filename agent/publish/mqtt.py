@@ -14,9 +14,12 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
+from types import MappingProxyType
+from typing import NamedTuple
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -29,6 +32,40 @@ ONLINE = b"online"
 OFFLINE = b"offline"
 SESSION_TAKEN_OVER = 0x8E
 """MQTT 5 DISCONNECT reason: another connection took this client id."""
+PACKET_TOO_LARGE = 0x95
+"""Mosquitto's PUBACK reason for a message over its ``message_size_limit``."""
+
+
+def _accept_packet_too_large_in_puback() -> None:
+    """Let paho read Mosquitto's PUBACK 0x95 instead of dropping the connection.
+
+    MQTT 5 lists 0x95 for CONNACK and DISCONNECT only; Mosquitto (2.0) also answers a
+    PUBLISH over ``message_size_limit`` with it, and paho then calls the PUBACK malformed
+    and disconnects ("Protocol error"). The refused message came first again after every
+    reconnect: a disconnect loop in which nothing behind it was delivered. Read as a
+    refusal, it lets the forwarder split the batch (agent/publish/refusals.py).
+    """
+    names = dict(ReasonCode.names)
+    names[PACKET_TOO_LARGE] = {
+        name: sorted({*packets, PacketTypes.PUBACK})
+        for name, packets in names[PACKET_TOO_LARGE].items()}
+    ReasonCode.names = MappingProxyType(names)
+
+
+_accept_packet_too_large_in_puback()
+
+
+class Ack(NamedTuple):
+    """The broker's answer to one QoS 1 message (MQTT 3.1.1: always success, code 0)."""
+
+    mid: int
+    code: int
+    """MQTT 5 reason code; 0x80 and above is a refusal."""
+    reason: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.code < 0x80
 
 
 class MqttSession:
@@ -49,7 +86,7 @@ class MqttSession:
         self.taken_over = False
         """The broker said it closed this connection because another client connected
         with the same client id (MQTT 5 reason 0x8E; Mosquitto 2.0 just closes it)."""
-        self.acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
+        self.acks: queue.SimpleQueue[Ack] = queue.SimpleQueue()
         v5 = config.protocol == "5"
         self._client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -95,13 +132,24 @@ class MqttSession:
             raise PublishError(f"{self._config.host}:{self._config.port}: {reason}")
         self._client.publish(self._status_topic, ONLINE, qos=1, retain=True)
 
-    def publish(self, topic: str, payload: bytes) -> int:
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int:
         """Queue a QoS 1 message; returns its message id for matching the PUBACK."""
-        info = self._client.publish(topic, payload, qos=1)
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._closed.set()
             raise PublishError(f"publish refused locally: {paho.error_string(info.rc)}")
         return info.mid
+
+    def publish_confirmed(self, topic: str, payload: bytes, *, retain: bool,
+                          timeout_s: float) -> bool:
+        """Publish (QoS 1) and wait for the PUBACK; False when none came in time."""
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        try:
+            info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError) as exc:  # refused locally, or disconnected
+            log.info("%s not confirmed: %s", topic, exc)
+            return False
+        return info.is_published()
 
     def announce_offline(self, timeout_s: float) -> None:
         """Graceful goodbye: the Last Will only fires on an unclean disconnect."""
@@ -161,5 +209,5 @@ class MqttSession:
 
     def _handle_publish(self, client: paho.Client, userdata: object, mid: int,
                         reason: ReasonCode, properties: Properties | None) -> None:
-        self.acks.put((mid, not reason.is_failure))
+        self.acks.put(Ack(mid, reason.value, reason.getName()))
         self._on_event()

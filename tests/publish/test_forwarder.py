@@ -208,6 +208,7 @@ def test_broker_rejecting_publishes_keeps_rows_and_backs_off(tmp_path: Path) -> 
     assert stats.connects <= 8, "exponential backoff, not a reconnect storm"
     outbox.commit()
     assert outbox.stats().depth == 5, "nothing is deleted without an accepting PUBACK"
+    assert outbox.stats().poison_total == 0, "a broker refusing everything sets nothing aside"
 
 
 def test_unreadable_password_file_is_retried_not_fatal(tmp_path: Path, broker: Broker) -> None:
@@ -441,3 +442,38 @@ def test_a_measurement_too_large_for_the_broker_is_set_aside_not_blocking(
     with sqlite3.connect(tmp_path / "outbox.sqlite") as conn:
         (seq, reason), = conn.execute("SELECT seq, reason FROM poison").fetchall()
     assert seq == 11 and "over the" in reason, "kept, with the reason"
+
+
+def test_a_size_limit_the_broker_does_not_announce_splits_batches_and_sets_aside_one(
+        tmp_path: Path) -> None:
+    """MQTT 5 against Mosquitto's ``message_size_limit``: not in the CONNACK, each message
+    over it refused with 0x95. Batches are split until they fit; the one measurement that
+    never fits is set aside after ``poison_after_rejections`` refusals, because the broker
+    took other messages in between, and nothing behind it waits."""
+    broker = Broker(tmp_path)
+    broker.config.write_text(broker.config.read_text() + "message_size_limit 3000\n")
+    broker.start()
+    recorder = Recorder(broker).start()
+    try:
+        outbox = make_outbox(tmp_path)
+        now = time.time_ns() // 1_000_000
+        huge = Measurement("pm", "pm2_5", 1.0, "ug/m3", now, 0.0, meta=(("note", "x" * 4000),))
+        outbox.add([*measurements(0, 600), huge, *measurements(600, 600)])
+        outbox.commit()
+        forwarder = start_forwarder(outbox, mqtt_config(broker, poison_after_rejections=3))
+        assert wait_until(lambda: len(set(seqs(recorder))) == 1200, 30), \
+            f"{len(set(seqs(recorder)))} of 1200 delivered"
+        assert wait_until(lambda: outbox.stats().poison_total == 1, 10)
+        forwarder.stop()
+        forwarder.join(10)
+        outbox.commit()
+        stats, refused = outbox.stats(), forwarder.stats().rejected
+    finally:
+        recorder.stop()
+        broker.stop()
+    assert sorted(set(seqs(recorder))) == [*range(1, 601), *range(602, 1202)], "all but 601"
+    assert stats.depth == 0
+    assert refused >= 3
+    with sqlite3.connect(tmp_path / "outbox.sqlite") as conn:
+        (seq, reason), = conn.execute("SELECT seq, reason FROM poison").fetchall()
+    assert seq == 601 and "refused 3 times" in reason and "0x95" in reason
