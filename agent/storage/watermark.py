@@ -73,31 +73,55 @@ def read_mark(path: Path) -> Mark | None:
 
 
 class MarkFile:
-    """Writes the mark in place and flushes it; one open descriptor for the outbox's life."""
+    """Writes the mark in place and flushes it; one descriptor for the outbox's life.
+
+    Opened at the first write, not with the outbox: a disk too full to create a file
+    must not stop an outbox from opening and draining. A write that fails (disk full)
+    is logged once per run of failures; the outbox goes on, and the next start cannot
+    check for a silent loss since the last good mark (it reports none rather than a
+    false one, because the mark only ever lags the database).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        created = not path.exists()
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        if created:  # the file's name must survive a power cut as well as its contents
-            directory = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+        self._fd: int | None = None
+        self._failing = False
 
     def write(self, mark: Mark) -> None:
-        """Record ``mark``; a failure is logged (the outbox goes on, unchecked next open)."""
+        """Record ``mark`` durably."""
         data = _encode(mark)
         try:
+            if self._fd is None:
+                self._fd = self._open()
             os.pwrite(self._fd, data, 0)
             os.ftruncate(self._fd, len(data))
             os.fdatasync(self._fd)
         except OSError as exc:
-            log.warning("cannot write the outbox mark %s: %s", self.path, exc)
+            if not self._failing:
+                log.warning("cannot write the outbox mark %s: %s", self.path, exc)
+            self._failing = True
+            return
+        self._failing = False
+
+    def _open(self) -> int:
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if created:  # the file's name must survive a power cut as well as its contents
+            try:
+                directory = os.open(self.path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(directory)
+                finally:
+                    os.close(directory)
+            except OSError:
+                os.close(fd)
+                raise
+        return fd
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def reconcile(conn: sqlite3.Connection, mark: Mark) -> int:
