@@ -70,6 +70,8 @@ def plan(config: AgentConfig, source: str) -> Plan:
         except ConfigError as exc:
             problems.extend(exc.problems)
     problems += config.sinks.problems(config.sensors, all_profiles())
+    if config.mqtt.home_assistant is not None:
+        problems += config.mqtt.home_assistant.problems(config.sensors)
     if problems:
         raise ConfigError(source, problems)
     community_node(config, source)

@@ -1,12 +1,14 @@
-"""Shared fixtures: a real broker per test that needs one."""
+"""Shared fixtures: a real broker per test that needs one; Home Assistant's venv."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.homeassistant_peer import ha_python
 from tests.mqtt_broker import Broker, Recorder
 
 
@@ -32,3 +34,9 @@ def recorder(broker: Broker) -> Iterator[Recorder]:
     rec = Recorder(broker).start()
     yield rec
     rec.stop()
+
+
+@pytest.fixture(scope="session")
+def home_assistant_python() -> Path:
+    """Installed on first use (minutes), from the cache after (tests/homeassistant_peer.py)."""
+    return ha_python()

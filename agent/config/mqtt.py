@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from agent.config.homeassistant import HomeAssistantConfig
+
 TOPIC_PREFIX_MAX_BYTES = 256
 """MQTT allows 65 535-byte topics, but every message carries its topic and some brokers
 cap topics far lower; a prefix this long is a mistake, not a naming scheme."""
@@ -144,6 +146,9 @@ class MqttConfig(BaseModel):
     puback_timeout_s: float = Field(
         default=60.0, gt=0, le=3600, description="A message without PUBACK for this long "
         "means the broker has stopped acknowledging: reconnect and resend.")
+    home_assistant: HomeAssistantConfig | None = Field(
+        default=None, description="Announce the sensors to Home Assistant (MQTT discovery) "
+        "and publish each quantity's latest value on a retained topic of its own.")
 
     _password_readable = field_validator("password_file")(_readable)
 
