@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from agent.config.camera_setup import SetupConfig
+
 NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}\Z")
 
 
@@ -166,6 +168,8 @@ class CameraConfig(BaseModel):
         "a test bench: small figures can single out one person). See docs/privacy.md.")
     motion: MotionConfig = Field(default_factory=MotionConfig,
                                  description="Motion gating of the detector.")
+    setup: SetupConfig = Field(default_factory=SetupConfig, description="Set-up mode's "
+                               "heat map: k, window, longest session (docs/camera-setup.md).")
     threads: int = Field(default=2, ge=1, le=16, description="onnxruntime threads for the "
                          "detector (a Pi 4 has four cores; leave some for the rest).")
     reconnect_min_s: float = Field(default=1.0, gt=0, description="First wait (s) before "

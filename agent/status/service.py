@@ -24,7 +24,7 @@ from agent.status.history import History
 from agent.status.report import Trend, build, problems
 from agent.status.summary import summary_line
 from agent.status.units import camera_history_rule, display_unit, label
-from agent.web.server import StatusServer
+from agent.web.server import SetupSite, StatusServer
 
 log = logging.getLogger("agent.status")
 
@@ -39,8 +39,9 @@ class StatusService:
     def __init__(self, config: StatusConfig, health: HealthConfig, state_dir: Path,
                  facts: Callable[[], BoxFacts], rules: dict[tuple[str, str], str],
                  *, cameras: Iterable[str], wall_ms: Callable[[], int],
-                 monotonic: Callable[[], float]) -> None:
+                 monotonic: Callable[[], float], setup: SetupSite | None = None) -> None:
         self._config = config
+        self._setup = setup
         self._monotonic = monotonic
         monotonic_s = monotonic()
         self._facts = facts
@@ -66,7 +67,7 @@ class StatusService:
                       exc.strerror or exc)
             return None
         return StatusServer(self, self._config.bind, self._config.port, token,
-                            self._config.allowed_hosts)
+                            self._config.allowed_hosts, setup=self._setup)
 
     # -- main loop -------------------------------------------------------------------------
 

@@ -30,7 +30,8 @@ from agent.config.camera import CameraConfig
 from agent.logformat import configure
 from agent.vision.record import Kind, Schema, schema_for
 from agent.vision.sandbox import confine, pin_camera
-from agent.vision.zygote import ChildSpec
+from agent.vision.setup_mode import SetupMode
+from agent.vision.zygote import SETUP_SIGNAL, ChildSpec
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,10 @@ class Outbound:
             self._sent[name] = state
             self._sent_s[name] = now_s
 
+    def setup(self, values: Iterable[tuple[str, float]]) -> None:
+        """Send a set-up record (``agent.vision.setup_mode``), stamped in whole seconds."""
+        self._send(Kind.SETUP, int(time.time()) * 1000, values)
+
     def _send(self, kind: Kind, utc_ms: int, values: Iterable[tuple[str, float]]) -> None:
         self._channel.send_bytes(self.schema.encode(kind, utc_ms, values))
 
@@ -144,6 +149,8 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
                         reconnect_max_s=config.reconnect_max_s).start()
     pace = AnalysisPace(config.fps_cap)
     log.info("counting on %s", source.spec)
+    setup = SetupMode(config.setup, [x.name for x in config.lines], outbound.setup)
+    signal.signal(SETUP_SIGNAL, lambda *_: setup.renew())
     connected: bool | None = None
 
     def utc_ms(t_s: float) -> int:
@@ -168,6 +175,7 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
                 if pipeline.motion is not None:
                     pipeline.motion.reset()
             outbound.flush()
+            setup.flush()
             if frame is None:
                 send_intervals(pipeline.tick(time.monotonic()))
                 if stats.finished:
@@ -175,6 +183,7 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
                 continue
             began = time.monotonic()
             result = pipeline.process(frame)
+            setup.observe(pipeline.scene.frame_size, result.tracks, result.counts)
             pace.observe(time.monotonic() - began)
             source.set_rate(pace.fps)
             for alert in result.counts.alerts:

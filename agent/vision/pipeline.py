@@ -48,7 +48,7 @@ from agent.vision.counting import CountingLine, FrameCounts, SceneCounter, Zone
 from agent.vision.intervals import IntervalCounter, IntervalRecord, LineTotals, ZoneStats
 from agent.vision.motion import MotionGate, MotionSettings
 from agent.vision.source import Frame
-from agent.vision.tracker import Tracker
+from agent.vision.tracker import FrameTracks, Tracker
 from agent.vision.tracker_config import TrackerConfig
 
 Polygon = tuple[tuple[float, float], ...]
@@ -143,6 +143,8 @@ class FrameResult:
     inferred: bool
     closed: tuple[IntervalReport, ...]
     """Intervals that ended before this frame."""
+    tracks: FrameTracks
+    """The tracker's output for this frame (stays in the counter process)."""
 
 
 class Pipeline:
@@ -208,7 +210,7 @@ class Pipeline:
         late = self._intervals.add(counts)
         closed += [self._report(r) for r in late if r.end_s > self._reported_end + 1e-9]
         sure = sum(d.score >= self.tracker.config.high_score for d in self._detections)
-        return FrameResult(counts, sure, inferred, tuple(closed))
+        return FrameResult(counts, sure, inferred, tuple(closed), tracks)
 
     def tick(self, t_s: float) -> list[IntervalReport]:
         """Close every interval that ended at or before ``t_s``, with or without frames.

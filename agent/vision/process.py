@@ -32,6 +32,7 @@ from agent.config.camera import CameraConfig
 from agent.models import Measurement, MeasurementQueue
 from agent.vision.child import EXIT_FINISHED, POLL_S
 from agent.vision.record import Gate, Kind, Record, RecordRejected, Schema, schema_for
+from agent.vision.setup_session import SetupSession
 from agent.vision.zygote import ChildSpec, Counter, Zygote
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class CounterSupervisor:
                  wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
                  backoff_min_s: float = 1.0, backoff_max_s: float = 60.0,
                  stable_s: float = 60.0, log_level: str = "INFO",
-                 zygote: Zygote | None = None) -> None:
+                 zygote: Zygote | None = None, setup: SetupSession | None = None) -> None:
         self.camera_id = camera_id
         self.config = config
         self.schema: Schema = schema_for(config)
@@ -90,6 +91,8 @@ class CounterSupervisor:
         """The most recent waits before a restart (s), oldest first: the backoff as applied."""
         self.rejected = 0
         """Records the boundary refused (each one cost the counter process its life)."""
+        self.setup = setup or SetupSession()
+        """Set-up mode (``agent.vision.setup_session``): off until the page switches it on."""
         self.backoff_min_s, self.backoff_max_s, self.stable_s = \
             backoff_min_s, backoff_max_s, stable_s
         self._monotonic = monotonic
@@ -159,6 +162,7 @@ class CounterSupervisor:
         gate = Gate(self.schema, started, now_s=self._monotonic, wall_ms=self._wall_ms)
         admitted = True
         while admitted and self.alive and not self._stopping.is_set():
+            self._renew_setup()
             admitted = self._receive(reader, gate, POLL_S)
         if self._stopping.is_set():
             self._shut_down(reader, gate)
@@ -187,6 +191,7 @@ class CounterSupervisor:
             reader.close()
             log.error("camera %s: cannot start a counter process: %s", self.camera_id, exc)
             return None
+        self.setup.forget()
         with self._lock:
             previous, self._process = self._process, process
         if previous is not None:
@@ -212,6 +217,9 @@ class CounterSupervisor:
             wait = 0.0
             try:
                 record = gate.admit(self.schema.decode(data))
+                if record.kind is Kind.SETUP:  # for the page only, never a measurement
+                    self.setup.admit(record, self._monotonic())
+                    continue
             except RecordRejected as exc:
                 return self._refuse(exc)
             if record.kind is Kind.STATUS:
@@ -221,6 +229,14 @@ class CounterSupervisor:
                                            self.config.suppress_below)
             if measurements:
                 self.output.put(measurements)
+
+    def _renew_setup(self) -> None:
+        """While a set-up session lasts, keep the counter's lease on (a signal, no data)."""
+        if self.setup.renew_due(self._monotonic()):
+            with self._lock:
+                process = self._process
+            if process is not None:
+                process.renew_setup()
 
     def _refuse(self, reason: RecordRejected) -> bool:
         with self._lock:

@@ -25,6 +25,11 @@ touches it:
 * **Times are whole seconds** and interval ends lie on the UTC grid of
   ``interval_s`` (one partial interval per process life is allowed: the
   one reported at shutdown or at the end of a video).
+* **Set-up records** (only while the daemon has set-up mode on, see
+  ``agent.vision.setup_session``) say the frame's size, per-line crossing totals
+  since set-up began and the heat map (``agent.vision.heatmap``): a cell is a
+  number of distinct people of at least the camera's ``setup.min_people`` (k) and
+  at most the people seen in the window, itself at least k; a blank cell is absent.
 * **Size and rate are bounded**: a record is at most one interval's worth of
   pairs (the reader refuses longer messages before reading them), and a
   process may send one interval record per interval (plus slack for a
@@ -49,6 +54,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from agent.config.camera import CameraConfig
+from agent.vision.heatmap import CELLS
 
 FORMAT_VERSION = 1
 MAGIC = b"LMC"
@@ -64,6 +70,10 @@ OCCUPANCY_STEP = 0.01
 """Resolution of mean occupancy (persons)."""
 CROSSINGS_PER_S = 20
 """Crossings of one line per second beyond which a figure is a fault, not a crowd."""
+FRAME_SIDE_MAX = 16384
+"""Pixels of a frame side no camera we read exceeds."""
+PEOPLE_MAX = 1_000_000
+"""Distinct people in a set-up window beyond any street's."""
 
 
 class Kind(IntEnum):
@@ -75,6 +85,8 @@ class Kind(IntEnum):
     """A zone's crowding alert switched on (1) or off (0)."""
     STATUS = 2
     """The camera source went up (1) or down (0)."""
+    SETUP = 3
+    """Set-up mode: frame size, crossings since set-up began, k-anonymous heat map cells."""
 
 
 class RecordRejected(ValueError):
@@ -88,7 +100,9 @@ class Quantity:
     name: str
     kind: Kind
     high: float
-    """Largest allowed value (the smallest is always 0)."""
+    """Largest allowed value."""
+    low: float = 0.0
+    """Smallest allowed value (a heat map cell's: k)."""
     step: float = 0.0
     """Published resolution; 0 means a whole number (a count)."""
     total_growth: float | None = None
@@ -118,15 +132,15 @@ class Schema:
 
     def __post_init__(self) -> None:
         described = "\n".join(f"{q.name} {q.kind.value} {q.high!r} {q.step!r} {q.total_growth}"
-                              for q in self.quantities)
+                              f"{f' {q.low!r}' if q.low else ''}" for q in self.quantities)
         digest = hashlib.sha256(f"{FORMAT_VERSION}\n{self.interval_s!r}\n{described}".encode())
         object.__setattr__(self, "fingerprint", digest.digest()[:8])
         object.__setattr__(self, "index", {q.name: i for i, q in enumerate(self.quantities)})
 
     @property
     def max_size(self) -> int:
-        """Longest valid record in bytes: every interval quantity once."""
-        pairs = sum(q.kind is Kind.INTERVAL for q in self.quantities)
+        """Longest valid record in bytes: every quantity of the longest kind once."""
+        pairs = max(sum(q.kind is kind for q in self.quantities) for kind in Kind)
         return HEADER.size + pairs * PAIR.size
 
     def names(self, kind: Kind) -> list[str]:
@@ -179,6 +193,9 @@ class Schema:
         """Rules across the values of one record; densities are recomputed in place."""
         if kind is Kind.INTERVAL and "frames" not in values:
             raise RecordRejected("an interval record must say how many frames it covers")
+        if kind is Kind.SETUP:
+            _check_setup(values)
+            return
         if kind is not Kind.INTERVAL and len(values) != 1:
             raise RecordRejected(f"a {kind.name.lower()} record carries exactly one value")
         for name, mean in values.items():
@@ -192,13 +209,22 @@ class Schema:
 
 def _checked(quantity: Quantity, raw: float) -> float:
     """The value coarsened to the quantity's resolution, or a rejection."""
-    if not math.isfinite(raw) or not 0 <= raw <= quantity.high:
-        raise RecordRejected(f"{quantity.name} is outside 0..{quantity.high:g}")
+    if not math.isfinite(raw) or not quantity.low <= raw <= quantity.high:
+        raise RecordRejected(f"{quantity.name} is outside {quantity.low:g}..{quantity.high:g}")
     if quantity.step == 0:
         if raw != int(raw):
             raise RecordRejected(f"{quantity.name} must be a whole number")
         return raw
     return round(round(raw / quantity.step) * quantity.step, 6)
+
+
+def _check_setup(values: dict[str, float]) -> None:
+    """A set-up record states the frame; no cell holds more people than the window."""
+    if "frame_width" not in values or "frame_height" not in values:
+        raise RecordRejected("a setup record must state the frame's size")
+    cells = [value for name, value in values.items() if name.startswith("heat_cell_")]
+    if cells and max(cells) > values.get("heat_people", 0.0):
+        raise RecordRejected("a heat map cell holds more people than the window")
 
 
 def _density(quantity: Quantity, values: dict[str, float]) -> float:
@@ -249,7 +275,20 @@ def schema_for(config: CameraConfig) -> Schema:
     q += [Quantity(f"zone_{z.name}_density_alert", Kind.ALERT, 1)
           for z in config.zones if z.density_on is not None]
     q.append(Quantity("source_up", Kind.STATUS, 1))
-    return Schema(tuple(q), config.interval_s)
+    return Schema(tuple(q + _setup_quantities(config)), config.interval_s)
+
+
+def _setup_quantities(config: CameraConfig) -> list[Quantity]:
+    """What set-up mode may say: frame size, crossings since it began, k-anonymous cells."""
+    setup, k = Kind.SETUP, config.setup.min_people
+    crossings_high = math.ceil(CROSSINGS_PER_S * config.setup.max_minutes * 60)
+    q = [Quantity("frame_width", setup, FRAME_SIDE_MAX, low=1),
+         Quantity("frame_height", setup, FRAME_SIDE_MAX, low=1),
+         Quantity("heat_people", setup, PEOPLE_MAX, low=k)]
+    for line in config.lines:
+        q += [Quantity(f"setup_line_{line.name}_in", setup, crossings_high),
+              Quantity(f"setup_line_{line.name}_out", setup, crossings_high)]
+    return q + [Quantity(f"heat_cell_{i}", setup, PEOPLE_MAX, low=k) for i in range(CELLS)]
 
 
 class Gate:
@@ -276,6 +315,7 @@ class Gate:
         self._last_switch_ms: dict[str, int] = {}
         self._totals: dict[str, float] = {}
         self._events = 0
+        self._setups = 0
 
     def admit(self, record: Record) -> Record:
         """Return the record when it keeps every rule, else raise :class:`RecordRejected`."""
@@ -284,6 +324,10 @@ class Gate:
             raise RecordRejected("a record from the future")
         if record.kind is Kind.INTERVAL:
             self._admit_interval(record, elapsed)
+        elif record.kind is Kind.SETUP:
+            self._setups += 1
+            if self._setups > elapsed + 2:
+                raise RecordRejected("more setup records than one per second")
         else:
             self._admit_switch(record, elapsed)
         return record

@@ -60,6 +60,8 @@ COUNTER_ENTRY = "agent.vision.child:run_counter"
 MAX_REQUEST = 1 << 20
 """Bytes of one request (a camera's settings as JSON; a zone polygon is a few hundred)."""
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SETUP_SIGNAL = signal.SIGUSR1
+"""Keeps a counter's set-up mode on for a while (``agent.vision.setup_mode``)."""
 START_TIMEOUT_S = 60.0
 """An interpreter start on a loaded Raspberry Pi Zero takes seconds, not a minute."""
 
@@ -134,6 +136,10 @@ class Counter:
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
+
+    def renew_setup(self) -> None:
+        """Renew the counter's set-up lease (a signal: it carries no data)."""
+        self._signal(SETUP_SIGNAL)
 
     def close(self) -> None:
         with self._lock:
@@ -350,6 +356,7 @@ def _counter(entry: str, spec: ChildSpec, channel_fd: int) -> NoReturn:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        signal.signal(SETUP_SIGNAL, signal.SIG_IGN)  # until the counter listens: not fatal
         # Only stdio and the record pipe stay open: not the daemon's socket, not the status
         # sockets of the other counters. (The frames holding their objects never unwind:
         # this function ends in os._exit.)

@@ -1,4 +1,4 @@
-"""The status page's HTTP server: the standard library's, read-only, shut tight.
+"""The status page's HTTP server: the standard library's, shut tight.
 
 ``http.server`` is enough for a page one person opens now and then, and costs the
 daemon no dependency and, while nobody asks, nothing but one sleeping thread. What a
@@ -7,6 +7,13 @@ Content-Security-Policy (the page's own script and style only, no frames, no for
 no images, nothing from another site), no caching, a Host check against DNS
 rebinding, an optional token compared in constant time, at most ``MAX_CLIENTS``
 requests at once and a read timeout, so a slow client cannot pile up threads.
+
+One exception to read-only: camera set-up (``/setup``, ``agent.status.camera_setup``)
+takes POSTs to ``/api/setup/<action>``. Each needs the token in an
+``X-Lokaalmeten-Token`` header, never a cookie or the browser's remembered Basic
+credentials, so another site cannot forge one (a cross-site request with a custom
+header needs a CORS preflight, which this server refuses); without a configured token
+set-up is read-only. Bodies are JSON of at most ``MAX_BODY`` bytes.
 """
 
 from __future__ import annotations
@@ -33,7 +40,12 @@ REQUEST_TIMEOUT_S = 10.0
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = {"/": ("index.html", "text/html; charset=utf-8"),
           "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-          "/style.css": ("style.css", "text/css; charset=utf-8")}
+          "/style.css": ("style.css", "text/css; charset=utf-8"),
+          "/setup": ("setup.html", "text/html; charset=utf-8"),
+          "/setup.js": ("setup.js", "text/javascript; charset=utf-8"),
+          "/setup.css": ("setup.css", "text/css; charset=utf-8")}
+MAX_BODY = 64 * 1024
+TOKEN_HEADER = "X-Lokaalmeten-Token"
 SECURITY_HEADERS = (
     ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; "
      "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
@@ -53,6 +65,14 @@ class Site(Protocol):
     def status_json(self) -> bytes: ...
 
     def history_json(self, sensor: str, quantity: str, hours: float) -> bytes | None: ...
+
+
+class SetupSite(Protocol):
+    """Camera set-up (``agent.status.camera_setup.CameraSetup``)."""
+
+    def setup_json(self) -> bytes: ...
+
+    def setup_post(self, action: str, body: bytes) -> tuple[HTTPStatus, bytes]: ...
 
 
 @cache
@@ -103,11 +123,12 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], site: Site, token: str | None,
-                 names: frozenset[str]) -> None:
+                 names: frozenset[str], setup: SetupSite | None) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
         self.site = site
+        self.setup = setup
         self.token = token
         self.names = names
         self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
@@ -149,13 +170,34 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._serve(body=False)
 
+    def do_POST(self) -> None:
+        """Camera set-up's actions only; the token header is required (module docstring)."""
+        setup = self.server.setup
+        action = urlsplit(self.path).path.removeprefix("/api/setup/")
+        length = int(self.headers.get("Content-Length") or -1)
+        if not host_allowed(self.headers.get("Host"), self.server.names):
+            self._plain(HTTPStatus.MISDIRECTED_REQUEST, "unknown host name", True)
+        elif setup is None or action == self.path:
+            self._refuse_method()
+        elif self.server.token is None:
+            self._plain(HTTPStatus.FORBIDDEN, "camera set-up needs [status] token_file", True)
+        elif not hmac.compare_digest(self.headers.get(TOKEN_HEADER, "").encode(),
+                                     self.server.token.encode()):
+            self._plain(HTTPStatus.FORBIDDEN, f"the token is needed in {TOKEN_HEADER}", True)
+        elif self.headers.get_content_type() != "application/json" \
+                or not 0 <= length <= MAX_BODY:
+            self._plain(HTTPStatus.BAD_REQUEST, f"JSON of at most {MAX_BODY} bytes", True)
+        else:
+            status, answer = setup.setup_post(action, self.rfile.read(length))
+            self._send(status, "application/json", answer, True)
+
     def _refuse_method(self) -> None:
         self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
         self.send_header("Allow", "GET, HEAD")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
 
     def end_headers(self) -> None:
         for name, value in SECURITY_HEADERS:
@@ -187,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, content_type, asset(name), body)
         elif url.path == "/api/status":
             self._send(HTTPStatus.OK, "application/json", self.server.site.status_json(), body)
+        elif url.path == "/api/setup" and self.server.setup is not None:
+            self._send(HTTPStatus.OK, "application/json", self.server.setup.setup_json(), body)
         elif url.path == "/api/history":
             self._history(parse_qs(url.query), body)
         else:
@@ -225,8 +269,9 @@ class StatusServer:
     """The page on a daemon thread; a port in use costs the page, never the agent."""
 
     def __init__(self, site: Site, bind: str, port: int, token: str | None,
-                 allowed_hosts: Iterable[str] = ()) -> None:
+                 allowed_hosts: Iterable[str] = (), *, setup: SetupSite | None = None) -> None:
         self._site, self._bind, self._port = site, bind, port
+        self._setup = setup
         self._token = token
         self._names = known_names(allowed_hosts)
         self._server: _Server | None = None
@@ -235,7 +280,7 @@ class StatusServer:
     def start(self) -> bool:
         try:
             self._server = _Server((self._bind, self._port), self._site, self._token,
-                                   self._names)
+                                   self._names, self._setup)
         except OSError as exc:
             log.error("status page not started on %s port %d: %s (the agent runs on "
                       "without it)", self._bind, self._port, exc.strerror or exc)

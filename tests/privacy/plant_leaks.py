@@ -37,6 +37,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TESTS = "tests/privacy/test_whole_life.py"
+SETUP_TESTS = "tests/privacy/test_setup_channel.py"
 SKIP = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache",
                               ".mypy_cache", "*.egg-info", ".hypothesis")
 
@@ -54,11 +55,14 @@ class Leak:
     caught_by: str
     """A regular expression the failure must match: a leak is only *caught* when the test
     fails for the right reason, not because the planted code crashed the counter."""
+    tests: str = TESTS
+    """The privacy test that must catch it (set-up mode's leaks: its channel test)."""
 
 
 SOURCE = "agent/vision/source.py"
 PIPELINE = "agent/vision/pipeline.py"
 CHILD = "agent/vision/child.py"
+SETUP = "agent/vision/setup_mode.py"
 AFTER_FRAME = "result = pipeline.process(frame)"
 FRAME_READ = "small, scale = shrink(image, self.resize_width)"
 
@@ -133,6 +137,21 @@ LEAKS: tuple[Leak, ...] = (
          CHILD, AFTER_FRAME,
          'outbound._channel.send_bytes(frame.image.tobytes())',
          r"write of \d+ bytes on fd \d+|the boundary rejected records"),
+    Leak("setup_foot_points", "set-up mode sends the tracks' raw foot points as cells",
+         SETUP, "self._frame_size = frame_size",
+         'self._send([("frame_width", 1), ("frame_height", 1), *(\n'
+         '    (f"heat_cell_{_i}", _t.foot[0]) for _i, _t in enumerate(tracks.confirmed))])',
+         r"the boundary refused a setup record", SETUP_TESTS),
+    Leak("setup_below_k", "set-up mode sends a cell of fewer than k people",
+         SETUP, 'values.append(("heat_people", people))',
+         'values += [(f"heat_cell_{_c}", len(_t)) for _c, _t in self._grid._seen.items()\n'
+         '           if len(_t) < self._grid.k]',
+         r"the boundary refused a setup record", SETUP_TESTS),
+    Leak("setup_track_id", "set-up mode sends a track's number in a cell",
+         SETUP, 'values.append(("heat_people", people))',
+         'values.append(("heat_cell_0", max(_t for _c in self._grid._seen.values()\n'
+         '                                  for _t in _c)))',
+         r"the boundary refused a setup record", SETUP_TESTS),
 )
 
 
@@ -153,13 +172,13 @@ def plant(root: Path, leak: Leak) -> None:
     path.write_text("".join(lines))
 
 
-def run_tests(root: Path, timeout_s: float) -> tuple[bool, str]:
+def run_tests(root: Path, timeout_s: float, tests: list[str]) -> tuple[bool, str]:
     """(passed?, the failure lines of pytest's output) for the privacy tests in the copy."""
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     # A session of its own: on a timeout the whole group goes (traced daemon, test
     # cameras, brokers), not only pytest, so nothing lingers into the next copy.
     with subprocess.Popen(
-            [sys.executable, "-m", "pytest", TESTS, "-x", "-q", "-p", "no:cacheprovider",
+            [sys.executable, "-m", "pytest", *tests, "-x", "-q", "-p", "no:cacheprovider",
              "--no-header"], cwd=root, env=env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True) as process:
         try:
@@ -187,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     leaks = [x for x in LEAKS if not args.only or x.name in args.only]
     with tempfile.TemporaryDirectory(prefix="plant-leaks-") as tmp:
-        passed, tail = run_tests(copy_tree(Path(tmp) / "clean"), args.timeout)
+        clean = sorted({x.tests for x in leaks})
+        passed, tail = run_tests(copy_tree(Path(tmp) / "clean"), args.timeout, clean)
         print(f"{'clean copy':<20} {'passes' if passed else 'FAILS'}", flush=True)
         if not passed:
             print(tail)
@@ -197,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             root = copy_tree(Path(tmp) / leak.name)
             plant(root, leak)
             started = time.monotonic()
-            passed, tail = run_tests(root, args.timeout)
+            passed, tail = run_tests(root, args.timeout, [leak.tests])
             caught = not passed and re.search(leak.caught_by, tail) is not None
             verdict = "caught" if caught else "MISSED" if passed else "WRONG"
             print(f"{leak.name:<20} {verdict:<7} {time.monotonic() - started:5.0f} s  "

@@ -8,6 +8,7 @@ import pickle
 import pytest
 
 from agent.config.camera import CameraConfig
+from agent.vision.heatmap import CELLS
 from agent.vision.record import (
     HEADER,
     MAGIC,
@@ -53,7 +54,11 @@ def test_the_schema_is_exactly_what_the_config_names(schema: Schema) -> None:
         "occupancy_mean", "occupancy_max"]
     assert schema.names(Kind.ALERT) == ["zone_kerb_density_alert"]
     assert schema.names(Kind.STATUS) == ["source_up"]
-    assert schema.max_size == HEADER.size + 18 * PAIR.size
+    assert schema.names(Kind.SETUP)[:5] == [
+        "frame_width", "frame_height", "heat_people", "setup_line_door_in", "setup_line_door_out"]
+    assert schema.names(Kind.SETUP)[5:] == [f"heat_cell_{i}" for i in range(CELLS)]
+    # The longest record is set-up's (frame, people, the line's two totals, every cell).
+    assert schema.max_size == HEADER.size + (5 + CELLS) * PAIR.size
     other = schema_for(config(lines=[]))
     assert other.fingerprint != schema.fingerprint
 
