@@ -1,6 +1,7 @@
 """How right the counts are, against hand labels, at full rate and when frames are skipped.
 
-    python bench/accuracy.py [--settings float32,int8] [--strides 1,2,3,5] [--json]
+    python bench/accuracy.py [--scenes vtest,market-street] [--settings float32,int8]
+                             [--strides 1,2,3,5] [--json]
 
 A setting is a model (``float32``: the bundled default, ``int8``: its quantised
 copy, ``centernet``: the MobileNetV3-CenterNet candidate that
@@ -9,19 +10,29 @@ default configuration, optionally varied:
 ``int8:608x448`` runs the model at another input size (a copy with a dynamic
 input shape is written to a temporary directory with the ``onnx`` package),
 ``int8:stretch`` stretches frames to the input instead of letterboxing them,
-``int8@0.45`` sets ``score_threshold``. Each setting counts all of vtest.avi
-through the real pipeline (``build_pipeline``: motion gate, detector, tracker,
-line and zone counters) at each analysis stride N: every Nth frame of the
-10 fps video is analysed, as by a box that keeps up with only 10/N frames per
-second (a Raspberry Pi 4 manages about 3 with the bundled model). It prints:
+``int8@0.45`` sets ``score_threshold``. Each setting counts every frame of
+each scene's video through the real pipeline (``build_pipeline``: motion
+gate, detector, tracker, line and zone counters) at each analysis stride N:
+every Nth frame is analysed, as by a box that keeps up with only 1/N of the
+video's frame rate (a Raspberry Pi 4 manages about 3 frames/s with the bundled
+model). The scenes (``SCENES``; tests/vision/ground_truth/README.md says how
+their labels were made):
 
-* occupancy error against the 200 hand-counted frames of
-  ``tests/vision/ground_truth/vtest_counts_{a,b}.csv`` (every person, hidden
-  ones included): MAE and bias for the tuning half ``a``, the hold-out half
-  ``b`` and both. Between analysed frames the counter's figure is the last
-  analysed frame's, as it would be reported;
+* ``vtest``: OpenCV's vtest.avi, 10 fps, a square seen from a first floor;
+  occupancy is the whole frame's;
+* ``market-street``: one minute of a 1906 film shot from a moving cable car
+  at eye level, 29.97 fps; occupancy is that of the zone ``near`` (the street
+  in the picture's lower part), the only part of the picture where every
+  person could be told apart by eye.
+
+For each scene it prints:
+
+* occupancy error against the hand-counted frames (every person, hidden
+  ones included): MAE and bias for each label file (for vtest the tuning half
+  ``a``, the hold-out half ``b``) and all of them. Between analysed frames
+  the counter's figure is the last analysed frame's, as it would be reported;
 * line counts against every hand-labelled crossing of each line whose labels
-  exist (``vtest_crossings_<line>.csv``, and the older ``path`` set in
+  exist (``<scene>_crossings_<line>.csv``, and vtest's older ``path`` set in
   ``vtest_line_crossings.json``): counted/true per direction, and
   accuracy = 1 − Σ|error| / Σtrue;
 * analysed frames per second on this machine (decoding every frame included),
@@ -31,8 +42,8 @@ second (a Raspberry Pi 4 manages about 3 with the bundled model). It prints:
   frames/s of NanoDet-g at 416², ≈ 4.2 GFLOP each: 12.6 GFLOP/s).
 
 Labels are never used inside this script except to score; settings are chosen
-on half ``a`` and checked on ``b``. Needs the video (scripts/fetch-test-media)
-and the dev extra (``onnx``).
+on vtest's half ``a`` and checked on its half ``b`` and on market-street. Needs
+the videos (``scripts/fetch-test-media all``) and the dev extra (``onnx``).
 """
 
 from __future__ import annotations
@@ -82,10 +93,41 @@ MODELS = {"float32": ModelFile(REPO / "models" / "nanodet-g-416.onnx"),
           "centernet": ModelFile(candidate_dir() / "centernet-mbv3-512.onnx", "centernet")}
 """The bundled default, its int8 copy and the candidates of models/README.md
 ("Other detectors evaluated")."""
-FPS = 10.0
-FRAMES = 795
-LINES = {"mid": (384, 576, 384, 0), "square": (0, 300, 768, 300), "path": (230, 340, 230, 170)}
-"""Directed lines: mid (in = walking right), square (in = walking down), path (older set)."""
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A labelled video: how to read it and what its labels are about."""
+
+    name: str
+    video: str
+    """File name in the media directory (scripts/fetch-test-media)."""
+    fps: float
+    frames: int
+    lines: dict[str, tuple[int, int, int, int]]
+    """Directed lines (x1, y1, x2, y2): in = from the line's left to its right."""
+    counts: tuple[str, ...]
+    """Label files of per-frame counts (``<scene>_counts<suffix>.csv``), by suffix."""
+    zone: list[tuple[int, int]] | None = None
+    """Where the hand counts count people (zone ``near``); None: the whole frame."""
+
+    @property
+    def prefix(self) -> str:
+        return self.name.replace("-", "_")
+
+
+SCENES = {
+    "vtest": Scene(
+        "vtest", "vtest.avi", 10.0, 795,
+        {"mid": (384, 576, 384, 0), "square": (0, 300, 768, 300), "path": (230, 340, 230, 170)},
+        ("_a", "_b")),
+    "market-street": Scene(
+        "market-street", "market-street.mp4", 30000 / 1001, 1799,
+        {"track": (300, 360, 300, 220)}, ("",),
+        [(50, 220), (590, 220), (590, 360), (50, 360)]),
+}
+"""vtest: mid (in = walking right), square (in = walking down), path (older set).
+market-street: track, along the cable car's track ahead (in = walking right)."""
 PI4_GFLOP_S = 3.0 * 4.2
 """What a Raspberry Pi 4 analyses per second: ~3 frames of NanoDet-g at 416² (4.2 GFLOP)."""
 
@@ -115,30 +157,36 @@ class Setting:
         return cls(text, model, size, "stretch" in options, float(score) if score else None)
 
 
-def media_path() -> Path:
+def media_path(scene: Scene) -> Path:
     base = os.environ.get("LOKAALMETEN_MEDIA_DIR")
     root = Path(base) if base else Path.home() / ".cache" / "lokaalmeten" / "media"
-    return root / "vtest.avi"
+    return root / scene.video
 
 
-def hand_counts() -> dict[str, dict[int, int]]:
+def hand_counts(scene: Scene) -> dict[str, dict[int, int]]:
+    """Per label file (named by its suffix, or ``all`` for a single file): frame → count.
+
+    Frames labelled uncertain have no count and are left out.
+    """
     out = {}
-    for half in ("a", "b"):
-        with (TRUTH / f"vtest_counts_{half}.csv").open(newline="") as f:
-            out[half] = {int(r["frame"]): int(r["count"]) for r in csv.DictReader(f)}
+    for suffix in scene.counts:
+        with (TRUTH / f"{scene.prefix}_counts{suffix}.csv").open(newline="") as f:
+            out[suffix.lstrip("_") or "all"] = {
+                int(r["frame"]): int(r["count"]) for r in csv.DictReader(f) if r["count"].strip()}
     return out
 
 
-def hand_crossings() -> dict[str, list[tuple[int, str]]]:
+def hand_crossings(scene: Scene) -> dict[str, list[tuple[int, str]]]:
     """(frame, direction) per labelled line."""
     out: dict[str, list[tuple[int, str]]] = {}
-    for name in LINES:
-        path = TRUTH / f"vtest_crossings_{name}.csv"
+    for name in scene.lines:
+        path = TRUTH / f"{scene.prefix}_crossings_{name}.csv"
         if path.exists():
             with path.open(newline="") as f:
                 out[name] = [(int(r["frame"]), r["direction"].strip()) for r in csv.DictReader(f)]
-    old = json.loads((TRUTH / "vtest_line_crossings.json").read_text())
-    out.setdefault("path", [(c["frame"], c["direction"]) for c in old["crossings"]])
+    if scene.name == "vtest":
+        old = json.loads((TRUTH / "vtest_line_crossings.json").read_text())
+        out.setdefault("path", [(c["frame"], c["direction"]) for c in old["crossings"]])
     return out
 
 
@@ -170,12 +218,14 @@ class Run:
     analysed: int = 0
 
 
-def pipeline_for(setting: Setting, model: Path) -> Pipeline:
+def pipeline_for(scene: Scene, setting: Setting, model: Path) -> Pipeline:
     values: dict[str, object] = {
-        "source": str(media_path()), "model": str(model), "suppress_below": 0,
+        "source": str(media_path(scene)), "model": str(model), "suppress_below": 0,
         "decoder": MODELS[setting.model].decoder,
         "lines": [{"name": n, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
-                  for n, (x1, y1, x2, y2) in LINES.items()]}
+                  for n, (x1, y1, x2, y2) in scene.lines.items()]}
+    if scene.zone is not None:
+        values["zones"] = [{"name": "near", "polygon": scene.zone}]
     if setting.input_size:
         values["input_size"] = list(setting.input_size)
     if setting.score is not None:
@@ -188,16 +238,18 @@ def pipeline_for(setting: Setting, model: Path) -> Pipeline:
     return pipeline
 
 
-def count_video(pipeline: Pipeline, video: Path, stride: int, label: str) -> Run:
-    run = Run(crossings={name: [] for name in LINES})
+def count_video(pipeline: Pipeline, scene: Scene, stride: int, label: str) -> Run:
+    run = Run(crossings={name: [] for name in scene.lines})
     current = 0
     started = time.perf_counter()
-    frames = read_video(video, None, FPS)
-    for frame in tqdm(frames, total=FRAMES, desc=label, leave=False, unit="frame", disable=None):
+    frames = read_video(media_path(scene), None, scene.fps)
+    for frame in tqdm(frames, total=scene.frames, desc=label, leave=False, unit="frame",
+                      disable=None):
         if frame.index % stride == 0:
             result = pipeline.process(frame)
             run.analysed += 1
-            current = result.counts.occupancy
+            counts = result.counts
+            current = counts.zones[0].count if scene.zone is not None else counts.occupancy
             for crossing in result.counts.crossings:
                 direction = "in" if crossing.direction is Direction.IN else "out"
                 run.crossings[crossing.line].append((frame.index, direction))
@@ -256,26 +308,66 @@ def gflop_per_frame(model: Path, input_size: tuple[int, int] | None = None) -> f
     return 2 * macs / 1e9
 
 
+def labels(scene: Scene) -> tuple[dict[str, dict[int, int]], dict[str, list[tuple[int, str]]]]:
+    """The scene's hand counts (with ``all`` when there are several files) and crossings."""
+    counts, crossings = hand_counts(scene), hand_crossings(scene)
+    if len(counts) > 1:
+        counts["all"] = {f: n for truth in list(counts.values()) for f, n in truth.items()}
+    print(f"{scene.name}: {len(counts['all'])} labelled frames; crossings of "
+          + (", ".join(f"{n} ({len(c)})" for n, c in crossings.items()) or "no line"),
+          file=sys.stderr)
+    return counts, crossings
+
+
+def score_scene(scene: Scene, models: dict[Setting, tuple[Path, float]], strides: list[int],
+                as_json: bool) -> None:
+    """Count the scene's video once per setting and stride; print one row (or JSON line) each."""
+    counts, crossings = labels(scene)
+    if not as_json:
+        print(f"{'scene':<13} {'setting':<16} {'N':>2} "
+              + " ".join(f"{'MAE/bias ' + h:>13}" for h in counts)
+              + " " + " ".join(f"{n + ' in, out (acc)':>23}" for n in crossings)
+              + f" {'fps':>6} {'GFLOP':>6} {'Pi 4 fps':>8}")
+    for setting, (model, gflop) in models.items():
+        for stride in strides:
+            run = count_video(pipeline_for(scene, setting, model), scene, stride,
+                              f"{scene.name} {setting.name} 1/{stride}")
+            errors = {half: occupancy_error(run, truth) for half, truth in counts.items()}
+            lines = line_scores(run, crossings)
+            fps = run.analysed / run.seconds
+            if as_json:
+                print(json.dumps({"scene": scene.name, "setting": setting.name,
+                                  "stride": stride, "occupancy": errors, "lines": lines,
+                                  "fps": fps, "gflop": gflop, "pi4_fps": PI4_GFLOP_S / gflop}))
+                continue
+            occupancy = " ".join(f"{m:6.2f} {b:+6.2f}" for m, b in errors.values())
+            cells = " ".join(
+                f"{s['in'][0]}/{s['in'][1]}, {s['out'][0]}/{s['out'][1]} "
+                f"({(s['accuracy'] or 0) * 100:3.0f} %)".rjust(23) for s in lines.values())
+            print(f"{scene.name:<13} {setting.name:<16} {stride:>2} {occupancy} {cells} "
+                  f"{fps:6.1f} {gflop:6.2f} {PI4_GFLOP_S / gflop:8.1f}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenes", default=",".join(SCENES),
+                        help=f"comma-separated, of {', '.join(SCENES)}")
     parser.add_argument("--settings", default="float32,int8",
                         help="comma-separated model[:WxH][:stretch][@score]")
     parser.add_argument("--strides", default="1,2,3,5")
     parser.add_argument("--json", action="store_true", help="one JSON line per run")
     args = parser.parse_args()
-    video = media_path()
-    if not video.exists():
-        print(f"{video} is missing: run scripts/fetch-test-media", file=sys.stderr)
-        return 1
-    counts, crossings = hand_counts(), hand_crossings()
-    counts["all"] = counts["a"] | counts["b"]
-    print(f"labels: {len(counts['all'])} frames; crossings of "
-          + ", ".join(f"{n} ({len(c)})" for n, c in crossings.items()), file=sys.stderr)
-    if not args.json:
-        print(f"{'setting':<16} {'N':>2} " + " ".join(f"{'MAE/bias ' + h:>13}" for h in counts)
-              + " " + " ".join(f"{n + ' in, out (acc)':>23}" for n in crossings)
-              + f" {'fps':>6} {'GFLOP':>6} {'Pi 4 fps':>8}")
+    scenes = []
+    for name in args.scenes.split(","):
+        if name not in SCENES:
+            raise SystemExit(f"unknown scene {name!r} (known: {', '.join(SCENES)})")
+        scenes.append(SCENES[name])
+        if not media_path(SCENES[name]).exists():
+            print(f"{media_path(SCENES[name])} is missing: run scripts/fetch-test-media all",
+                  file=sys.stderr)
+            return 1
     with tempfile.TemporaryDirectory(prefix="accuracy-") as tmp:
+        models = {}
         for text in args.settings.split(","):
             setting = Setting.parse(text)
             model = MODELS[setting.model].path
@@ -285,24 +377,9 @@ def main() -> int:
                 return 1
             if setting.input_size:
                 model = dynamic_copy(model, Path(tmp))
-            gflop = gflop_per_frame(model, setting.input_size)
-            for stride in map(int, args.strides.split(",")):
-                run = count_video(pipeline_for(setting, model), video, stride,
-                                  f"{setting.name} 1/{stride}")
-                errors = {half: occupancy_error(run, truth) for half, truth in counts.items()}
-                lines = line_scores(run, crossings)
-                fps = run.analysed / run.seconds
-                if args.json:
-                    print(json.dumps({"setting": setting.name, "stride": stride,
-                                      "occupancy": errors, "lines": lines, "fps": fps,
-                                      "gflop": gflop, "pi4_fps": PI4_GFLOP_S / gflop}))
-                    continue
-                occupancy = " ".join(f"{m:6.2f} {b:+6.2f}" for m, b in errors.values())
-                cells = " ".join(
-                    f"{s['in'][0]}/{s['in'][1]}, {s['out'][0]}/{s['out'][1]} "
-                    f"({(s['accuracy'] or 0) * 100:3.0f} %)".rjust(23) for s in lines.values())
-                print(f"{setting.name:<16} {stride:>2} {occupancy} {cells} {fps:6.1f} "
-                      f"{gflop:6.2f} {PI4_GFLOP_S / gflop:8.1f}", flush=True)
+            models[setting] = (model, gflop_per_frame(model, setting.input_size))
+        for scene in scenes:
+            score_scene(scene, models, [int(n) for n in args.strides.split(",")], args.json)
     return 0
 
 
