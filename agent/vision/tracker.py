@@ -25,16 +25,20 @@ ByteTrack's (Zhang et al., ECCV 2022), with the box filter of
    cannot: sparse frames (a Raspberry Pi analysing every 3rd or 5th frame, when
    a walker moves more than a box width between them) and a person reappearing
    off their predicted path after a short occlusion.
-7. Unmatched high detections scoring ≥ ``new_track_score`` start tentative
+7. Stage 5: lost confirmed tracks ↔ the high detections still unmatched that
+   could start a track, by where each track was last *seen* and how far a
+   person walks in the time since (``agent.vision.revival``): re-association
+   after an occlusion that left the prediction far off.
+8. Unmatched high detections scoring ≥ ``new_track_score`` start tentative
    tracks. A tentative track is confirmed after ``n_init`` consecutive hits (or two
    hits ``confirm_s`` apart, at low frame rates) and
    deleted at its first miss, so one-frame false positives never get an id
    that a counter could see.
-8. A confirmed track that misses is *lost* (coasts on its prediction) and is
+9. A confirmed track that misses is *lost* (coasts on its prediction) and is
    deleted after more than ``max_age`` frames or ``max_lost_s`` seconds without a
    hit, whichever comes first: frames bound the work when the detector keeps
    up, seconds bound the extrapolation when frames are sparse.
-9. A track is *proven* (``Track.proven``) while it has shown within the last
+10. A track is *proven* (``Track.proven``) while it has shown within the last
    ``proof_s`` seconds that it is a person: a matched detection scoring
    ``proof_score``, or its foot point seen ``proof_move`` box heights from where
    it last showed it. The counters count proven tracks only: a traffic cone
@@ -56,8 +60,10 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
-from agent.vision.geometry import Point, foot_point, iou_matrix
+from agent.vision.geometry import Point, foot_point
+from agent.vision.iou_match import match_by_iou
 from agent.vision.kalman import boxes_to_measurements, states_to_boxes
+from agent.vision.revival import revive
 from agent.vision.tracker_config import MIN_TENTATIVE_GATE, TrackerConfig
 
 Array = NDArray[np.float64]
@@ -147,6 +153,10 @@ class _State:
     """Foot point where the track last showed it is a person (or was born)."""
     shown_s: float
     """When it last did (-inf: never)."""
+    seen: Point
+    """Foot point of the last matched detection."""
+    seen_h: float
+    """Height of the last matched detection's box."""
     age: int = 1
     hits: int = 1
     misses: int = 0
@@ -202,15 +212,15 @@ class Tracker:
         tentative = [i for i, t in enumerate(tracks) if not t.confirmed]
         boxes = states_to_boxes(np.array([t.mean for t in tracks]).reshape(-1, 8))
 
-        pairs1, rest_t, rest_high = _associate(
+        pairs1, rest_t, rest_high = match_by_iou(
             boxes, dets, confirmed, high, min_iou=cfg.match_iou, fuse_score=cfg.fuse_score
         )
         if not cfg.low_match_lost:
             rest_t = [i for i in rest_t if tracks[i].misses == 0]
-        pairs2, _, _ = _associate(
+        pairs2, _, _ = match_by_iou(
             boxes, dets, rest_t, low, min_iou=cfg.low_match_iou, fuse_score=False
         )
-        pairs3, _, unmatched_high = _associate(
+        pairs3, _, unmatched_high = match_by_iou(
             boxes, dets, tentative, rest_high,
             min_iou=cfg.tentative_match_iou * self._tentative_gate(dt), fuse_score=False
         )
@@ -233,6 +243,7 @@ class Tracker:
                 if t.misses > cfg.max_age or t_s - t.last_hit_s > cfg.max_lost_s:
                     continue
             survivors.append(t)
+        unmatched_high = self._revive(survivors, unmatched_high, dets, t_s)
         births = [j for j in unmatched_high if dets[j, 4] >= cfg.new_track_score]
         survivors.extend(self._birth(dets[births], t_s))
         self._tracks = survivors
@@ -254,6 +265,29 @@ class Tracker:
         used_t, used_d = {t for t, _ in pairs}, {d for _, d in pairs}
         return (pairs, [t for t in track_idx if t not in used_t],
                 [d for d in det_idx if d not in used_d])
+
+    def _revive(self, tracks: list[_State], det_idx: list[int], dets: Array,
+                t_s: float) -> list[int]:
+        """Stage 5: lost tracks take back reappearing people; the detections left over."""
+        lost = [t for t in tracks if t.confirmed and t.misses > 0]
+        able = [j for j in det_idx if dets[j, 4] >= self.config.new_track_score]
+        if not lost or not able:
+            return det_idx
+        pairs = revive(np.array([t.seen for t in lost]), np.array([t.seen_h for t in lost]),
+                       np.array([t_s - t.last_hit_s for t in lost]), dets[able],
+                       self.config.reach)
+        if not pairs:
+            return det_idx
+        # The prediction went astray (that is why no other stage matched): start the filter
+        # afresh at the detection, as for a new track, keeping the id and its history.
+        rows = dets[[able[c] for _, c in pairs]]
+        mean, cov = self.config.motion.initiate(boxes_to_measurements(rows[:, :4]))
+        for (r, _), m, c, row in zip(pairs, mean, cov, rows, strict=True):
+            track = lost[r]
+            track.mean, track.cov, track.misses = m, c, 0
+            self._hit(track, row, t_s, moved=False)
+        taken = {able[c] for _, c in pairs}
+        return [j for j in det_idx if j not in taken]
 
     def _tentative_gate(self, dt: float) -> float:
         """How far the tentative IoU gate is lowered for a frame gap ``dt`` (1 to 1/3)."""
@@ -285,16 +319,26 @@ class Tracker:
             boxes_to_measurements(rows[:, :4]),
         )
         for t, m, c, row in zip(tracks, mean, cov, rows, strict=True):
-            t.mean, t.cov, t.score, t.last_hit_s = m, c, float(row[4]), t_s
-            t.hits += 1
+            t.mean, t.cov = m, c
             if t.misses > 0:
                 t.misses = 0
-            elif not t.confirmed and (t.hits >= cfg.n_init or t_s - t.born_s >= cfg.confirm_s):
+            elif not t.confirmed and (t.hits + 1 >= cfg.n_init or t_s - t.born_s >= cfg.confirm_s):
                 t.confirmed = True
-            foot = foot_point(*row[:4])
-            if row[4] >= cfg.proof_score or math.dist(foot, t.anchor) >= \
-                    cfg.proof_move * (row[3] - row[1]):
-                t.anchor, t.shown_s = foot, t_s
+            self._hit(t, row, t_s)
+
+    def _hit(self, t: _State, row: Array, t_s: float, *, moved: bool = True) -> None:
+        """Book a matched detection: score, time, where seen, and whether it proves a person.
+
+        ``moved=False`` for a revival (stage 5): a jump to where a lost track was taken
+        back is no sign of a person walking, so only the score can prove one then.
+        """
+        t.score, t.last_hit_s = float(row[4]), t_s
+        t.hits += 1
+        foot = foot_point(*row[:4])
+        t.seen, t.seen_h = foot, float(row[3] - row[1])
+        walked = moved and math.dist(foot, t.anchor) >= self.config.proof_move * t.seen_h
+        if row[4] >= self.config.proof_score or walked:
+            t.anchor, t.shown_s = foot, t_s
 
     def _birth(self, rows: Array, t_s: float) -> list[_State]:
         if rows.shape[0] == 0:
@@ -312,6 +356,8 @@ class Tracker:
                     born_s=t_s,
                     anchor=foot_point(*row[:4]),
                     shown_s=t_s if row[4] >= self.config.proof_score else -math.inf,
+                    seen=foot_point(*row[:4]),
+                    seen_h=float(row[3] - row[1]),
                     confirmed=self.config.n_init <= 1,
                 )
             )
@@ -341,36 +387,3 @@ class Tracker:
             )
             (confirmed if t.confirmed else tentative).append(snap)
         return FrameTracks(t_s=t_s, confirmed=tuple(confirmed), tentative=tuple(tentative))
-
-
-def _associate(
-    boxes: Array,
-    dets: Array,
-    track_idx: Sequence[int],
-    det_idx: Sequence[int] | NDArray[np.intp],
-    *,
-    min_iou: float,
-    fuse_score: bool,
-) -> tuple[list[tuple[int, int]], list[int], list[int]]:
-    """Optimal assignment of tracks to detections by IoU, gated at ``min_iou``.
-
-    Returns matched (track, detection) index pairs and the unmatched track and
-    detection indices, all as indices into the caller's arrays.
-    """
-    track_idx, det_idx = list(track_idx), [int(j) for j in det_idx]
-    if not track_idx or not det_idx:
-        return [], track_idx, det_idx
-    iou = iou_matrix(boxes[track_idx], dets[det_idx, :4])
-    similarity = iou * dets[det_idx, 4][None, :] if fuse_score else iou
-    cost = np.where(iou >= min_iou, 1.0 - similarity, 1e6)
-    rows, cols = linear_sum_assignment(cost)
-    pairs = [
-        (track_idx[r], det_idx[c]) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= min_iou
-    ]
-    used_t = {t for t, _ in pairs}
-    used_d = {d for _, d in pairs}
-    return (
-        pairs,
-        [t for t in track_idx if t not in used_t],
-        [d for d in det_idx if d not in used_d],
-    )

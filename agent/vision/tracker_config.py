@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent.vision.kalman import MotionModel
+from agent.vision.revival import Reach
 
 MIN_TENTATIVE_GATE = 1 / 3
 
@@ -76,6 +77,8 @@ class TrackerConfig:
     people (traffic cones, a lectern, a bollard) score low and never move, so they are
     never counted, not even when a passer-by's track latches onto one; a person standing
     still scores high now and then, and a faint walker in the distance moves."""
+    reach: Reach = field(default_factory=Reach)
+    """Stage 5 (``agent.vision.revival``): how far a lost track looks for its person."""
     motion: MotionModel = field(default_factory=MotionModel)
     """Noise levels of the Kalman filter."""
 

@@ -8,6 +8,7 @@ from scipy.optimize import linear_sum_assignment
 
 from agent.vision import Detection
 from agent.vision.geometry import iou_matrix
+from agent.vision.revival import Reach
 from agent.vision.tracker import (
     BoxLike,
     FrameTracks,
@@ -16,6 +17,8 @@ from agent.vision.tracker import (
 )
 from agent.vision.tracker_config import TrackerConfig
 
+NO_REVIVAL = Reach(speed=0.0)
+"""Stage 5 off: the other stages alone."""
 
 @dataclass(frozen=True)
 class Walker:
@@ -335,14 +338,16 @@ def test_after_an_occlusion_the_person_gets_their_track_back() -> None:
     frame = reappear(TrackerConfig())
     assert [(t.track_id, t.time_since_update) for t in frame.confirmed] == [(1, 0)]
     assert frame.tentative == ()
-    assert reappear(TrackerConfig(gap_gate=0.0)).tentative  # IoU alone: a new track
+    # IoU alone (without the distance stage, and without stage 5, which would take the
+    # walker back by where they were last seen): a new track
+    assert reappear(TrackerConfig(gap_gate=0.0, reach=Reach(speed=0.0))).tentative
 
 
 def test_the_distance_stage_bridges_only_short_gaps_and_like_sized_boxes() -> None:
     walker = Walker(100.0, 300.0, 0.0, 0.0)  # 50 x 120 px, standing still
 
-    def seen_then(box: list[float], t_s: float) -> FrameTracks:
-        tracker = Tracker(TrackerConfig(max_age=100, max_lost_s=10.0))
+    def seen_then(box: list[float], t_s: float, reach: Reach = NO_REVIVAL) -> FrameTracks:
+        tracker = Tracker(TrackerConfig(max_age=100, max_lost_s=10.0, reach=reach))
         for k in range(5):
             tracker.update(np.array([[*walker.box(k * 0.1), 0.9]]), k * 0.1)
         return tracker.update(np.array([[*box, 0.9]]), t_s)
@@ -351,9 +356,12 @@ def test_the_distance_stage_bridges_only_short_gaps_and_like_sized_boxes() -> No
     assert seen_then(aside, 1.4).active[0].track_id == 1  # lost 1.0 s: bridged
     stale = seen_then(aside, 2.4)  # lost 2.0 s, over gap_max_s (and well within the gate)
     assert stale.active == () and stale.tentative
+    # ... which stage 5 bridges: 45 px from where they were last seen, 2 s later
+    assert seen_then(aside, 2.4, Reach()).active[0].track_id == 1
     cone = [85.0, 265.0, 115.0, 305.0]  # a third of the person's height, right at their feet
-    small = seen_then(cone, 0.9)
-    assert small.active == () and small.tentative
+    for reach in (NO_REVIVAL, Reach()):
+        small = seen_then(cone, 0.9, reach)
+        assert small.active == () and small.tentative
 
 
 def test_a_static_low_scoring_box_is_tracked_but_never_proven() -> None:
