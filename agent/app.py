@@ -8,12 +8,13 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from agent import __version__
 from agent.bus.provider import BusProvider
-from agent.config import AgentConfig
+from agent.config import AgentConfig, load_config
 from agent.config.sinks import sensor_community_channels
 from agent.errors import ConfigError, StorageError
 from agent.health import systemd
@@ -24,17 +25,20 @@ from agent.health.heartbeat import (
     SinkStatus,
     heartbeat,
 )
-from agent.health.system import read_system
+from agent.health.system import cpu_serial, read_system
 from agent.models import Measurement
-from agent.plan import Plan, community_node, humidity_rules, sensor_opener
+from agent.plan import Plan, community_node, humidity_rules, plan, sensor_opener
 from agent.publish.community_sink import SINK as COMMUNITY_SINK
 from agent.publish.community_sink import SensorCommunitySink
+from agent.publish.discovery import STATE_FILE, Announcer
 from agent.publish.forwarder import Forwarder
+from agent.publish.homeassistant import Announcement, announcement_for
 from agent.redact import redact_text
 from agent.reload import changes, refuse_fixed_settings
 from agent.sampling import Sampler, SensorHealth
 from agent.sampling.humidity import HumidityCorrector
 from agent.sampling.worker import Clock
+from agent.status.camera_setup import CameraSetup
 from agent.status.facts import BoxFacts, CameraFacts, SensorFacts
 from agent.status.service import StatusService
 from agent.storage import Outbox
@@ -86,8 +90,14 @@ class Agent:
                                              reserve_mb=storage.reserve_mb),
                              sinks=(MQTT_SINK, COMMUNITY_SINK) if community else (MQTT_SINK,))
         self.community = self._make_community(the_plan)
+        self.announcer = Announcer(storage.path.parent / STATE_FILE,
+                                   self._announcement(the_plan))
         self.sampler, self._humidity = self._make_sampler(the_plan)
         self.forwarder = self._make_forwarder(the_plan.config)
+        self.camera_setup = CameraSetup(
+            lambda: self.counters, Path(the_plan.source) if loader else None,
+            lambda path: plan(load_config(path, owner_only_secrets=True), str(path)),
+            self._reload.set, self._clock.monotonic)
         # One counter process per camera; OpenCV and ONNX Runtime load only in those.
         self.counters = [self._make_counter(camera_id, the_plan.config)
                          for camera_id, camera in self.config.cameras.items() if camera.enabled]
@@ -98,7 +108,15 @@ class Agent:
                 HumidityCorrector(humidity_rules(the_plan.sensors)))
 
     def _make_forwarder(self, config: AgentConfig) -> Forwarder:
-        return Forwarder(self.outbox, config.mqtt, config.device_id, config.client_id)
+        return Forwarder(self.outbox, config.mqtt, config.device_id, config.client_id,
+                         announcer=self.announcer)
+
+    @staticmethod
+    def _announcement(the_plan: Plan) -> Announcement:
+        """What Home Assistant is told about this box (``[mqtt.home_assistant]``)."""
+        config = the_plan.config
+        return announcement_for(config.mqtt, config.device_id, the_plan.sensors, __version__,
+                                cpu_serial())
 
     def _make_community(self, the_plan: Plan) -> SensorCommunitySink | None:
         """The Sensor.Community sink; its pins and value types follow the sensors' models."""
@@ -120,7 +138,8 @@ class Agent:
 
     def _make_counter(self, camera_id: str, config: AgentConfig) -> CounterSupervisor:
         return CounterSupervisor(camera_id, config.cameras[camera_id],
-                                 monotonic=self._clock.monotonic, log_level=config.log_level)
+                                 monotonic=self._clock.monotonic, log_level=config.log_level,
+                                 setup=self.camera_setup.session(camera_id))
 
     def _make_status(self, the_plan: Plan) -> StatusService:
         """The local status page, its history and the periodic log summary (agent/status)."""
@@ -130,7 +149,7 @@ class Agent:
             {(s.sensor_id, q.name): q.aggregation.value
              for s in the_plan.sensors for q in s.profile.quantities},
             cameras=[c.camera_id for c in self.counters], wall_ms=self._clock.wall_ms,
-            monotonic=self._clock.monotonic)
+            monotonic=self._clock.monotonic, setup=self.camera_setup)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -226,6 +245,8 @@ class Agent:
             counter.stop()
         self._collect()
         self._commit()  # all the old components produced is durable before anything new runs
+        if change.sensors or change.broker:  # Home Assistant: new entities, removals
+            self.announcer.update(self._announcement(new))
         if change.broker:  # the old one sends what is committed (3 s at most), says offline
             self.forwarder.stop(drain_timeout_s=3.0)
             self.forwarder.join(timeout=10.0)
@@ -279,7 +300,7 @@ class Agent:
             mqtt_connects=forwarder.connects, messages_sent=forwarder.messages_sent,
             counter_restarts=sum(c.restarts for c in self.counters),
             forwarder_crashes=forwarder.crashes, outbox_quarantined=stats.quarantined_total,
-            outbox_poison=stats.poison_total)
+            outbox_poison=stats.poison_total, outbox_lost=stats.lost_total)
         sensors = [_sensor_status(h, now_ms, self._clock.monotonic(),
                                   self.config.health.stall_after_s)
                    for h in self.sampler.health()]
