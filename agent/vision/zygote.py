@@ -356,7 +356,6 @@ def _counter(entry: str, spec: ChildSpec, channel_fd: int) -> NoReturn:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        signal.signal(SETUP_SIGNAL, signal.SIG_IGN)  # until the counter listens: not fatal
         # Only stdio and the record pipe stay open: not the daemon's socket, not the status
         # sockets of the other counters. (The frames holding their objects never unwind:
         # this function ends in os._exit.)
@@ -383,6 +382,11 @@ def main(argv: list[str]) -> None:
     """``python -m agent.vision.zygote ENTRY FD CAMERA_GIDS`` (what ``Zygote.start`` runs)."""
     entry, fd = argv[1], int(argv[2])
     camera = frozenset(int(gid) for gid in argv[3].split(",") if gid)
+    # Ignored here, so a counter is born ignoring it: the daemon renews a set-up lease as
+    # soon as it holds the new counter's pidfd, which can be before the forked child has
+    # run a single line (a loaded CPU), and its default action would kill the counter.
+    # The counter installs its handler when it starts listening (agent.vision.child).
+    signal.signal(SETUP_SIGNAL, signal.SIG_IGN)
     control = socket.socket(fileno=fd)
     control.send(json.dumps(_narrow(camera)).encode())
     serve(control, entry)

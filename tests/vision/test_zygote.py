@@ -80,6 +80,31 @@ def _children(zygote: Zygote) -> set[int]:
     return {int(pid) for pid in path.read_text().split()}
 
 
+def _ignored(pid: int) -> int:
+    """The signals a process ignores, as a bit mask (bit n-1 for signal n)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return int(line.split()[1], 16)
+    raise AssertionError("no SigIgn line")
+
+
+def test_a_counter_is_born_ignoring_the_set_up_signal(zygote: Zygote) -> None:
+    """The daemon renews a set-up lease as soon as it holds a counter's pidfd: on a busy CPU
+    that can be before the forked child ran a line, so the ignore must be inherited."""
+    assert zygote.pid is not None
+    assert _ignored(zygote.pid) & 1 << (signal.SIGUSR1 - 1)
+    reader, writer = Pipe(duplex=False)
+    with reader, writer:
+        counter = zygote.launch(SPEC, writer)
+    try:
+        counter.renew_setup()  # at once, like the daemon; this child never installs a handler
+        assert _ignored(counter.pid) & 1 << (signal.SIGUSR1 - 1)
+        assert not wait_until(lambda: not counter.is_alive(), 2), "the lease signal killed it"
+    finally:
+        counter.kill()
+        counter.close()
+
+
 def test_a_counter_that_lost_its_zygote_is_reported_gone_and_killed(zygote: Zygote) -> None:
     reader, writer = Pipe(duplex=False)
     with reader, writer:
