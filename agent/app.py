@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
@@ -28,6 +29,7 @@ from agent.health.heartbeat import (
 from agent.health.system import cpu_serial, read_system
 from agent.models import Measurement
 from agent.plan import Plan, community_node, humidity_rules, plan, sensor_opener
+from agent.publish.birth import Box, CameraEntry, birth_payload, birth_topic
 from agent.publish.community_sink import SINK as COMMUNITY_SINK
 from agent.publish.community_sink import SensorCommunitySink
 from agent.publish.discovery import STATE_FILE, Announcer
@@ -113,10 +115,20 @@ class Agent:
 
     @staticmethod
     def _announcement(the_plan: Plan) -> Announcement:
-        """What Home Assistant is told about this box (``[mqtt.home_assistant]``)."""
+        """The retained messages the box owes every connection: its birth message, and
+        what Home Assistant is told about it (``[mqtt.home_assistant]``)."""
         config = the_plan.config
-        return announcement_for(config.mqtt, config.device_id, the_plan.sensors, __version__,
-                                cpu_serial())
+        serial = cpu_serial()
+        ha = announcement_for(config.mqtt, config.device_id, the_plan.sensors, __version__,
+                              serial)
+        cameras = [CameraEntry(camera_id, camera.interval_s,
+                               tuple(line.name for line in camera.lines),
+                               tuple(zone.name for zone in camera.zones))
+                   for camera_id, camera in config.cameras.items() if camera.enabled]
+        box = Box(config.device_id, __version__, serial, config.sha256(), config.location)
+        birth = birth_payload(box, the_plan.sensors, cameras)
+        return dataclasses.replace(ha, configs={
+            birth_topic(config.mqtt.topic_prefix, config.device_id): birth, **ha.configs})
 
     def _make_community(self, the_plan: Plan) -> SensorCommunitySink | None:
         """The Sensor.Community sink; its pins and value types follow the sensors' models."""
@@ -245,8 +257,8 @@ class Agent:
             counter.stop()
         self._collect()
         self._commit()  # all the old components produced is durable before anything new runs
-        if change.sensors or change.broker:  # Home Assistant: new entities, removals
-            self.announcer.update(self._announcement(new))
+        # The birth message follows every change; Home Assistant gets new entities, removals.
+        self.announcer.update(self._announcement(new))
         if change.broker:  # the old one sends what is committed (3 s at most), says offline
             self.forwarder.stop(drain_timeout_s=3.0)
             self.forwarder.join(timeout=10.0)

@@ -6,6 +6,8 @@ once, so an installer fixes a config in one round rather than many.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -23,6 +25,7 @@ from pydantic import (
 from agent.config.camera import CameraConfig
 from agent.config.errors import problems_from
 from agent.config.health import HealthConfig
+from agent.config.location import LocationConfig
 from agent.config.mqtt import OWNER_ONLY_SECRETS, ConfigWarning, MqttConfig
 from agent.config.profiles import Profile, all_profiles
 from agent.config.sensors import RESERVED_ID, SENSOR_ID, ResolvedSensor, SensorConfig
@@ -44,6 +47,8 @@ class AgentConfig(BaseModel):
 
     device_id: str = Field(description="Unique box name; appears in every topic and message.")
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    location: LocationConfig | None = Field(default=None, description="Where the box stands "
+                                            "(sent in its retained birth message).")
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
@@ -54,6 +59,13 @@ class AgentConfig(BaseModel):
     cameras: dict[str, CameraConfig] = Field(
         default_factory=dict, description="People counters, one per camera; the id is the "
         "'sensor' of their measurements.")
+
+    def sha256(self) -> str:
+        """Hash of the effective configuration: every setting with its default filled in, so
+        comments and layout do not change it (it holds file paths, never a secret)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True,
+                               separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
     @field_validator("device_id")
     @classmethod

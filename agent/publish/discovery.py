@@ -1,4 +1,5 @@
-"""Keeps Home Assistant's retained discovery configs in step with the configuration.
+"""Keeps the box's retained announcements in step with the configuration: its birth
+message (``agent.publish.birth``) and Home Assistant's discovery configs.
 
 The forwarder publishes, on every connection, each config that connection has not sent
 yet (retained, QoS 1: a broker that lost its retained messages gets them back) and an
@@ -40,10 +41,12 @@ class Announcer:
         """Topics sent on the current connection (configs and removals)."""
 
     def update(self, announcement: Announcement) -> None:
-        """New sensors (a reload): the next :meth:`pending` sends the differences."""
+        """A reload: the next :meth:`pending` sends what changed (new or different
+        payloads, removals) and nothing else; a new connection still sends everything."""
         with self._lock:
+            old, new = self._wanted.configs, announcement.configs
+            self._sent -= {t for t in old.keys() | new.keys() if old.get(t) != new.get(t)}
             self._wanted = announcement
-            self._sent.clear()
 
     def new_connection(self) -> None:
         """Everything is sent again on a new connection (retained, so idempotent)."""

@@ -87,6 +87,12 @@ def values(recorder: Recorder, quantity: str) -> list[dict]:
     return [m for m in recorder.measurements() if m["quantity"] == quantity]
 
 
+def born_with(recorder: Recorder) -> set[str] | None:
+    """The sensors of the newest birth message received, or None before the first."""
+    births = recorder.on("/reload-box/birth")
+    return {s["id"] for s in json.loads(births[-1].payload)["sensors"]} if births else None
+
+
 def more(recorder: Recorder, quantity: str, than: int) -> bool:
     return len(values(recorder, quantity)) > than
 
@@ -99,6 +105,7 @@ def test_a_sensor_added_by_reload_reports_and_nothing_is_lost(
     agent.start()
     assert wait_until(lambda: len(values(recorder, "uptime")) >= 2, 30), agent.log.read_text()
     assert values(recorder, "pm2_5") == []
+    assert wait_until(lambda: born_with(recorder) == {"pm"}, 15), "the birth message"
     agent.write(long_pm + CLIMATE)
     agent.reload()
     assert wait_until(lambda: agent.logged("reload: restarting sensors, status page"), 15), \
@@ -110,6 +117,14 @@ def test_a_sensor_added_by_reload_reports_and_nothing_is_lost(
         agent.log.read_text()
     assert wait_until(lambda: {s["id"] for s in agent.page()["sensors"]} == {"pm", "climate"},
                       15), "the status page came back on its port and knows the new sensor"
+    assert born_with(recorder) == {"pm", "climate"}, "the reload sent a new birth message"
+    late = Recorder(recorder.broker, client_id="late-subscriber").start()
+    try:
+        assert wait_until(lambda: late.on("/reload-box/birth"), 10)
+        retained = late.on("/reload-box/birth")[-1]
+        assert retained.retain and born_with(late) == {"pm", "climate"}
+    finally:
+        late.stop()
     assert agent.signal(signal.SIGTERM) == 0
     by_boot = assert_seq_complete(recorder)
     assert len(by_boot) == 1, "a reload is no restart: one boot id, seq goes on"
