@@ -69,7 +69,8 @@ def plan(config: AgentConfig, source: str) -> Plan:
                 spec, driver_options(sensor.sensor_id, spec, options, source))
         except ConfigError as exc:
             problems.extend(exc.problems)
-    problems += config.sinks.problems(config.sensors, all_profiles())
+    problems += config.sinks.problems(
+        config.sensors, all_profiles(), {cid for cid, c in config.cameras.items() if c.enabled})
     if config.mqtt.home_assistant is not None:
         problems += config.mqtt.home_assistant.problems(config.sensors)
     if problems:

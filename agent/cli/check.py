@@ -11,6 +11,7 @@ import sys
 
 from agent.cli._common import EXIT_OK, add_config_arguments, load_plan
 from agent.plan import community_node
+from agent.redact import redact_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,4 +34,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         pins = {s.sensor_id: s.profile.sensor_community_pin for s in the_plan.sensors}
         print(f"Sensor.Community node {community_node(the_plan.config, str(args.config))}: "
               + ", ".join(f"{sensor_id} on pin {pins[sensor_id]}" for sensor_id in sc.sensors))
+    influx = the_plan.config.sinks.active_influxdb()
+    if influx is not None:  # where the points go, without the credentials
+        target = f"database {influx.database}" if influx.api == "v1" else \
+            f"org {influx.org}, bucket {influx.bucket}"
+        print(f"InfluxDB {influx.api} at {redact_text(str(influx.url))}: {target}")
     return EXIT_OK

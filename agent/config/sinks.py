@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
+from agent.config.delivery import DeliveryConfig
+from agent.config.influxdb import InfluxDBConfig
 from agent.config.mqtt import ConfigWarning
 from agent.config.profiles import Profile
 from agent.config.sensors import ResolvedSensor, SensorConfig
@@ -32,13 +34,9 @@ Channels = dict[tuple[str, str], tuple[int, str]]
 """(sensor id, quantity) → (X-Pin, Sensor.Community value_type)."""
 
 
-class SensorCommunityConfig(BaseModel):
+class SensorCommunityConfig(DeliveryConfig):
     """Pushes to Sensor.Community (``POST /v1/push-sensor-data/``), one X-Pin per sensor."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    enabled: bool = Field(default=True, description="false keeps the section but pushes "
-                          "nothing (and no longer holds rows in the outbox for it).")
     sensors: list[str] = Field(
         min_length=1, description="Ids of the sensors to push, each registered on "
         "devices.sensor.community under this node with its model's pin (PM 1, BMP280 3, "
@@ -48,20 +46,6 @@ class SensorCommunityConfig(BaseModel):
         "default raspi-<CPU serial> from /proc/cpuinfo.")
     url: HttpUrl = Field(default=HttpUrl(SENSOR_COMMUNITY_URL),
                          description="The push endpoint.")
-    timeout_s: float = Field(default=20.0, gt=0, le=300,
-                             description="Give up on one request after this long (retried).")
-    retry_min_s: float = Field(default=5.0, gt=0, le=3600, description="First retry delay "
-                               "after a network error or a server error (5xx); it doubles, "
-                               "with random jitter, up to retry_max_s.")
-    retry_max_s: float = Field(default=600.0, gt=0, le=86_400,
-                               description="Longest delay between retries.")
-    refused_retry_s: float = Field(
-        default=3600.0, gt=0, le=86_400, description="Wait this long (jittered) after the "
-        "server refuses the node itself (403: node not registered, 404/401/405): a person "
-        "must act; the measurements are kept meanwhile.")
-    pause_between_pushes_s: float = Field(
-        default=1.0, ge=0, le=3600, description="Pause after each push while a backlog "
-        "drains, so a box back from an outage does not flood a volunteer-run server.")
 
     @field_validator("node_id")
     @classmethod
@@ -69,12 +53,6 @@ class SensorCommunityConfig(BaseModel):
         if value is not None and not NODE_ID.match(value):
             raise ValueError("use 1-50 letters, digits, '_' or '-' (as registered)")
         return value
-
-    @model_validator(mode="after")
-    def _retry_bounds_ordered(self) -> SensorCommunityConfig:
-        if self.retry_max_s < self.retry_min_s:
-            raise ValueError("retry_max_s must be at least retry_min_s")
-        return self
 
     def problems(self, sensors: dict[str, SensorConfig], profiles: dict[str, Profile]
                  ) -> list[tuple[str, str]]:
@@ -115,19 +93,27 @@ class SinksConfig(BaseModel):
 
     sensor_community: SensorCommunityConfig | None = Field(
         default=None, description="Push the named sensors to Sensor.Community.")
+    influxdb: InfluxDBConfig | None = Field(
+        default=None, description="Write every window to InfluxDB (line protocol).")
 
     def active_sensor_community(self) -> SensorCommunityConfig | None:
         sc = self.sensor_community
         return sc if sc is not None and sc.enabled else None
 
-    def problems(self, sensors: dict[str, SensorConfig], profiles: dict[str, Profile]
-                 ) -> list[tuple[str, str]]:
-        sc = self.active_sensor_community()
-        return [] if sc is None else sc.problems(sensors, profiles)
+    def active_influxdb(self) -> InfluxDBConfig | None:
+        influx = self.influxdb
+        return influx if influx is not None and influx.enabled else None
+
+    def problems(self, sensors: dict[str, SensorConfig], profiles: dict[str, Profile],
+                 cameras: set[str]) -> list[tuple[str, str]]:
+        sc, influx = self.active_sensor_community(), self.active_influxdb()
+        return ([] if sc is None else sc.problems(sensors, profiles)) + \
+            ([] if influx is None else influx.problems(sensors, cameras))
 
     def warnings(self, sensors: list[ResolvedSensor]) -> list[ConfigWarning]:
-        sc = self.active_sensor_community()
-        return [] if sc is None else sc.warnings(sensors)
+        sc, influx = self.active_sensor_community(), self.active_influxdb()
+        return ([] if sc is None else sc.warnings(sensors)) + \
+            ([] if influx is None else influx.warnings())
 
 
 def sensor_community_channels(config: SensorCommunityConfig, sensors: list[ResolvedSensor]

@@ -30,10 +30,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from agent.config.sinks import Channels
 from agent.models import OutboxRecord, Quality
+from agent.publish.delivery import Verdict, Work, verdict
+
+__all__ = ["Push", "Verdict", "body", "headers", "plan", "timestamp", "verdict"]
 
 PA_PER_UNIT = {"Pa": 1.0, "hPa": 100.0, "kPa": 1000.0}
 """Sensor.Community's ``pressure`` is in Pa (airrohr sends Pa); profiles say hPa."""
@@ -54,47 +56,13 @@ class Push:
         return f"pin {self.pin} at {timestamp(self.utc_ms)}"
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What the sink does with a batch of rows."""
-
-    pushes: list[Push]
-    skip: list[int]
-    """Rows this sink does not take; acknowledged at once so they never wait for it."""
-    last_row_id: int
-    """The last row the plan covers; rows after it are left for the next batch."""
-
-
-class Verdict(StrEnum):
-    """What a response means for the push and the rows in it."""
-
-    DELIVERED = "delivered"
-    REJECTED = "rejected"
-    """This push can never succeed as it is (400): skip its rows, count them."""
-    REFUSED = "refused"
-    """The node itself is refused (403 unknown node, 404 wrong URL): keep the rows,
-    tell a person once, wait long."""
-    RETRY = "retry"
-    """The server or the network failed (5xx, 408, 429, no answer): keep, retry soon."""
-
-
-def verdict(status: int) -> Verdict:
-    if 200 <= status < 300:
-        return Verdict.DELIVERED
-    if status in (408, 429) or status >= 500:
-        return Verdict.RETRY
-    if status in (400, 413, 422):
-        return Verdict.REJECTED
-    return Verdict.REFUSED
-
-
 def timestamp(utc_ms: int) -> str:
     """ISO 8601 UTC with milliseconds, as Django REST framework's DateTimeField parses it."""
     moment = datetime.fromtimestamp(utc_ms / 1000, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc_ms % 1000:03d}Z"
 
 
-def plan(records: Sequence[OutboxRecord], channels: Channels, *, full: bool) -> Plan:
+def plan(records: Sequence[OutboxRecord], channels: Channels, *, full: bool) -> Work[Push]:
     """Pushes for ``records`` (oldest first) and the rows to skip.
 
     ``full``: the claim was cut at its limit, so the last window may continue in the
@@ -102,7 +70,7 @@ def plan(records: Sequence[OutboxRecord], channels: Channels, *, full: bool) -> 
     never split across two pushes by a batch boundary.
     """
     if not records:
-        return Plan([], [], 0)
+        return Work([], [], 0)
     end = len(records)
     if full:
         last = _window(records[-1])
@@ -130,7 +98,7 @@ def plan(records: Sequence[OutboxRecord], channels: Channels, *, full: bool) -> 
         rows.append(record.row_id)
     if current and key is not None:
         pushes.append(Push(key[2], key[1], tuple(current.items()), tuple(rows)))
-    return Plan(pushes, skip, records[end - 1].row_id)
+    return Work(pushes, skip, records[end - 1].row_id)
 
 
 def body(push: Push, software_version: str) -> bytes:

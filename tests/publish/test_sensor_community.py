@@ -66,18 +66,18 @@ def records(measurements: list[Measurement]) -> list[OutboxRecord]:
 
 def test_a_window_is_one_push_per_sensor_with_strings_pa_and_its_own_time() -> None:
     plan = sc.plan(records(window()), CHANNELS, full=False)
-    assert [(p.pin, p.values) for p in plan.pushes] == [
+    assert [(p.pin, p.values) for p in plan.requests] == [
         (1, (("P2", "12.35"), ("P1", "20.00"))),
         (11, (("temperature", "21.50"), ("humidity", "48.25"), ("pressure", "101325.00")))]
     assert plan.skip == [3, 4], "corrected PM and health values are not Sensor.Community's"
-    document = json.loads(sc.body(plan.pushes[1], "lokaalmeten-1"))
+    document = json.loads(sc.body(plan.requests[1], "lokaalmeten-1"))
     assert document == {"software_version": "lokaalmeten-1",
                         "timestamp": "2026-05-28T20:26:40.000Z",
                         "sensordatavalues": [
                             {"value_type": "temperature", "value": "21.50"},
                             {"value_type": "humidity", "value": "48.25"},
                             {"value_type": "pressure", "value": "101325.00"}]}
-    assert sc.headers(NODE, plan.pushes[0], "ua") == {
+    assert sc.headers(NODE, plan.requests[0], "ua") == {
         "Content-Type": "application/json", "X-Sensor": NODE, "X-Pin": "1", "User-Agent": "ua"}
 
 
@@ -88,14 +88,14 @@ def test_warming_up_windows_are_skipped_and_a_repeated_value_type_starts_a_new_p
                     m("pm", "pm2_5", 7.0, "ug/m3", T0 + 1), m("pm", "pm2_5", 8.0, "ug/m3", T0 + 1)])
     plan = sc.plan(rows, CHANNELS, full=False)
     assert plan.skip == [1, 2]
-    assert [p.values for p in plan.pushes] == [(("P2", "7.00"),), (("P2", "8.00"),)]
-    assert all(len({t for t, _ in p.values}) == len(p.values) for p in plan.pushes)
+    assert [p.values for p in plan.requests] == [(("P2", "7.00"),), (("P2", "8.00"),)]
+    assert all(len({t for t, _ in p.values}) == len(p.values) for p in plan.requests)
 
 
 def test_a_window_cut_by_the_batch_limit_waits_for_the_next_batch() -> None:
     rows = records(window(T0) + window(T0 + 60_000))[:-1]  # the last climate row is missing
     plan = sc.plan(rows, CHANNELS, full=True)
-    assert [p.utc_ms for p in plan.pushes] == [T0, T0, T0 + 60_000]
+    assert [p.utc_ms for p in plan.requests] == [T0, T0, T0 + 60_000]
     assert plan.last_row_id == 11, "the incomplete climate window (rows 12, 13) waits"
     assert sc.plan(rows, CHANNELS, full=False).last_row_id == 13
 
