@@ -13,6 +13,7 @@ from typing import Protocol
 
 from smbus2 import i2c_msg
 
+from agent.clock import SYSTEM, Clock
 from agent.errors import BusError, BusTimeout, NackError
 
 _NACK_ERRNOS = {errno.EREMOTEIO, errno.ENXIO, errno.EIO}
@@ -47,11 +48,17 @@ class I2CDevice:
 
     The lock keeps a write-then-read pair from one driver from interleaving
     with another driver's traffic when sensors sample on separate threads.
+
+    ``clock`` is the transport's time: a driver declares a datasheet delay or a
+    deadline and waits or measures it on this clock, never on ``time`` itself, so a
+    test hands in a clock of its own instead of patching ``time.sleep``.
     """
 
-    def __init__(self, bus: SMBusLike, address: int, lock: threading.Lock | None = None) -> None:
+    def __init__(self, bus: SMBusLike, address: int, lock: threading.Lock | None = None,
+                 clock: Clock = SYSTEM) -> None:
         self.bus = bus
         self.address = address
+        self.clock = clock
         self._lock = lock or threading.Lock()
 
     def write(self, data: bytes) -> None:

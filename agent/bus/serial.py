@@ -8,6 +8,7 @@ from typing import Protocol
 
 import serial
 
+from agent.clock import SYSTEM, Clock
 from agent.errors import BusError, BusTimeout
 
 # pyserial lets termios.error (not an OSError) escape from a port whose device vanished.
@@ -29,11 +30,16 @@ class SerialLike(Protocol):
 
 
 class SerialLink:
-    """A pyserial-compatible port with exact-length reads and typed errors."""
+    """A pyserial-compatible port with exact-length reads and typed errors.
 
-    def __init__(self, port: SerialLike, name: str) -> None:
+    ``clock`` is the link's time: drivers measure reply deadlines and wait protocol
+    pauses on it (as on :class:`agent.bus.i2c.I2CDevice`), so tests can drive it.
+    """
+
+    def __init__(self, port: SerialLike, name: str, clock: Clock = SYSTEM) -> None:
         self.port = port
         self.name = name
+        self.clock = clock
 
     @property
     def baudrate(self) -> int | None:
@@ -74,11 +80,12 @@ class SerialLink:
             self.port.close()
 
 
-def open_serial(port: str, baudrate: int, timeout_s: float) -> SerialLink:
+def open_serial(port: str, baudrate: int, timeout_s: float,
+                clock: Clock = SYSTEM) -> SerialLink:
     """Open a real port (8N1) or raise :class:`BusError` naming it."""
     try:
         handle = serial.Serial(port=port, baudrate=baudrate, timeout=timeout_s,
                                write_timeout=timeout_s)
     except (serial.SerialException, OSError, ValueError) as exc:
         raise BusError(f"{port}: cannot open: {exc}") from exc
-    return SerialLink(handle, port)
+    return SerialLink(handle, port, clock)

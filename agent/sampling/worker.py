@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
+from agent.clock import SYSTEM, Clock
 from agent.config.sensors import ResolvedSensor
 from agent.errors import AgentError, BusError, DataNotReady
 from agent.models import Measurement, Quality, Reading
@@ -26,6 +26,8 @@ from agent.sampling.schedule import Schedule
 from agent.sampling.window import Identity, Window
 from agent.sensors.base import DutyCycled, SensorDriver
 from agent.supervision import RestartPolicy, supervise
+
+__all__ = ["Clock", "Opener", "SensorHealth", "SensorWorker"]
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +42,6 @@ RESTARTS = RestartPolicy(first_delay_s=1.0, max_delay_s=60.0)
 Opened = tuple[SensorDriver, Callable[[], None]]
 Opener = Callable[[ResolvedSensor], Opened]
 Sink = Callable[[list[Measurement]], None]
-
-
-@dataclass(frozen=True)
-class Clock:
-    """The two clocks a worker uses; injectable so tests can step the wall clock."""
-
-    monotonic: Callable[[], float] = time.monotonic
-    wall_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -84,7 +78,8 @@ class SensorWorker(threading.Thread):
         self.sensor = sensor
         self._opener = opener
         self._sink = sink
-        self._clock = clock or Clock()
+        self._clock = clock or SYSTEM
+        """Schedules, stamps and every wait (a test's clock makes them cost nothing)."""
         self._stop_event = threading.Event()
         self._lock = threading.Lock()
         self._health = SensorHealth(sensor.sensor_id, sensor.profile.model)
@@ -119,7 +114,8 @@ class SensorWorker(threading.Thread):
     # -- thread -----------------------------------------------------------------
 
     def run(self) -> None:
-        supervise(self.name, self._loop, self._stop_event, RESTARTS, self._crashed)
+        supervise(self.name, self._loop, self._stop_event, RESTARTS, self._crashed,
+                  clock=self._clock)
         self._emit()
         self._shutdown()
 
@@ -176,7 +172,7 @@ class SensorWorker(threading.Thread):
             if now >= deadline:
                 break
             wake_at = min(deadline, window_end) if self._aggregate else deadline
-            self._stop_event.wait(min(BEAT_S, max(0.0, wake_at - now)))
+            self._clock.wait(self._stop_event, min(BEAT_S, max(0.0, wake_at - now)))
             self._beat()
         return window_end
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 import struct
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar
@@ -149,7 +148,7 @@ class SensirionCommand:
         log.debug("i2c 0x%02x tx %s (%s)", device.address, frame.hex(" "), self.name)
         device.write(frame)
         if self.delay_s:
-            time.sleep(self.delay_s)
+            device.clock.sleep(self.delay_s)
 
     def receive(self, device: I2CDevice) -> bytes:
         """Read the raw reply (nothing for a command without one)."""

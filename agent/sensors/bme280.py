@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import struct
-import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -214,7 +213,7 @@ class Bme280:
         """Check the chip id, soft reset, wait for the NVM copy, read calibration."""
         self._check_chip_id()
         self.bus.write_register(_REG_RESET, bytes([_RESET_WORD]))
-        time.sleep(_STARTUP_MS / 1000.0)
+        self.bus.clock.sleep(_STARTUP_MS / 1000.0)
         self._wait_clear(_STATUS_IM_UPDATE, "im_update", _STARTUP_MS)
         tp = self.bus.read_register(_REG_CALIB_TP, _CALIB_TP_LEN)
         h = self.bus.read_register(_REG_CALIB_H, _CALIB_H_LEN) if self._has_humidity else None
@@ -232,7 +231,7 @@ class Bme280:
             self.bus.write_register(_REG_CTRL_HUM, bytes([_OSRS_CODE[osrs_h]]))
         self.bus.write_register(_REG_CTRL_MEAS, bytes([self._ctrl_meas(_MODE_FORCED)]))
         max_ms = max_measurement_ms(opts.osrs_t, opts.osrs_p, osrs_h)
-        time.sleep(max_ms / 1000.0)
+        self.bus.clock.sleep(max_ms / 1000.0)
         self._wait_clear(_STATUS_MEASURING, "measuring", max_ms)
         data = self.bus.read_register(_REG_DATA, 8 if self._has_humidity else 6)
         log.debug("%s 0x%02x data %s", self.model, self.bus.address, data.hex(" "))
@@ -284,16 +283,16 @@ class Bme280:
 
     def _wait_clear(self, mask: int, name: str, expected_ms: float) -> None:
         """Poll the status register until ``mask`` clears, or raise BusTimeout."""
-        deadline = time.monotonic() + self.options.timeout_s
+        deadline = self.bus.clock.monotonic() + self.options.timeout_s
         while True:
             status = self.bus.read_register(_REG_STATUS, 1)[0]
             if not status & mask:
                 return
-            if time.monotonic() >= deadline:
+            if self.bus.clock.monotonic() >= deadline:
                 raise BusTimeout(f"{self.model} 0x{self.bus.address:02x}: status bit {name} still "
                                  f"set {expected_ms:.1f} ms + {self.options.timeout_s * 1000:.0f} "
                                  f"ms after it should have cleared", raw=bytes([status]))
-            time.sleep(_POLL_MS / 1000.0)
+            self.bus.clock.sleep(_POLL_MS / 1000.0)
 
 
 @register("bmp280", bus=BusKind.I2C, options=Bme280Options)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 from functools import partial
 from typing import ClassVar
@@ -34,7 +33,6 @@ from agent.sensors._sensirion import SensirionCommand, SensirionDriver, decode_a
 from agent.sensors.base import BusKind
 
 log = logging.getLogger(__name__)
-_monotonic = time.monotonic  # module-level so tests can drive it with a fake clock
 
 ADDRESS = 0x55
 RESET_WAIT_S = 1.0
@@ -131,7 +129,7 @@ class Dnms(SensirionDriver):
         and open a fresh interval so the first read covers start to read."""
         self._forget()
         self._send(_RESET)
-        time.sleep(RESET_WAIT_S)
+        self._bus.clock.sleep(RESET_WAIT_S)
         self.version = self._read_version()
         self._calculate()
 
@@ -141,13 +139,13 @@ class Dnms(SensirionDriver):
         Raises :class:`DataNotReady` when the device has not latched within
         ``ready_timeout_s`` (e.g. still in its start phase).
         """
-        now = _monotonic()
+        now = self._bus.clock.monotonic()
         if not self._fresh(self._latched_at, now):
             self._a_levels = None
             if not self._fresh(self._calculated_at, now):
                 self._calculate()
             self._wait_ready()
-            self._latched_at, self._calculated_at = _monotonic(), None
+            self._latched_at, self._calculated_at = self._bus.clock.monotonic(), None
         if self._a_levels is None:
             self._a_levels = self._levels(_READ_LEQ)
         leq, low, high = self._a_levels
@@ -183,12 +181,12 @@ class Dnms(SensirionDriver):
 
     def _calculate(self) -> None:
         self._send(_CALCULATE_LEQ)
-        self._calculated_at = _monotonic()
+        self._calculated_at = self._bus.clock.monotonic()
 
     def _wait_ready(self) -> None:
         polls = max(1, math.ceil(self.options.ready_timeout_s / POLL_INTERVAL_S))
         for _ in range(polls):
-            time.sleep(POLL_INTERVAL_S)
+            self._bus.clock.sleep(POLL_INTERVAL_S)
             if self._query(_READ_DATA_READY, parse_data_ready):
                 return
         raise DataNotReady(f"dnms 0x{self._bus.address:02x}: interval not latched after "

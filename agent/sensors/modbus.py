@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import struct
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal, NoReturn
@@ -298,7 +297,7 @@ class ModbusRtu(RejectCounter):
     def reset(self) -> None:
         """Modbus has no generic reset: drop stale bytes and wait out one frame gap."""
         self._link.discard_input()
-        self._quiet_since = time.monotonic()
+        self._quiet_since = self._link.clock.monotonic()
 
     def stop(self) -> None:
         """Nothing to stop: the transmitter measures continuously on its own."""
@@ -312,17 +311,18 @@ class ModbusRtu(RejectCounter):
         return self.checked(parse_read_reply, self._receive(), slave, function, block.count)
 
     def _send(self, request: bytes) -> None:
-        wait = self._quiet_since + self.gap_s - time.monotonic()
+        wait = self._quiet_since + self.gap_s - self._link.clock.monotonic()
         if wait > 0:
-            time.sleep(wait)  # a frame must follow >= 3.5 characters of silence
+            self._link.clock.sleep(wait)  # a frame must follow >= 3.5 characters of silence
         self._link.discard_input()  # late replies and line noise are not ours
         log.debug("%s: modbus tx %s", self._link.name, request.hex(" "))
         self._link.write(request)
-        self._quiet_since = time.monotonic() + len(request) * BITS_PER_CHARACTER / self.baudrate
+        self._quiet_since = (self._link.clock.monotonic()
+                             + len(request) * BITS_PER_CHARACTER / self.baudrate)
 
     def _receive(self) -> bytes:
         """Read one reply: header, then the length its function/byte count announces."""
-        deadline = time.monotonic() + self.options.reply_timeout_s
+        deadline = self._link.clock.monotonic() + self.options.reply_timeout_s
         frame = self._read_until(bytearray(), 3, deadline)
         if not frame:
             raise BusTimeout(f"{self._link.name}: Modbus slave {self.options.slave_id} "
@@ -339,17 +339,17 @@ class ModbusRtu(RejectCounter):
         log.debug("%s: modbus rx %s", self._link.name, frame.hex(" "))
         if len(frame) < total:
             self._reject(frame, "Modbus reply truncated")
-        self._quiet_since = time.monotonic()
+        self._quiet_since = self._link.clock.monotonic()
         return bytes(frame)
 
     def _reject(self, frame: bytearray, reason: str) -> NoReturn:
-        self._quiet_since = time.monotonic()
+        self._quiet_since = self._link.clock.monotonic()
         raise self.rejected(FrameError(f"{self._link.name}: {reason}", raw=bytes(frame)))
 
     def _read_until(self, got: bytearray, length: int, deadline: float) -> bytearray:
         while len(got) < length:
             chunk = self._link.read_some(length - len(got))
             got += chunk
-            if not chunk and time.monotonic() >= deadline:
+            if not chunk and self._link.clock.monotonic() >= deadline:
                 break
         return got

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -157,7 +156,7 @@ class PcbaDbm:
     def start(self) -> None:
         """System reset (defaults; wakes from power-down), probe, configure, settle, clear."""
         self._write(REG_RESET, RESET_SYSTEM)
-        time.sleep(READY_S)
+        self._bus.clock.sleep(READY_S)
         self.identify()
         self._write(REG_SCRATCH, SCRATCH_PROBE)
         if self._bus.read_register(REG_SCRATCH, 1)[0] != SCRATCH_PROBE:
@@ -173,7 +172,7 @@ class PcbaDbm:
                               f"{control:02x} {tavg.hex(' ')}, read {readback.hex(' ')}")
         # A new weighting needs one Tavg to take effect and the level ~1 s after reset;
         # then clear what was collected meanwhile (programming manual, FW v1 notes).
-        time.sleep(max(SETTLE_S, self.options.averaging_ms / 1000))
+        self._bus.clock.sleep(max(SETTLE_S, self.options.averaging_ms / 1000))
         self._write(REG_RESET, RESET_HISTORY | RESET_MIN_MAX)
 
     def read(self) -> list[Reading]:

@@ -14,7 +14,6 @@ stable sub-mode, 0.2–0.8 s in its fast sub-mode) or answers one frame per requ
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import astuple, dataclass
 from typing import ClassVar, Literal
 
@@ -182,7 +181,7 @@ class Pms5003(RejectCounter):
     def start(self) -> None:
         """Wake the sensor and put it in the configured mode, checking the echo."""
         self.wake()
-        time.sleep(_WAKE_SETTLE_S)
+        self._link.clock.sleep(_WAKE_SETTLE_S)
         self._command_with_ack(_CMD_CHANGE_MODE, self._mode)
 
     def read(self) -> list[Reading]:
@@ -231,7 +230,7 @@ class Pms5003(RejectCounter):
         self._discard()
         if self._mode == _MODE_PASSIVE:
             self._link.write(encode_command(_CMD_PASSIVE_READ))
-        deadline = time.monotonic() + self._options.reply_timeout_s
+        deadline = self._link.clock.monotonic() + self._options.reply_timeout_s
         while True:
             raw = self._next_message(deadline)
             if len(raw) == _FRAME_SIZE:
@@ -242,7 +241,7 @@ class Pms5003(RejectCounter):
         """Send a command and wait for its acknowledgement, skipping data frames in flight."""
         self._discard()
         self._link.write(encode_command(command, data))
-        deadline = time.monotonic() + self._options.reply_timeout_s
+        deadline = self._link.clock.monotonic() + self._options.reply_timeout_s
         while True:
             raw = self._next_message(deadline)
             if len(raw) != _ACK_SIZE:
@@ -330,7 +329,7 @@ class Pms5003(RejectCounter):
             if chunk:
                 out += chunk
                 continue
-            if time.monotonic() >= deadline:
+            if self._link.clock.monotonic() >= deadline:
                 break
-            time.sleep(_EMPTY_READ_PAUSE_S)
+            self._link.clock.sleep(_EMPTY_READ_PAUSE_S)
         return bytes(out)

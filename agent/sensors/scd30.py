@@ -26,7 +26,6 @@ other tools alone when an option is not set.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -175,7 +174,7 @@ class Scd30(SensirionDriver):
     def reset(self) -> None:
         """Soft reset (0xD304), wait for boot, then start again with the options."""
         self._send(_SOFT_RESET)
-        time.sleep(BOOT_S)
+        self._bus.clock.sleep(BOOT_S)
         self.start()
 
     def stop(self) -> None:

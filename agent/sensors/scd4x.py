@@ -18,7 +18,6 @@ an EEPROM rated for only ~2000 cycles: the driver never persists on its own.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -350,7 +349,7 @@ class Scd41(Scd4x):
         """Wake to idle. The sensor does not acknowledge wake_up, so a NACK is expected."""
         with suppress(NackError):
             self._send(_WAKE_UP)
-        time.sleep(WAKE_UP_S)
+        self._bus.clock.sleep(WAKE_UP_S)
         self.powered_down = False
         self._discard_next = True
 

@@ -17,7 +17,6 @@ before a query.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -246,7 +245,7 @@ class Sds011(RejectCounter):
         to other functions and frames from other device IDs are skipped. A bad
         checksum on a frame of the awaited kind raises :class:`CrcError`.
         """
-        deadline = time.monotonic() + self.options.reply_timeout_s
+        deadline = self._link.clock.monotonic() + self.options.reply_timeout_s
         pending = bytearray()
         seen = bytearray()
         while True:
@@ -260,7 +259,7 @@ class Sds011(RejectCounter):
                 else:
                     log.debug("%s: sds011 skipped %s", self._link.name, frame.hex(" "))
                 continue
-            if time.monotonic() >= deadline:
+            if self._link.clock.monotonic() >= deadline:
                 break
             chunk = self._link.read_some(REPLY_LENGTH - len(pending))
             seen += chunk

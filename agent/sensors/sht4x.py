@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -130,7 +129,7 @@ class Sht4x(SensirionDriver):
 
     def read(self) -> list[Reading]:
         """Measure once; then, if due, fire a heater pulse for the *next* reading's sake."""
-        if time.monotonic() - self._last_pulse_s < self.options.heater_cooldown_s:
+        if self._bus.clock.monotonic() - self._last_pulse_s < self.options.heater_cooldown_s:
             raise DataNotReady("sht4x: die still warm from the last heater pulse")
         temperature, humidity = self._query(_MEASURE[self.options.precision], parse_measurement)
         if humidity >= self.options.heater_min_rh and self._heater_due():
@@ -153,13 +152,13 @@ class Sht4x(SensirionDriver):
     def _heater_due(self) -> bool:
         if self.options.heater == "off":
             return False
-        return time.monotonic() - self._last_pulse_s >= self.heater_gap_s
+        return self._bus.clock.monotonic() - self._last_pulse_s >= self.heater_gap_s
 
     def _pulse_heater(self) -> None:
         """Heat, then read and discard the hot measurement the chip returns."""
         pulse = _HEATER[self.options.heater]
         pulse.send(self._bus)
-        self._last_pulse_s = time.monotonic()  # cool-down and duty gap count from the end
+        self._last_pulse_s = self._bus.clock.monotonic()  # cool-down and gap count from the end
         data = pulse.receive(self._bus)
         try:
             self.checked(parse_measurement, data)  # CRC-checked, then discarded: a hot die

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -204,7 +203,7 @@ class Sps30(SensirionDriver):
         """Device reset (same state as power-up), then the full start sequence again."""
         self._wake_up()
         self._send(_RESET)
-        time.sleep(_RESET_DELAY_S)
+        self._bus.clock.sleep(_RESET_DELAY_S)
         self.start()
 
     def stop(self) -> None:
@@ -249,7 +248,7 @@ class Sps30(SensirionDriver):
                 self._send(_WAKE_UP)
             except NackError:
                 continue
-        time.sleep(_WAKE_DELAY_S)
+        self._bus.clock.sleep(_WAKE_DELAY_S)
         self._asleep = False
 
     def _stop_quietly(self) -> None:

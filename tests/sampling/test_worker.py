@@ -3,13 +3,16 @@
 Covers isolation (a hanging sensor never stalls another), failure escalation
 (retry, reset, reopen), a port that vanishes and returns, duty cycling, and
 a wall-clock step that must not disturb the schedule.
+
+The worker runs on a :class:`tests.clock.FakeClock`: its schedule, warm-up,
+windows and restart backoff pass in fake time (every wait returns at once, time
+moved on by exactly that wait), while the serial exchange with the emulator is real.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -21,9 +24,9 @@ from agent.config.sensors import ResolvedSensor, SensorConfig
 from agent.emulators.sds011 import Sds011Device
 from agent.emulators.serial_pty import Fault, PtySerialEmulator
 from agent.models import Measurement, Quality, Reading
-from agent.sampling import worker as worker_module
-from agent.sampling.worker import Clock, SensorWorker
+from agent.sampling.worker import MIN_SLEEP_S, SensorWorker
 from agent.sensors.sds011 import Sds011, Sds011Options
+from tests.clock import FakeClock
 from tests.mqtt_broker import wait_until
 
 
@@ -64,17 +67,19 @@ def emulator(device: Sds011Device) -> Iterator[PtySerialEmulator]:
         yield emu
 
 
-def opener_for(emulator: PtySerialEmulator, opens: list[int] | None = None):
+def opener_for(emulator: PtySerialEmulator, opens: list[int] | None = None,
+               reply_timeout_s: float = 0.3):
     def open_sensor(sensor: ResolvedSensor):
         link = open_serial(emulator.port, 9600, sensor.config.timeout_s)
         if opens is not None:
             opens.append(1)
-        return Sds011(link, Sds011Options(reply_timeout_s=0.3)), link.close
+        return Sds011(link, Sds011Options(reply_timeout_s=reply_timeout_s)), link.close
     return open_sensor
 
 
-def run_worker(sensor: ResolvedSensor, opener, sink, clock: Clock | None = None) -> SensorWorker:
-    worker = SensorWorker(sensor, opener, sink, clock)
+def run_worker(sensor: ResolvedSensor, opener, sink,
+               clock: FakeClock | None = None) -> SensorWorker:
+    worker = SensorWorker(sensor, opener, sink, clock or FakeClock())
     worker.start()
     return worker
 
@@ -103,7 +108,7 @@ def test_aggregation_window_reports_mean_min_max_n(emulator: PtySerialEmulator,
         worker.stop()
         worker.join(5)
     full = sink.of("pm2_5")[0]
-    assert full.stats is not None and 4 <= full.stats.count <= 7
+    assert full.stats is not None and full.stats.count == 6, "0.6 s of slots 0.1 s apart"
     assert full.stats.minimum == full.stats.maximum == 12.3
     assert full.value == pytest.approx(12.3)
 
@@ -125,14 +130,17 @@ def test_bad_checksum_is_retried_flagged_and_never_published(emulator: PtySerial
 
 
 def test_silence_escalates_to_reset_then_reopen_then_recovers(
-        emulator: PtySerialEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+        emulator: PtySerialEmulator) -> None:
     sink = Collector()
     opens: list[int] = []
-    sensor = resolved(interval_s=0.1, reset_after_failures=2, reopen_after_failures=4)
-    worker = run_worker(sensor, opener_for(emulator, opens), sink)
+    sensor = resolved(interval_s=0.1, reset_after_failures=2, reopen_after_failures=4,
+                      timeout_s=0.15)
+    worker = run_worker(sensor, opener_for(emulator, opens, reply_timeout_s=0.15), sink)
     try:
         assert wait_until(lambda: len(sink.of("pm2_5")) >= 1, 5)
-        emulator.inject(Fault.SILENCE, 40)  # read + retry per failure, resets and restarts
+        # Four failures of read + retry, the reset's wake between them and the reopened
+        # sensor's first wake: 10 silent replies reach the reopen; 2 more for good measure.
+        emulator.inject(Fault.SILENCE, 12)
         assert wait_until(lambda: worker.health().reopens >= 1, 15)
         assert wait_until(lambda: worker.health().state == "ok", 20)
         before = len(sink.of("pm2_5"))
@@ -190,14 +198,15 @@ class HangingDriver:
 def test_a_hanging_sensor_does_not_stall_the_others(emulator: PtySerialEmulator) -> None:
     sink = Collector()
     hanging = HangingDriver()
+    clock = FakeClock()  # one time line for both
     stuck = run_worker(resolved("stuck", interval_s=0.1), lambda s: (hanging, lambda: None),
-                       sink)
-    healthy = run_worker(resolved("good", interval_s=0.1), opener_for(emulator), sink)
+                       sink, clock)
+    healthy = run_worker(resolved("good", interval_s=0.1), opener_for(emulator), sink, clock)
     try:
         assert wait_until(lambda: len([m for m in sink.of("pm2_5")
                                        if m.sensor_id == "good"]) >= 10, 10)
         beat = stuck.health().heartbeat_monotonic
-        assert time.monotonic() - beat > 0.5, "the stuck worker's heartbeat goes stale"
+        assert clock.monotonic() - beat > 0.5, "the stuck worker's heartbeat goes stale"
     finally:
         hanging.release.set()
         for w in (stuck, healthy):
@@ -206,11 +215,10 @@ def test_a_hanging_sensor_does_not_stall_the_others(emulator: PtySerialEmulator)
 
 
 def test_duty_cycling_sleeps_between_readings_and_wakes_ahead(
-        emulator: PtySerialEmulator, device: Sds011Device,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker_module, "MIN_SLEEP_S", 0.2)
+        emulator: PtySerialEmulator, device: Sds011Device) -> None:
     sink = Collector()
-    sensor = resolved(interval_s=1.0, wake_lead_s=0.3, warmup_s=0.25)
+    # Long enough to sleep in: costs nothing on the fake clock.
+    sensor = resolved(interval_s=MIN_SLEEP_S + 30, wake_lead_s=20, warmup_s=15)
     worker = run_worker(sensor, opener_for(emulator), sink)
     try:
         assert wait_until(lambda: len(sink.of("pm2_5")) >= 3, 10)
@@ -225,26 +233,28 @@ def test_duty_cycling_sleeps_between_readings_and_wakes_ahead(
 
 
 def test_wall_clock_step_does_not_disturb_the_schedule(emulator: PtySerialEmulator) -> None:
-    offset = [0]
+    clock = FakeClock()
 
-    def wall_ms() -> int:
-        return time.time_ns() // 1_000_000 + offset[0]
+    class Stepping(Collector):
+        """NTP steps the wall clock an hour forward after the 4th sample, two hours back
+        after the 8th."""
 
-    sink = Collector()
-    worker = run_worker(resolved(interval_s=0.2), opener_for(emulator), sink,
-                        Clock(wall_ms=wall_ms))
+        def __call__(self, batch: list[Measurement]) -> None:
+            super().__call__(batch)
+            count = len(self.of("pm2_5"))
+            clock.wall_offset_ms = {4: 3_600_000, 8: -3_600_000}.get(count,
+                                                                    clock.wall_offset_ms)
+
+    sink = Stepping()
+    worker = run_worker(resolved(interval_s=0.2), opener_for(emulator), sink, clock)
     try:
-        assert wait_until(lambda: len(sink.of("pm2_5")) >= 4, 5)
-        offset[0] = 3_600_000  # NTP steps the clock an hour forward
-        assert wait_until(lambda: len(sink.of("pm2_5")) >= 8, 5)
-        offset[0] = -3_600_000  # and then two hours back
         assert wait_until(lambda: len(sink.of("pm2_5")) >= 12, 5)
     finally:
         worker.stop()
         worker.join(5)
     samples = sink.of("pm2_5")[:12]
     gaps = [b.monotonic_s - a.monotonic_s for a, b in itertools.pairwise(samples)]
-    assert all(0.1 < g < 0.6 for g in gaps), gaps  # never bunched (g ~ 0) nor skipped
+    assert gaps == pytest.approx([0.2] * 11), gaps  # never bunched nor skipped
     assert worker.health().missed_slots == 0
     stamps = [m.utc_ms for m in samples]
     assert max(stamps) - min(stamps) > 3_000_000, "time stamps follow the stepped wall clock"

@@ -13,6 +13,7 @@ from agent.emulators.sht3x import Sht3xDevice
 from agent.models import Measurement
 from agent.sampling.worker import SensorWorker
 from agent.sensors.sht3x import Sht3x, Sht3xOptions
+from tests.clock import FakeClock
 from tests.mqtt_broker import wait_until
 
 ADDRESS = 0x44
@@ -25,14 +26,15 @@ def test_vanish_and_return_on_the_bus_recovers_and_counts() -> None:
          "reopen_after_failures": 4}, context={"profiles": {"sht3x": profile}})
     sensor = ResolvedSensor.resolve("rh", config, profile)
     bus = EmulatedI2CBus()
-    bus.attach(ADDRESS, Sht3xDevice(temperature=21.5, humidity=40.0))
+    clock = FakeClock()  # the chip, its bus and the worker share one fake time line
+    bus.attach(ADDRESS, Sht3xDevice(temperature=21.5, humidity=40.0, clock=clock))
     lock = threading.Lock()
     got: list[Measurement] = []
 
     def opener(s: ResolvedSensor):
-        return Sht3x(I2CDevice(bus, ADDRESS, lock), Sht3xOptions()), lambda: None
+        return Sht3x(I2CDevice(bus, ADDRESS, lock, clock), Sht3xOptions()), lambda: None
 
-    worker = SensorWorker(sensor, opener, got.extend)
+    worker = SensorWorker(sensor, opener, got.extend, clock)
     worker.start()
     try:
         assert wait_until(lambda: len(got) >= 4, 5)

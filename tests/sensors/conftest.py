@@ -1,26 +1,23 @@
-"""Fixtures shared by the sensor tests: the fake clock, and a serial emulator on a pty."""
+"""Fixtures shared by the sensor tests: a fake clock, and a serial emulator on a pty."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-import agent.sensors.dnms as dnms_module
 from agent.bus.serial import SerialLink
 from agent.emulators.serial_pty import PtySerialEmulator
-from tests.sensors.rigs import FakeClock, serial_link
+from tests.clock import FakeClock
+from tests.sensors.rigs import serial_link
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """A fake clock standing in for ``time.sleep`` (and the DNMS driver's interval clock)."""
-    fake = FakeClock()
-    monkeypatch.setattr(time, "sleep", fake.sleep)
-    monkeypatch.setattr(dnms_module, "_monotonic", fake)
-    return fake
+def clock() -> FakeClock:
+    """A fake clock for the emulator and the driver's bus (``rigs.on_bus``): datasheet
+    waits are honoured exactly but cost no time."""
+    return FakeClock()
 
 
 @pytest.fixture

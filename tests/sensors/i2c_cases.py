@@ -34,7 +34,8 @@ from agent.sensors.sen5x import Sen5xOptions, Sen55
 from agent.sensors.sht3x import Sht3x, Sht3xOptions
 from agent.sensors.sht4x import Sht4x, Sht4xOptions
 from agent.sensors.sps30 import Sps30, Sps30Options
-from tests.sensors.rigs import FakeClock, on_bus
+from tests.clock import FakeClock
+from tests.sensors.rigs import on_bus
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def rig(case: Case, clock: FakeClock, options: Any = None,
         **device_kwargs: Any) -> tuple[EmulatedI2CBus, Any, Any]:
     """Bus, emulated chip and driver, not started."""
     device = case.device(clock=clock, **device_kwargs)
-    bus, i2c = on_bus(device, case.address)
+    bus, i2c = on_bus(device, case.address, clock)
     return bus, device, case.driver(i2c, options or case.options())
 
 

@@ -1,4 +1,4 @@
-"""Rigs shared by the sensor tests: a fake clock, an emulated chip on an I2C bus, a serial
+"""Rigs shared by the sensor tests: an emulated chip on an I2C bus, a serial
 link to an emulator's pty, and the check that a bad checksum is reported with its evidence.
 
 The fixtures built from them live in ``conftest.py``; this module holds the plain
@@ -15,35 +15,18 @@ import pytest
 
 from agent.bus.i2c import I2CDevice
 from agent.bus.serial import SerialLink, open_serial
+from agent.clock import SYSTEM, Clock
 from agent.emulators.i2c_bus import EmulatedI2CBus
 from agent.errors import CrcError
 
 
-class FakeClock:
-    """Monotonic time that only moves when someone sleeps (or the test says so).
-
-    Emulators take it as their clock and the ``clock`` fixture puts :meth:`sleep`
-    in place of ``time.sleep``, so datasheet waits are honoured exactly (and
-    recorded in :attr:`slept`) but cost no time.
-    """
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-def on_bus(device: Any, address: int) -> tuple[EmulatedI2CBus, I2CDevice]:
-    """A bus with ``device`` attached at ``address``, and the host's handle to it."""
+def on_bus(device: Any, address: int,
+           clock: Clock = SYSTEM) -> tuple[EmulatedI2CBus, I2CDevice]:
+    """A bus with ``device`` attached at ``address``, and the host's handle to it, whose
+    datasheet waits pass on ``clock`` (the test's :class:`tests.clock.FakeClock`)."""
     bus = EmulatedI2CBus()
     bus.attach(address, device)
-    return bus, I2CDevice(bus, address)
+    return bus, I2CDevice(bus, address, clock=clock)
 
 
 def written(device: Any) -> list[str]:

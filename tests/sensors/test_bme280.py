@@ -33,7 +33,8 @@ from agent.sensors.bme280 import (
     parse_calibration,
     parse_raw,
 )
-from tests.sensors.rigs import FakeClock, on_bus
+from tests.clock import FakeClock
+from tests.sensors.rigs import on_bus
 
 ADDRESS = 0x76
 FAST = Bme280Options(timeout_s=0.02)

@@ -1,6 +1,6 @@
 """DNMS: reference frames, float/word decoding, and the driver against the emulated Teensy.
 
-A fake clock drives the emulator, ``time.sleep`` and the driver's monotonic clock, so the
+A fake clock drives the emulator and the driver's bus (its waits and its interval clock), so the
 1 s reset wait, 5 ms polls and 125 ms audio blocks are honoured exactly but take no time.
 """
 
@@ -30,7 +30,8 @@ from agent.sensors.dnms import (
     parse_levels,
     parse_version,
 )
-from tests.sensors.rigs import FakeClock, crc_error_of, flipped, on_bus, written
+from tests.clock import FakeClock
+from tests.sensors.rigs import crc_error_of, flipped, on_bus, written
 
 VERSION_251 = bytes.fromhex(
     "44 4E A9 4D 53 65 20 56 85 65 72 39 73 69 A4 6F 6E E9 20 32 FA 2E 35 00 2E 31 C4")
@@ -39,7 +40,7 @@ LEQ_FRAME = bytes.fromhex("42 36 B2 00 00 81 42 19 1A 00 00 81 42 7B C3 00 00 81
 
 def rig(clock: FakeClock, options: DnmsOptions | None = None, **device_kwargs: object):
     device = DnmsDevice(clock=clock, **device_kwargs)  # type: ignore[arg-type]
-    bus, i2c = on_bus(device, ADDRESS)
+    bus, i2c = on_bus(device, ADDRESS, clock)
     return bus, device, Dnms(i2c, options or DnmsOptions())
 
 

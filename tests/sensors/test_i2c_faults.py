@@ -28,8 +28,9 @@ from agent.emulators.sht4x import Sht4xDevice
 from agent.errors import BusTimeout, CrcError, DataNotReady, NackError
 from agent.sensors._sensirion import decode_words
 from agent.sensors.scd4x import STOP_S
+from tests.clock import FakeClock
 from tests.sensors.i2c_cases import CASES, Case, assert_recovered, started
-from tests.sensors.rigs import FakeClock, on_bus
+from tests.sensors.rigs import on_bus
 
 CRC_CASES = [case for case in CASES if case.crc]
 DATA_READY_CASES = [case for case in CASES if case.name in ("sps30", "sen55", "scd30", "scd40")]
@@ -121,7 +122,7 @@ def test_vanish_then_reappear_recovers_after_reset(case: Case, power_loss: bool,
 ])
 def test_chip_is_deaf_while_busy(device: Callable[..., Any], command: str, probe: str,
                                  busy_s: float, clock: FakeClock) -> None:
-    _, i2c = on_bus(device(clock=clock), 0x10)
+    _, i2c = on_bus(device(clock=clock), 0x10, clock)
     i2c.write(bytes.fromhex(command))
     with pytest.raises(NackError):
         i2c.write(bytes.fromhex(probe))
@@ -136,7 +137,7 @@ def test_chip_is_deaf_while_busy(device: Callable[..., Any], command: str, probe
 def test_read_header_nacked_until_the_conversion_is_done(device: Callable[..., Any],
                                                          command: str, conversion_s: float,
                                                          clock: FakeClock) -> None:
-    _, i2c = on_bus(device(clock=clock), 0x44)
+    _, i2c = on_bus(device(clock=clock), 0x44, clock)
     with pytest.raises(NackError):
         i2c.read(6)  # nothing pending
     i2c.write(bytes.fromhex(command))

@@ -32,12 +32,13 @@ from agent.sensors.pcba_dbm import (
     parse_level,
     parse_version,
 )
-from tests.sensors.rigs import FakeClock, on_bus, written
+from tests.clock import FakeClock
+from tests.sensors.rigs import on_bus, written
 
 
 def rig(clock: FakeClock, options: PcbaDbmOptions | None = None, **device_kwargs: object):
     device = PcbaDbmDevice(clock=clock, **device_kwargs)  # type: ignore[arg-type]
-    bus, i2c = on_bus(device, ADDRESS)
+    bus, i2c = on_bus(device, ADDRESS, clock)
     return bus, device, PcbaDbm(i2c, options or PcbaDbmOptions())
 
 

@@ -29,6 +29,7 @@ from agent.sensors.pms5003 import (
     parse_ack,
     parse_frame,
 )
+from tests.clock import FakeClock
 from tests.sensors.rigs import crc_error_of
 
 PROFILES = Path(__file__).resolve().parents[2] / "firmware_profiles"
@@ -363,6 +364,7 @@ class ScriptedLink:
     def __init__(self, replies: list[bytes]) -> None:
         self.replies = replies
         self.buffer = bytearray()
+        self.clock = FakeClock()
 
     def write(self, data: bytes) -> None:
         if data[2] == 0xE2:

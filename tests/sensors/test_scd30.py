@@ -30,7 +30,8 @@ from agent.sensors.scd30 import (
     parse_firmware,
     parse_measurement,
 )
-from tests.sensors.rigs import FakeClock, crc_error_of, flipped, on_bus, written
+from tests.clock import FakeClock
+from tests.sensors.rigs import crc_error_of, flipped, on_bus, written
 
 PROFILES = Path(__file__).resolve().parents[2] / "firmware_profiles"
 DATASHEET_FRAME = bytes.fromhex("43DBCB8C2E8F41D970E7FFF54243BF3A1B74")
@@ -38,7 +39,7 @@ DATASHEET_FRAME = bytes.fromhex("43DBCB8C2E8F41D970E7FFF54243BF3A1B74")
 
 def rig(clock: FakeClock, options: Scd30Options | None = None, **device_kwargs: object):
     device = Scd30Device(clock=clock, **device_kwargs)  # type: ignore[arg-type]
-    bus, i2c = on_bus(device, ADDRESS)
+    bus, i2c = on_bus(device, ADDRESS, clock)
     return bus, device, Scd30(i2c, options or Scd30Options())
 
 

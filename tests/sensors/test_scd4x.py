@@ -32,7 +32,8 @@ from agent.sensors.scd4x import (
     parse_serial,
     parse_temperature_offset,
 )
-from tests.sensors.rigs import FakeClock, on_bus, written
+from tests.clock import FakeClock
+from tests.sensors.rigs import on_bus, written
 
 PROFILES = Path(__file__).resolve().parents[2] / "firmware_profiles"
 
@@ -40,7 +41,7 @@ PROFILES = Path(__file__).resolve().parents[2] / "firmware_profiles"
 def rig(clock: FakeClock, model: str = "scd41", options: Scd40Options | None = None,
         **device_kwargs: object):
     device = Scd4xDevice(variant=model, clock=clock, **device_kwargs)  # type: ignore[arg-type]
-    bus, i2c = on_bus(device, ADDRESS)
+    bus, i2c = on_bus(device, ADDRESS, clock)
     driver_type = Scd41 if model == "scd41" else Scd40
     options = options or (Scd41Options() if model == "scd41" else Scd40Options())
     return bus, device, driver_type(i2c, options)

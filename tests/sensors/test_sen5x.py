@@ -31,7 +31,8 @@ from agent.sensors.sen5x import (
     parse_measured_values,
     parse_temperature_offset,
 )
-from tests.sensors.rigs import FakeClock, on_bus
+from tests.clock import FakeClock
+from tests.sensors.rigs import on_bus
 
 ADDRESS = 0x69
 DRIVERS: dict[str, type[Sen5x]] = {"sen50": Sen50, "sen54": Sen54, "sen55": Sen55}
@@ -49,7 +50,7 @@ def rig(clock: FakeClock, model: str = "sen55", options: Sen5xOptions | None = N
         device_model: str | None = None,
         **device_kwargs: object) -> tuple[Sen5x, Sen5xDevice, EmulatedI2CBus]:
     device = Sen5xDevice(device_model or model, clock=clock, **device_kwargs)  # type: ignore[arg-type]
-    bus, i2c = on_bus(device, ADDRESS)
+    bus, i2c = on_bus(device, ADDRESS, clock)
     return DRIVERS[model](i2c, options or Sen5xOptions()), device, bus
 
 

@@ -14,8 +14,8 @@ import pytest
 from agent.bus.i2c import I2CDevice
 from agent.emulators._sensirion import MEASURING
 from agent.errors import DataNotReady, NackError, SensorError
+from tests.clock import FakeClock
 from tests.sensors.i2c_cases import PM_CASES, Case, assert_recovered, rig, started
-from tests.sensors.rigs import FakeClock
 
 pytestmark = pytest.mark.parametrize("case", PM_CASES, ids=str)
 

@@ -30,7 +30,8 @@ from agent.sensors.sps30 import (
     parse_serial,
     parse_uint16_values,
 )
-from tests.sensors.rigs import FakeClock, crc_error_of, flipped, on_bus
+from tests.clock import FakeClock
+from tests.sensors.rigs import crc_error_of, flipped, on_bus
 
 ADDRESS = 0x69
 
@@ -49,7 +50,7 @@ REAL_FLOATS = dict(zip(QUANTITIES, struct.unpack(
 def rig(clock: FakeClock, options: Sps30Options | None = None,
         **device_kwargs: object) -> tuple[Sps30, Sps30Device, EmulatedI2CBus]:
     device = Sps30Device(clock=clock, **device_kwargs)  # type: ignore[arg-type]
-    bus, i2c = on_bus(device, ADDRESS)
+    bus, i2c = on_bus(device, ADDRESS, clock)
     return Sps30(i2c, options or Sps30Options()), device, bus
 
 
