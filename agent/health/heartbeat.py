@@ -52,6 +52,10 @@ class SinkStatus:
     rejected_total: int | None = None
     """Measurements its receiver refused for good (skipped for this sink); None: a sink
     that never skips (MQTT keeps what the broker refuses and sends it again)."""
+    last_error: str = ""
+    """For the status page only (the heartbeat carries numbers)."""
+    refused: bool = False
+    """Its receiver refuses this box now (credentials, registration): a person must act."""
 
 
 @dataclass(frozen=True)

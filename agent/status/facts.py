@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from agent.health.heartbeat import SinkStatus
 from agent.health.system import SystemFacts
 
 
@@ -63,6 +64,8 @@ class BoxFacts:
     system: SystemFacts
     sensors: tuple[SensorFacts, ...]
     cameras: tuple[CameraFacts, ...]
+    sinks: tuple[SinkStatus, ...] = ()
+    """Every receiver the outbox feeds (mqtt first), as the heartbeat reports them."""
 
 
 class Tracker:

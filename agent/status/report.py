@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from agent.models import Measurement
 from agent.status.facts import BoxFacts, SensorFacts
 from agent.status.units import display_unit, label
+from agent.storage.ledger import MQTT_SINK
 
 REPORT_VERSION = 1
 START_GRACE_S = 60.0
+SINK_STALE_S = 900.0
+"""A sink with a backlog, failing, and nothing confirmed for this long is worth a look."""
 """Within this long after the start, a sensor or camera not up yet is only a warning."""
 THROTTLED_NOW = 0xF
 """Raspberry Pi firmware bits for a condition now (under-voltage, capped, throttled, soft
@@ -68,6 +71,7 @@ def problems(facts: BoxFacts, trend: Trend, broker_down_after_s: float) -> list[
         add(trend.broker_down_s > broker_down_after_s, "broker",
             f"not connected for {minutes:.0f} min"
             + (f" ({facts.broker_last_error})" if facts.broker_last_error else ""))
+    found += _sink_problems(facts, starting)
     if trend.dropped_last_hour:
         add(True, "outbox", f"{trend.dropped_last_hour} measurements dropped in the last "
             "hour (outbox full, too old, or disk full)")
@@ -82,6 +86,22 @@ def problems(facts: BoxFacts, trend: Trend, broker_down_after_s: float) -> list[
     if facts.system.clock_synchronized is False:
         add(False, "clock", "not NTP-synchronised: time stamps may be off")
     return sorted(found, key=lambda p: p.severity != "error")
+
+
+def _sink_problems(facts: BoxFacts, starting: bool) -> list[Problem]:
+    """Sinks besides MQTT (the broker's own problem covers that one)."""
+    found = []
+    for sink in facts.sinks:
+        if sink.name == MQTT_SINK:
+            continue
+        if sink.refused:
+            found.append(Problem("error", sink.name, f"refuses this box: {sink.last_error}"))
+        elif sink.backlog and sink.errors_total and (
+                sink.last_success_age_s is None or sink.last_success_age_s > SINK_STALE_S):
+            found.append(Problem("warning" if starting else "error", sink.name,
+                                 f"{sink.backlog} measurements waiting"
+                                 + (f" ({sink.last_error})" if sink.last_error else "")))
+    return found
 
 
 def value_json(m: Measurement) -> Json:
@@ -143,4 +163,8 @@ def build(facts: BoxFacts, trend: Trend, found: Sequence[Problem],
         "sensors": [_sensor_json(s, latest.get(s.sensor_id, []), facts.now_ms)
                     for s in facts.sensors],
         "cameras": cameras,
+        "sinks": [{"name": s.name, "backlog": s.backlog,
+                   "last_success_age_s": s.last_success_age_s, "errors_total": s.errors_total,
+                   "dropped_total": s.dropped_total, "rejected_total": s.rejected_total,
+                   "refused": s.refused, "last_error": s.last_error} for s in facts.sinks],
     }

@@ -79,6 +79,10 @@ function renderBox(s) {
     fact("Sent since start", `${b.measurements_sent_total} measurements`),
     fact("Waiting in the outbox", `${o.depth} measurements`, "outbox"),
     fact("Dropped (last hour / ever)", `${o.dropped_last_hour} / ${o.dropped_total}`),
+    ...(s.sinks || []).map((k) => fact(`Sink ${k.name}`, `${k.backlog} waiting, `
+      + (k.last_success_age_s === null ? "nothing confirmed yet"
+        : `last confirmed ${duration(k.last_success_age_s)} ago`)
+      + `, ${k.errors_total} errors` + (k.refused ? ", refused" : ""), "sink")),
     fact("Disk free", sys.disk_free_mb === null ? "–" : `${number(sys.disk_free_mb / 1000, 1)} GB`),
     fact("CPU temperature", sys.cpu_temperature_c === null ? "–"
       : `${number(sys.cpu_temperature_c, 1)} °C`),
