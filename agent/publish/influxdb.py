@@ -45,7 +45,8 @@ from agent.publish.line_protocol import FieldValue, line
 HEALTH_MEASUREMENT = "health"
 CAMERA_MODEL = "camera"
 AGENT_MODEL = "agent"
-CAMERA_HEALTH = frozenset({"up", "source_up", "restarts_total", "records_rejected_total"})
+CAMERA_HEALTH = frozenset({"up", "source_up", "restarts_total", "hangs_total",
+                           "records_rejected_total"})
 """What a camera reports in the heartbeat (``CounterSupervisor.health``), as opposed to
 what its counter measures; a test keeps the two in step."""
 LINE_REASONS = ("partial write", "unable to parse", "field type conflict",

@@ -11,9 +11,15 @@ process and starts a fresh one.
 ``CounterSupervisor`` (a daemon thread) has the zygote (``agent.vision.zygote``)
 fork the child, which holds the camera group the daemon gave up, turns its records
 into ``Measurement``s on ``output`` for the main loop, and restarts a child
-that died after a wait that doubles from ``backoff_min_s`` to
-``backoff_max_s`` (back to the minimum once a child has run ``stable_s``).
-Restarts and rejections show in the heartbeat.
+that died under :func:`agent.supervision.supervise`, the same restart loop as every
+thread of the daemon: a wait that doubles from ``backoff_min_s`` to ``backoff_max_s``
+(back to the minimum once a child has run ``stable_s``).
+
+A child can also hang while alive: stuck in a camera read the source's own timeout
+does not cover, or in the detector. A counter sends a record at least every interval
+(an interval closes even without frames), so one that has sent nothing for
+:func:`hang_after_s` of its interval is killed and restarted like a dead one, and
+counted in ``hangs_total``. Restarts, hangs and rejections show in the heartbeat.
 
 This module imports neither OpenCV nor onnxruntime: the child loads them,
 so a daemon without cameras never does.
@@ -23,19 +29,30 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections import deque
-from collections.abc import Callable
 from multiprocessing.connection import Connection, Pipe
 
+from agent.clock import SYSTEM, Clock
 from agent.config.camera import CameraConfig
 from agent.models import Measurement, MeasurementQueue
+from agent.supervision import Restart, RestartPolicy, supervise
 from agent.vision.child import EXIT_FINISHED, POLL_S
 from agent.vision.record import Gate, Kind, Record, RecordRejected, Schema, schema_for
 from agent.vision.setup_session import SetupSession
 from agent.vision.zygote import ChildSpec, Counter, Zygote
 
 log = logging.getLogger(__name__)
+
+START_ALLOWANCE_S = 30.0
+"""Time a counter may take beyond its intervals to load its model and open its camera."""
+
+
+def hang_after_s(interval_s: float) -> float:
+    """How long a live counter may send nothing before it counts as hung.
+
+    It closes an interval every ``interval_s`` (with or without frames), so two
+    intervals plus the start-up allowance: a slow Pi is never mistaken for a hang.
+    """
+    return 2 * interval_s + START_ALLOWANCE_S
 
 _FIXED_UNITS = {
     "fps": "/s", "fps_target": "/s", "inference_ms_p50": "ms", "inference_ms_p95": "ms",
@@ -76,27 +93,25 @@ def to_measurements(camera_id: str, record: Record, monotonic_s: float,
 class CounterSupervisor:
     """Keeps one camera's counter process running and collects its measurements."""
 
-    def __init__(self, camera_id: str, config: CameraConfig, *,
-                 monotonic: Callable[[], float] = time.monotonic,
-                 wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    def __init__(self, camera_id: str, config: CameraConfig, *, clock: Clock = SYSTEM,
                  backoff_min_s: float = 1.0, backoff_max_s: float = 60.0,
-                 stable_s: float = 60.0, log_level: str = "INFO",
+                 stable_s: float = 60.0, hang_s: float | None = None, log_level: str = "INFO",
                  zygote: Zygote | None = None, setup: SetupSession | None = None) -> None:
         self.camera_id = camera_id
         self.config = config
         self.schema: Schema = schema_for(config)
         self.output = MeasurementQueue()
         self.restarts = 0
-        self.restart_waits: deque[float] = deque(maxlen=16)
-        """The most recent waits before a restart (s), oldest first: the backoff as applied."""
+        self.hangs = 0
+        """Counter processes killed for sending nothing for ``hang_s`` while alive."""
         self.rejected = 0
         """Records the boundary refused (each one cost the counter process its life)."""
         self.setup = setup or SetupSession()
         """Set-up mode (``agent.vision.setup_session``): off until the page switches it on."""
-        self.backoff_min_s, self.backoff_max_s, self.stable_s = \
-            backoff_min_s, backoff_max_s, stable_s
-        self._monotonic = monotonic
-        self._wall_ms = wall_ms
+        self.policy = RestartPolicy(first_delay_s=backoff_min_s, max_delay_s=backoff_max_s,
+                                    healthy_after_s=stable_s)
+        self.hang_s = hang_after_s(config.interval_s) if hang_s is None else hang_s
+        self._clock = clock
         self._log_level = log_level
         self._zygote = zygote or Zygote.shared()
         self._stopping = threading.Event()
@@ -124,7 +139,8 @@ class CounterSupervisor:
             return self._process is not None and self._process.is_alive()
 
     def health(self, utc_ms: int, monotonic_s: float) -> list[Measurement]:
-        """The camera's lines in the heartbeat: up, source_up, restarts, rejected records."""
+        """The camera's lines in the heartbeat: up, source_up, restarts, hangs, rejected
+        records."""
         with self._lock:
             source_up = self._source_up and self._process is not None \
                 and self._process.is_alive()
@@ -132,51 +148,55 @@ class CounterSupervisor:
                 for name, value in (("up", int(self.alive)),
                                     ("source_up", int(source_up)),
                                     ("restarts_total", self.restarts),
+                                    ("hangs_total", self.hangs),
                                     ("records_rejected_total", self.rejected))]
 
     def _run(self) -> None:
-        backoff = self.backoff_min_s
-        while not self._stopping.is_set():
-            started = self._monotonic()
-            reader = self._spawn()
-            code, finished = (None, False) if reader is None else \
-                self._supervise(reader, started)
-            if self._stopping.is_set() or finished:
-                return
-            with self._lock:
-                self.restarts += 1
-                self._source_up = False
-            if self._monotonic() - started >= self.stable_s:
-                backoff = self.backoff_min_s
-            log.warning("camera %s: counter process exited with code %s; restart %d in %.1f s",
-                        self.camera_id, code, self.restarts, backoff)
-            self.restart_waits.append(backoff)
-            if self._stopping.wait(backoff):
-                return
-            backoff = min(2 * backoff, self.backoff_max_s)
+        supervise(f"camera {self.camera_id}", self._life, self._stopping, self.policy,
+                  self._ended, clock=self._clock)
 
-    def _supervise(self, reader: Connection, started: float) -> tuple[int | None, bool]:
-        """Admit the records of one counter process's life: (its exit code, whether its
-        video ended with everything it sent admitted, so that it is not restarted)."""
+    def _ended(self, reason: Exception) -> None:
+        """A counter process died, hung or was replaced: count it before the backoff."""
+        with self._lock:
+            self.restarts += 1
+            self._source_up = False
+
+    def _life(self) -> None:
+        """One counter process from start to end; returns only when it need not be
+        restarted (stopping, or its video ended), else raises :class:`Restart`."""
+        started = self._clock.monotonic()
+        reader = self._spawn()
+        if reader is None:
+            raise Restart("the counter process could not be started")
         assert self._process is not None
-        gate = Gate(self.schema, started, now_s=self._monotonic, wall_ms=self._wall_ms)
-        admitted = True
+        gate = Gate(self.schema, started, now_s=self._clock.monotonic,
+                    wall_ms=self._clock.wall_ms)
+        admitted, heard = True, started
         while admitted and self.alive and not self._stopping.is_set():
             self._renew_setup()
-            admitted = self._receive(reader, gate, POLL_S)
+            admitted, got = self._receive(reader, gate, POLL_S)
+            now = self._clock.monotonic()
+            heard = now if got else heard
+            if admitted and now - heard > self.hang_s:
+                with self._lock:
+                    self.hangs += 1
+                self._kill()
+                reader.close()
+                raise Restart(f"counter process alive but silent for {now - heard:.0f} s "
+                              f"(hang {self.hangs})")
         if self._stopping.is_set():
             self._shut_down(reader, gate)
-            return None, True
+            return
         if admitted:
-            admitted = self._receive(reader, gate, 0.0)
+            admitted, _ = self._receive(reader, gate, 0.0)
         if not admitted:
             self._kill()
         reader.close()
         code = self._process.exitcode
         if code == EXIT_FINISHED and admitted:
             log.info("camera %s: the video ended; counting stopped", self.camera_id)
-            return code, True
-        return code, False
+            return
+        raise Restart(f"counter process exited with code {code}")
 
     def _spawn(self) -> Connection | None:
         """Have the zygote start a counter process; the read end of its record pipe, or
@@ -199,40 +219,41 @@ class CounterSupervisor:
         log.info("camera %s: counter process %d started", self.camera_id, process.pid)
         return reader
 
-    def _receive(self, reader: Connection, gate: Gate, timeout_s: float) -> bool:
+    def _receive(self, reader: Connection, gate: Gate, timeout_s: float) -> tuple[bool, bool]:
         """Admit whatever the child sent, waiting up to ``timeout_s`` for the first record.
 
-        Returns False after a record was refused: the caller kills the child.
+        Returns (admitted, any record came); admitted is False after a record was
+        refused: the caller kills the child.
         """
-        wait = timeout_s
+        wait, got = timeout_s, False
         while True:
             try:
                 if not reader.poll(wait):
-                    return True
+                    return True, got
                 data = reader.recv_bytes(self.schema.max_size)
             except EOFError:
-                return True  # the child closed its end: it is leaving
+                return True, got  # the child closed its end: it is leaving
             except OSError:  # longer than any record may be: not read, not kept
-                return self._refuse(RecordRejected("a record longer than the schema allows"))
-            wait = 0.0
+                return self._refuse(RecordRejected("a record longer than the schema allows")), got
+            wait, got = 0.0, True
             try:
                 record = gate.admit(self.schema.decode(data))
                 if record.kind is Kind.SETUP:  # for the page only, never a measurement
-                    self.setup.admit(record, self._monotonic())
+                    self.setup.admit(record, self._clock.monotonic())
                     continue
             except RecordRejected as exc:
-                return self._refuse(exc)
+                return self._refuse(exc), got
             if record.kind is Kind.STATUS:
                 with self._lock:
                     self._source_up = record.values[0][1] == 1
-            measurements = to_measurements(self.camera_id, record, self._monotonic(),
+            measurements = to_measurements(self.camera_id, record, self._clock.monotonic(),
                                            self.config.suppress_below)
             if measurements:
                 self.output.put(measurements)
 
     def _renew_setup(self) -> None:
         """While a set-up session lasts, keep the counter's lease on (a signal, no data)."""
-        if self.setup.renew_due(self._monotonic()):
+        if self.setup.renew_due(self._clock.monotonic()):
             with self._lock:
                 process = self._process
             if process is not None:
@@ -254,10 +275,10 @@ class CounterSupervisor:
         """SIGTERM: the child reports its partial interval and leaves; killed if it does not."""
         assert self._process is not None
         self._process.terminate()
-        deadline = time.monotonic() + grace_s
+        deadline = self._clock.monotonic() + grace_s
         admitted = True
-        while admitted and self.alive and time.monotonic() < deadline:
-            admitted = self._receive(reader, gate, POLL_S)
+        while admitted and self.alive and self._clock.monotonic() < deadline:
+            admitted, _ = self._receive(reader, gate, POLL_S)
         if admitted:
             self._receive(reader, gate, 0.0)
         if self.alive:

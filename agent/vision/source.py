@@ -14,7 +14,9 @@ Two ways to read, for the two ways the counter runs:
   from the start again at its end when ``loop`` is set.
   When the source fails to open or the stream drops, it is reopened after a
   wait that doubles from ``reconnect_min_s`` to ``reconnect_max_s`` and goes
-  back to the minimum once frames flow again; every reopen attempt counts.
+  back to the minimum once frames flow again (the daemon's one
+  :class:`agent.supervision.Backoff`, waited on the injected clock); every
+  reopen attempt counts.
 * ``read_video`` (``lokaalmeten count``): every frame of a file (or a
   stream) in order, as fast as the consumer takes them, timestamped with
   video time (frame index / fps).
@@ -30,8 +32,6 @@ import logging
 import math
 import os
 import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +41,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from agent.clock import SYSTEM, Clock
 from agent.redact import redact_url
+from agent.supervision import Backoff, Retries
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +234,7 @@ class LiveSource:
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 30.0,
         opener: Opener = open_capture,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM,
     ) -> None:
         if fps_cap <= 0 or reconnect_min_s <= 0 or reconnect_max_s < reconnect_min_s:
             raise ValueError("need fps_cap > 0 and 0 < reconnect_min_s <= reconnect_max_s")
@@ -250,8 +252,6 @@ class LiveSource:
         self._slot: Frame | None = None
         self._read = self._skipped = self._dropped = self._reconnects = 0
         self._connected = self._finished = False
-        self.reconnect_waits: deque[float] = deque(maxlen=16)
-        """The most recent waits before reopening (s), oldest first: the backoff as applied."""
         self._thread = threading.Thread(target=self._run, name="frame-source", daemon=True)
 
     def start(self) -> LiveSource:
@@ -287,7 +287,7 @@ class LiveSource:
     # -- the reader thread ----------------------------------------------------------------
 
     def _run(self) -> None:
-        backoff = self.reconnect_min_s
+        retries = Retries(Backoff(self.reconnect_min_s, self.reconnect_max_s))
         first = True
         while not self._stop.is_set():
             if not first:
@@ -296,6 +296,7 @@ class LiveSource:
             first = False
             capture = self._open(self.spec)
             if capture is None:
+                backoff = retries.failed()
                 log.warning("camera source %s cannot be opened; retrying in %.1f s",
                             self.spec, backoff)
             else:
@@ -316,18 +317,17 @@ class LiveSource:
                     log.info("camera source %s ended", self.spec)
                     return
                 if delivered:
-                    backoff = self.reconnect_min_s
+                    retries.succeeded()
+                backoff = retries.failed()
                 log.warning("camera source %s dropped; reopening in %.1f s", self.spec, backoff)
-            self.reconnect_waits.append(backoff)
-            if self._stop.wait(backoff):
+            if self._clock.wait(self._stop, backoff):
                 return
-            backoff = min(2 * backoff, self.reconnect_max_s)
 
     def _pump(self, capture: Capture) -> tuple[bool, bool]:
         """Read until stopped or the source fails: (frames delivered?, a file ended?)."""
         is_file = self.spec.kind == "file"
         frame_period = 1.0 / capture_fps(capture) if is_file else 0.0
-        next_keep = due = self._clock()
+        next_keep = due = self._clock.monotonic()
         delivered = False
         while not self._stop.is_set():
             ok, image = capture.read()
@@ -337,11 +337,11 @@ class LiveSource:
                 delivered = True
                 self._set_connected(True)
             if is_file:  # replay at the file's own pace, like a camera would deliver it
-                wait = due - self._clock()
-                if wait > 0 and self._stop.wait(wait):
+                wait = due - self._clock.monotonic()
+                if wait > 0 and self._clock.wait(self._stop, wait):
                     break
-                due = max(due, self._clock() - frame_period) + frame_period
-            now = self._clock()
+                due = max(due, self._clock.monotonic() - frame_period) + frame_period
+            now = self._clock.monotonic()
             keep_period = self._keep_period
             with self._ready:
                 self._read += 1

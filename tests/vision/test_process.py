@@ -1,7 +1,7 @@
-"""The process boundary: the supervisor restarts a dying counter and replaces one that sends
-anything its camera's schema does not allow. Every counter here is forked by a real zygote
-(``agent.vision.zygote``), with a stand-in entry point from ``tests/vision/children.py`` or
-the real counter."""
+"""The process boundary: the supervisor restarts a dying counter, replaces a hung one and one
+that sends anything its camera's schema does not allow. Every counter here is forked by a
+real zygote (``agent.vision.zygote``), with a stand-in entry point from
+``tests/vision/children.py`` or the real counter."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ import pytest
 
 from agent.config.camera import CameraConfig
 from agent.vision.child import on_grid
-from agent.vision.process import CounterSupervisor, to_measurements, unit_of
+from agent.vision.process import CounterSupervisor, hang_after_s, to_measurements, unit_of
 from agent.vision.record import Kind, Record
 from agent.vision.zygote import Zygote
+from tests.clock import FakeClock
 from tests.mqtt_broker import Broker, wait_until
 from tests.vision import children
 from tests.vision.streams import INT8_MODEL, REPO, vtest_frames, write_clip
@@ -66,8 +67,9 @@ def collect(supervisor: CounterSupervisor, until, timeout_s: float) -> list:
 
 
 def test_a_dying_counter_is_restarted_with_growing_waits(zygote):
-    supervisor = CounterSupervisor("cam", camera("/dev/null"), backoff_min_s=0.2,
-                                   backoff_max_s=0.8, zygote=zygote("dying"))
+    clock = FakeClock()  # the backoff passes in fake time; the children are real
+    supervisor = CounterSupervisor("cam", camera("/dev/null"), clock=clock, backoff_min_s=2,
+                                   backoff_max_s=8, zygote=zygote("dying"))
     supervisor.start()
     try:
         starts = collect(supervisor, lambda got: len(got) >= 5, 30)
@@ -76,11 +78,39 @@ def test_a_dying_counter_is_restarted_with_growing_waits(zygote):
     assert len(starts) >= 5
     # The waits double from backoff_min_s and stop at backoff_max_s (the child lives too
     # briefly to count as stable, so they never fall back).
-    assert list(supervisor.restart_waits)[:4] == [0.2, 0.4, 0.8, 0.8]
+    assert clock.slept[:4] == [2, 4, 8, 8]
     assert supervisor.restarts >= 4
     health = {m.quantity: m.value for m in supervisor.health(0, 0.0)}
     assert health == {"up": 0.0, "source_up": 0.0, "restarts_total": supervisor.restarts,
-                      "records_rejected_total": 0.0}
+                      "hangs_total": 0.0, "records_rejected_total": 0.0}
+
+
+def test_the_hang_bound_follows_the_interval() -> None:
+    assert hang_after_s(60) == 150 and hang_after_s(1) == 32
+    assert CounterSupervisor("cam", camera("/dev/null", interval_s=10)).hang_s == 50
+
+
+def test_a_counter_alive_but_silent_is_killed_restarted_and_counted_as_a_hang(zygote):
+    clock = FakeClock()
+    supervisor = CounterSupervisor("cam", camera("/dev/null", interval_s=10), clock=clock,
+                                   zygote=zygote("lingering"))
+    supervisor.start()
+    try:
+        assert wait_until(lambda: supervisor.alive, 20)
+        assert supervisor._process is not None
+        stuck = supervisor._process.pid
+        os.kill(stuck, signal.SIGSTOP)  # stuck in a read: alive, and sending nothing
+        clock.now += supervisor.hang_s + 1  # time passes in silence
+        assert wait_until(lambda: supervisor.hangs == 1 and supervisor.alive
+                          and supervisor._process is not None
+                          and supervisor._process.pid != stuck, 20), "a fresh counter"
+    finally:
+        supervisor.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(stuck, 0)  # the hung one was killed (and reaped)
+    health = {m.quantity: m.value for m in supervisor.health(0, 0.0)}
+    assert health["hangs_total"] == 1.0 and health["restarts_total"] == 1.0
+    assert clock.slept == [1.0], "restarted after the policy's first wait"
 
 
 def test_a_finished_video_is_not_restarted_and_meta_comes_from_the_daemon(zygote):

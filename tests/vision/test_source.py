@@ -25,6 +25,7 @@ from agent.vision.source import (
     shrink,
     video_info,
 )
+from tests.clock import FakeClock
 from tests.mqtt_broker import wait_until
 from tests.vision.streams import MjpegServer, Plan, require_media, vtest_frames, write_clip
 
@@ -207,13 +208,14 @@ def test_missing_file_is_retried_with_growing_waits_until_it_appears(tmp_path):
         attempts.append(time.monotonic())
         return open_capture(spec)
 
-    source = LiveSource(SourceSpec("file", str(clip)), fps_cap=30, reconnect_min_s=0.05,
-                        reconnect_max_s=0.2, opener=opener).start()
+    clock = FakeClock()  # the waits pass in fake time
+    source = LiveSource(SourceSpec("file", str(clip)), fps_cap=30, reconnect_min_s=1,
+                        reconnect_max_s=4, opener=opener, clock=clock).start()
     try:
         assert wait_until(lambda: len(attempts) >= 5, 3)
         assert not source.stats().connected and source.get(0) is None
         # Doubling from reconnect_min_s, capped at reconnect_max_s.
-        assert list(source.reconnect_waits)[:4] == [0.05, 0.1, 0.2, 0.2]
+        assert clock.slept[:4] == [1, 2, 4, 4]
         write_clip(clip, vtest_frames(0, 5), fps=10)
         assert source.get(2.0) is not None
         assert source.stats().connected and source.stats().reconnects >= 4
@@ -224,8 +226,9 @@ def test_missing_file_is_retried_with_growing_waits_until_it_appears(tmp_path):
 def test_mjpeg_stream_that_drops_is_reopened_with_backoff():
     camera = MjpegServer(vtest_frames(0, 5), fps=20,
                          plans=[Plan("serve", 6), Plan("refuse"), Plan("refuse")]).start()
-    source = LiveSource(SourceSpec("url", camera.url), fps_cap=30, reconnect_min_s=0.1,
-                        reconnect_max_s=2.0).start()
+    clock = FakeClock()  # the waits pass in fake time (and frames are kept after them)
+    source = LiveSource(SourceSpec("url", camera.url), fps_cap=30, reconnect_min_s=1,
+                        reconnect_max_s=20, clock=clock).start()
     try:
         first = source.get(5.0)
         assert first is not None and first.image.shape == (576, 768, 3)
@@ -238,7 +241,7 @@ def test_mjpeg_stream_that_drops_is_reopened_with_backoff():
         camera.stop()
     # After a stream that delivered (6 frames at 20 fps), wait the minimum; then double
     # the wait after each refused attempt.
-    assert list(source.reconnect_waits)[:3] == [0.1, 0.2, 0.4]
+    assert clock.slept[:3] == [1, 2, 4]
     assert source.stats().reconnects == 3
 
 
