@@ -27,6 +27,7 @@ from agent.health.heartbeat import (
     heartbeat,
 )
 from agent.health.system import cpu_serial, read_system
+from agent.health.throttle import HealthThrottle
 from agent.models import Measurement
 from agent.plan import Plan, community_node, humidity_rules, plan, sensor_opener
 from agent.publish.birth import Box, CameraEntry, birth_payload, birth_topic
@@ -95,6 +96,7 @@ class Agent:
         self.announcer = Announcer(storage.path.parent / STATE_FILE,
                                    self._announcement(the_plan))
         self.sampler, self._humidity = self._make_sampler(the_plan)
+        self._health = self._health_throttle()
         self.forwarder = self._make_forwarder(the_plan.config)
         self.camera_setup = CameraSetup(
             lambda: self.counters, Path(the_plan.source) if loader else None,
@@ -108,6 +110,10 @@ class Agent:
     def _make_sampler(self, the_plan: Plan) -> tuple[Sampler, HumidityCorrector]:
         return (Sampler(the_plan.sensors, sensor_opener(the_plan, self._buses), self._clock),
                 HumidityCorrector(humidity_rules(the_plan.sensors)))
+
+    def _health_throttle(self) -> HealthThrottle:
+        health = self.config.health
+        return HealthThrottle(health.min_send_interval_s, health.refresh_s)
 
     def _make_forwarder(self, config: AgentConfig) -> Forwarder:
         return Forwarder(self.outbox, config.mqtt, config.device_id, config.client_id,
@@ -127,8 +133,8 @@ class Agent:
                    for camera_id, camera in config.cameras.items() if camera.enabled]
         box = Box(config.device_id, __version__, serial, config.sha256(), config.location)
         birth = birth_payload(box, the_plan.sensors, cameras)
-        return dataclasses.replace(ha, configs={
-            birth_topic(config.mqtt.topic_prefix, config.device_id): birth, **ha.configs})
+        return dataclasses.replace(ha, standing={
+            birth_topic(config.mqtt.topic_prefix, config.device_id): birth})
 
     def _make_community(self, the_plan: Plan) -> SensorCommunitySink | None:
         """The Sensor.Community sink; its pins and value types follow the sensors' models."""
@@ -214,7 +220,7 @@ class Agent:
             self._collect()
             self.status.tick(now)
             if now >= next_heartbeat:
-                self.outbox.add(self._heartbeat())
+                self.outbox.add(self._health.select(self._heartbeat(), now))
                 next_heartbeat = now + self.config.health.interval_s
             # A backlog drains at thousands of rows a second: commit its acks sooner, so a
             # crash re-sends at most ACK_FLUSH_ROWS of what the broker already has.
@@ -269,6 +275,7 @@ class Agent:
         if change.log_level:
             logging.getLogger().setLevel(new.config.log_level)
         self.plan, self.config = new, new.config
+        self._health = self._health_throttle()  # the first reading after a reload: whole
         if change.sensors:
             self.sampler, self._humidity = self._make_sampler(new)
             self.sampler.start()

@@ -44,7 +44,8 @@ class Announcer:
         """A reload: the next :meth:`pending` sends what changed (new or different
         payloads, removals) and nothing else; a new connection still sends everything."""
         with self._lock:
-            old, new = self._wanted.configs, announcement.configs
+            old = {**self._wanted.standing, **self._wanted.configs}
+            new = {**announcement.standing, **announcement.configs}
             self._sent -= {t for t in old.keys() | new.keys() if old.get(t) != new.get(t)}
             self._wanted = announcement
 
@@ -54,9 +55,11 @@ class Announcer:
             self._sent.clear()
 
     def pending(self) -> list[tuple[str, bytes]]:
-        """(topic, payload) to publish retained now: configs, then removals (empty)."""
+        """(topic, payload) to publish retained now: the standing messages, configs, then
+        removals (empty)."""
         with self._lock:
             wanted = self._wanted
+            standing = [(t, p) for t, p in wanted.standing.items() if t not in self._sent]
             configs = [(t, p) for t, p in wanted.configs.items() if t not in self._sent]
             removals = [t for t in self._remembered if t not in wanted.configs
                         and t not in self._sent]
@@ -65,7 +68,7 @@ class Announcer:
             if new:  # remembered before published: see the module's docstring
                 self._remembered.update(new)
                 self._save()
-            out = list(configs)
+            out = standing + configs
             for topic in removals:
                 out += [(topic, b"")] + [(clear, b"") for clear in self._remembered[topic]]
             self._sent.update(t for t, _ in out)

@@ -26,7 +26,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.config.mqtt import MqttConfig
 from agent.config.profiles import Profile
@@ -105,6 +105,9 @@ class Announcement:
     """Sensor id → quantities whose latest window goes to a retained state topic."""
     topic_prefix: str = ""
     device_id: str = ""
+    standing: Mapping[str, bytes] = field(default_factory=dict)
+    """Retained messages every connection gets that are never removed and so need no
+    remembering: the box's birth message (``agent.publish.birth``)."""
 
     def state_messages(self, records: Iterable[OutboxRecord]) -> list[tuple[str, bytes]]:
         """The retained state messages for ``records`` (oldest first): the newest window

@@ -68,3 +68,8 @@ def test_weak_tokens_are_refused(tmp_path: Path, content: str) -> None:
     token.write_text(content)
     found = problems(BASE + f"[status]\nbind = '0.0.0.0'\ntoken_file = '{token}'\n")
     assert any(k == "status.token_file" and "at least 16" in r for k, r in found), found
+
+
+def test_health_values_must_be_refreshed_at_least_as_often_as_they_may_change() -> None:
+    found = problems(BASE + "[health]\nmin_send_interval_s = 600\nrefresh_s = 300\n")
+    assert found[0][0] == "health" and "refresh_s" in found[0][1]

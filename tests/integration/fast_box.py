@@ -16,4 +16,6 @@ reconnect_max_s = 1.0
 commit_interval_s = 0.5
 [health]
 interval_s = {health_interval_s}
+min_send_interval_s = {health_interval_s}
+refresh_s = {health_interval_s}
 """

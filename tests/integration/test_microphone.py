@@ -41,6 +41,8 @@ first_connect_jitter_s = 0
 commit_interval_s = 0.5
 [health]
 interval_s = 2
+min_send_interval_s = 2
+refresh_s = 2
 [sensors.mic-cal]
 model = "microphone"
 device = "wav:{wav}"

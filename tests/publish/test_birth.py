@@ -79,14 +79,21 @@ def test_a_box_without_a_location_says_so() -> None:
     assert birth(CONFIG[:start] + CONFIG[CONFIG.index("[sensors.pm]"):])["location"] is None
 
 
-def test_a_reload_resends_only_what_changed(tmp_path: Path) -> None:
+def test_a_reload_resends_only_what_changed_and_the_birth_is_not_remembered(
+        tmp_path: Path) -> None:
     topic = birth_topic("lokaalmeten", "box")
-    first = Announcement({topic: b'{"v":1}', "ha/x/config": b"{}"}, {}, {})
-    announcer = Announcer(tmp_path / "announced.json", first)
-    assert sorted(t for t, _ in announcer.pending()) == ["ha/x/config", topic]
+    state = tmp_path / "announced.json"
+    first = Announcement({"ha/x/config": b"{}"}, {}, {}, standing={topic: b'{"v":1}'})
+    announcer = Announcer(state, first)
+    assert announcer.pending() == [(topic, b'{"v":1}'), ("ha/x/config", b"{}")]
     announcer.update(first)
     assert announcer.pending() == [], "the same announcement again sends nothing"
-    announcer.update(Announcement({topic: b'{"v":2}', "ha/x/config": b"{}"}, {}, {}))
+    announcer.update(Announcement({"ha/x/config": b"{}"}, {}, {},
+                                  standing={topic: b'{"v":2}'}))
     assert announcer.pending() == [(topic, b'{"v":2}')], "only the changed birth message"
     announcer.new_connection()
     assert len(announcer.pending()) == 2, "a new connection gets everything again"
+    assert topic not in state.read_text(), "never removed, so never remembered"
+    alone = Announcer(tmp_path / "alone.json", Announcement({}, {}, {}, standing={topic: b"{}"}))
+    assert alone.pending() == [(topic, b"{}")]
+    assert not (tmp_path / "alone.json").exists(), "no file for a box without Home Assistant"
