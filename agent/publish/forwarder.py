@@ -4,9 +4,11 @@ It is the outbox's ``mqtt`` sink: other sinks (agent/publish/community_sink.py) 
 same outbox at their own pace, and a row leaves only when every sink has it.
 
 It owns the reconnect loop: capped exponential backoff with full jitter
-(sleep a random time in [0, min(cap, base·2^attempt)]), plus a random delay
-before the very first connect. paho's built-in reconnect has no jitter, and a
-fleet of boxes that lost the same broker would otherwise return in lockstep.
+(sleep a random time in [0, min(cap, base·2^attempt)]: the daemon's one
+:class:`agent.supervision.Backoff`), plus a random delay before the very first
+connect. paho's built-in reconnect has no jitter, and a fleet of boxes that lost
+the same broker would otherwise return in lockstep. Every wait and time stamp goes
+through the injected clock.
 
 The thread never dies quietly: its loop runs under :func:`agent.supervision.supervise`.
 A crash drops the connection *without* DISCONNECT (so the broker publishes the
@@ -21,11 +23,11 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.clock import SYSTEM, Clock
 from agent.config.mqtt import MqttConfig
 from agent.errors import PublishError, StorageError
 from agent.models import OutboxRecord
@@ -35,7 +37,7 @@ from agent.publish.payload import Message, build_messages, measurements_topic, s
 from agent.publish.refusals import Refusals, Verdict
 from agent.storage import Outbox
 from agent.storage.ledger import MQTT_SINK
-from agent.supervision import RestartPolicy, supervise
+from agent.supervision import Backoff, RestartPolicy, Retries, supervise
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +52,6 @@ TAKEOVER_WINDOW_S = 60.0
 RESTARTS = RestartPolicy(first_delay_s=1.0, max_delay_s=30.0, give_up_after=5,
                          healthy_after_s=300.0)
 """Five crashes within about half a minute, none after a healthy run: give up."""
-
-
-def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
-    """Full-jitter exponential backoff for the ``attempt``-th consecutive failure (from 1)."""
-    return rng.uniform(0.0, min(cap_s, base_s * 2 ** min(attempt - 1, 30)))
 
 
 @dataclass(frozen=True)
@@ -83,9 +80,10 @@ class Forwarder(threading.Thread):
                  *, rng: random.Random | None = None,
                  session_factory: SessionFactory | None = None,
                  restarts: RestartPolicy = RESTARTS,
-                 announcer: Announcer | None = None) -> None:
+                 announcer: Announcer | None = None, clock: Clock = SYSTEM) -> None:
         super().__init__(name="forwarder", daemon=True)
         self._restarts = restarts
+        self._clock = clock
         self.gave_up = False
         """The loop kept crashing and was given up on: the daemon must exit non-zero."""
         self._outbox = outbox
@@ -115,7 +113,7 @@ class Forwarder(threading.Thread):
 
     def stop(self, drain_timeout_s: float = 3.0) -> None:
         """Send what is committed and await PUBACKs for up to ``drain_timeout_s``; say offline."""
-        self._drain_deadline = time.monotonic() + drain_timeout_s
+        self._drain_deadline = self._clock.monotonic() + drain_timeout_s
         self._stop_event.set()
         self._wake.set()
 
@@ -129,21 +127,20 @@ class Forwarder(threading.Thread):
         if self._pause(self._rng.uniform(0.0, self._config.first_connect_jitter_s)):
             return
         self.gave_up = not supervise(self.name, self._serve, self._stop_event,
-                                     self._restarts, self._crashed)
+                                     self._restarts, self._crashed, clock=self._clock)
 
     def _serve(self) -> None:
         """Connect, pump, reconnect with backoff, until stopped."""
-        attempt = 0
+        retries = Retries(Backoff(self._config.reconnect_min_s, self._config.reconnect_max_s,
+                                  jitter=True), self._rng)
         while not self._stop_event.is_set():
             try:
                 self._session = session = self._make_session(self._wake.set)
                 session.connect()
             except PublishError as exc:
                 self._session = None
-                attempt += 1
                 self._bump(connect_failures=1, last_error=str(exc))
-                delay = backoff_delay(attempt, self._config.reconnect_min_s,
-                                      self._config.reconnect_max_s, self._rng)
+                delay = retries.failed()
                 log.warning("broker unreachable (%s); retry in %.1f s", exc, delay)
                 if self._pause(delay):
                     return
@@ -164,12 +161,10 @@ class Forwarder(threading.Thread):
             # one that did, wait a random time too: a broker restart drops a whole fleet at
             # once, and it must not come back in lockstep.
             if self.stats().measurements_acked > acked_before:
-                attempt = 0
+                retries.succeeded()
                 delay = self._rng.uniform(0.0, self._config.first_connect_jitter_s)
             else:
-                attempt += 1
-                delay = backoff_delay(attempt, self._config.reconnect_min_s,
-                                      self._config.reconnect_max_s, self._rng)
+                delay = retries.failed()
             log.info("reconnecting in %.1f s", delay)
             if self._pause(delay):
                 return
@@ -183,7 +178,7 @@ class Forwarder(threading.Thread):
         """
         if not session.dropped:
             return
-        now = time.monotonic()
+        now = self._clock.monotonic()
         self._drops.append(now)
         while self._drops and now - self._drops[0] > TAKEOVER_WINDOW_S:
             self._drops.popleft()
@@ -203,7 +198,7 @@ class Forwarder(threading.Thread):
         """
         inflight: dict[int, Message] = {}
         cursor = 0  # a new connection restarts at the head: unacked rows are resent
-        progress = time.monotonic()
+        progress = self._clock.monotonic()
         refused = idle = False
         if self._announcer is not None:
             self._announcer.new_connection()
@@ -211,8 +206,8 @@ class Forwarder(threading.Thread):
             got, refusal = self._collect_acks(session, inflight)
             refused = refused or refusal
             if got or not inflight:
-                progress = time.monotonic()
-            elif time.monotonic() - progress > self._config.puback_timeout_s:
+                progress = self._clock.monotonic()
+            elif self._clock.monotonic() - progress > self._config.puback_timeout_s:
                 self._bump(puback_timeouts=1, last_error="no PUBACK for "
                            f"{self._config.puback_timeout_s:g} s")
                 log.error("the broker acknowledged nothing for %.0f s; reconnecting",
@@ -226,9 +221,9 @@ class Forwarder(threading.Thread):
                 self._announce(session)
                 cursor, idle = self._send(session, inflight, cursor)
             if self._stop_event.is_set() and (
-                    (idle and not inflight) or time.monotonic() >= self._drain_deadline):
+                    (idle and not inflight) or self._clock.monotonic() >= self._drain_deadline):
                 return
-            self._wake.wait(0.25)
+            self._clock.wait(self._wake, 0.25)
             self._wake.clear()
 
     def _send(self, session: MqttSession, inflight: dict[int, Message],
@@ -242,7 +237,7 @@ class Forwarder(threading.Thread):
                 return cursor, False
             if not records:
                 return cursor, True
-            now_ms = time.time_ns() // 1_000_000
+            now_ms = self._clock.wall_ms()
             limit = self._max_payload(session)
             split = min(limit, self._refusals.split_below or limit)
             for message in build_messages(self._device_id, records, self._config.max_batch,
@@ -308,7 +303,7 @@ class Forwarder(threading.Thread):
                 self._outbox.ack(message.row_ids, MQTT_SINK)
                 self._refusals.accepted(message.row_ids[0])
                 self._bump(measurements_acked=len(message.row_ids),
-                           last_ack_utc_ms=time.time_ns() // 1_000_000)
+                           last_ack_utc_ms=self._clock.wall_ms())
             else:
                 refused = True
                 self._refused(message, ack)
@@ -342,7 +337,7 @@ class Forwarder(threading.Thread):
 
     def _pause(self, seconds: float) -> bool:
         """Sleep unless stopped; True when stopped."""
-        return self._stop_event.wait(seconds)
+        return self._clock.wait(self._stop_event, seconds)
 
     def _bump(self, connected: bool | None = None, last_error: str | None = None,
               last_ack_utc_ms: int | None = None, **increments: int) -> None:

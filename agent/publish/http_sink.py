@@ -47,9 +47,8 @@ from agent.config.delivery import DeliveryConfig
 from agent.errors import StorageError
 from agent.models import OutboxRecord
 from agent.publish.delivery import Answer, R, Verdict, Work
-from agent.publish.forwarder import backoff_delay
 from agent.storage import Outbox
-from agent.supervision import RestartPolicy, supervise
+from agent.supervision import Backoff, RestartPolicy, Retries, supervise
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +159,9 @@ class HttpSink(threading.Thread, Generic[R]):
         supervise(self.name, self._serve, self._stop_event, RESTARTS, self._crashed)
 
     def _serve(self) -> None:
-        cursor, attempt = 0, 0
+        cursor = 0
+        retries = Retries(Backoff(self._delivery.retry_min_s, self._delivery.retry_max_s,
+                                  jitter=True), self._rng)
         while not self._stop_event.is_set():
             try:
                 records = self._outbox.claim(cursor, self._batch_rows, self.name)
@@ -184,10 +185,7 @@ class HttpSink(threading.Thread, Generic[R]):
                 outcome = Verdict.RETRY if answer.status is None else self.verdict(answer)
                 self._account(request, outcome, answer)
                 if outcome is Verdict.RETRY:
-                    attempt += 1
-                    delay = backoff_delay(attempt, self._delivery.retry_min_s,
-                                          self._delivery.retry_max_s, self._rng)
-                    self._pause(max(delay, min(answer.retry_after_s or 0.0,
+                    self._pause(max(retries.failed(), min(answer.retry_after_s or 0.0,
                                                self._delivery.retry_max_s)))
                     break
                 if outcome is Verdict.REFUSED:
@@ -200,7 +198,7 @@ class HttpSink(threading.Thread, Generic[R]):
                         continue
                     self.reject(request, answer)
                     self._bump(rejected=len(request.row_ids))
-                attempt = 0
+                retries.succeeded()
                 if full or pending:
                     self._pause(self._delivery.pause_between_pushes_s)
                 if self._stop_event.is_set():

@@ -15,9 +15,9 @@ import pytest
 
 from agent.config.mqtt import MqttConfig
 from agent.models import Measurement
-from agent.publish.forwarder import Forwarder, backoff_delay
+from agent.publish.forwarder import Forwarder
 from agent.storage import Outbox
-from agent.supervision import RestartPolicy
+from agent.supervision import Backoff, RestartPolicy
 from tests.mqtt_broker import Broker, Recorder, wait_until
 
 
@@ -53,10 +53,12 @@ def seqs(recorder: Recorder) -> list[int]:
 
 
 def test_backoff_is_full_jitter_and_capped() -> None:
+    """The reconnect policy (agent.supervision.Backoff with jitter, as the forwarder builds it)."""
     rng = random.Random(7)
+    backoff = Backoff(1.0, 300.0, jitter=True)
     for attempt in range(1, 40):
         bound = min(300.0, 1.0 * 2 ** (attempt - 1))
-        delays = [backoff_delay(attempt, 1.0, 300.0, rng) for _ in range(200)]
+        delays = [backoff.delay_s(attempt, rng) for _ in range(200)]
         assert all(0 <= d <= bound for d in delays)
         assert max(delays) > 0.7 * bound, "delays spread over the whole range"
 
