@@ -36,6 +36,10 @@ from agent.publish.community_sink import SensorCommunitySink
 from agent.publish.discovery import STATE_FILE, Announcer
 from agent.publish.forwarder import Forwarder
 from agent.publish.homeassistant import Announcement, announcement_for
+from agent.publish.http_sink import HttpSink
+from agent.publish.influx_sink import SINK as INFLUX_SINK
+from agent.publish.influx_sink import InfluxDBSink
+from agent.publish.influxdb import Layout, sources
 from agent.redact import redact_text
 from agent.reload import changes, refuse_fixed_settings
 from agent.sampling import Sampler, SensorHealth
@@ -85,14 +89,17 @@ class Agent:
         self._reload = threading.Event()
         self._started = self._clock.monotonic()
         storage = self.config.storage
-        community = self.config.sinks.active_sensor_community()
+        sinks = self.config.sinks
         self.outbox = Outbox(storage.path, self.boot_id, max_rows=storage.max_rows,
                              max_age_days=storage.max_age_days, wall_ms=self._clock.wall_ms,
                              space=DiskSpace(storage.path.parent,
                                              min_free_mb=storage.min_free_mb,
                                              reserve_mb=storage.reserve_mb),
-                             sinks=(MQTT_SINK, COMMUNITY_SINK) if community else (MQTT_SINK,))
+                             sinks=(MQTT_SINK,)
+                             + ((COMMUNITY_SINK,) if sinks.active_sensor_community() else ())
+                             + ((INFLUX_SINK,) if sinks.active_influxdb() else ()))
         self.community = self._make_community(the_plan)
+        self.influx = self._make_influx(the_plan)
         self.announcer = Announcer(storage.path.parent / STATE_FILE,
                                    self._announcement(the_plan))
         self.sampler, self._humidity = self._make_sampler(the_plan)
@@ -145,18 +152,37 @@ class Agent:
             self.outbox, config, community_node(the_plan.config, the_plan.source) or "",
             sensor_community_channels(config, the_plan.sensors), f"lokaalmeten-{__version__}")
 
-    def _restart_community(self, the_plan: Plan) -> None:
-        """New sensors, new pins and value types ([sinks] itself never reloads)."""
-        if self.community is not None:
-            self.community.stop()
-            self.community.join(timeout=self.community.timeout_s + 5.0)
-            self.community = self._make_community(the_plan)
-            if self.community is not None:
-                self.community.start()
+    def _make_influx(self, the_plan: Plan) -> InfluxDBSink | None:
+        """The InfluxDB sink; which rows are data and of which model follows the sensors."""
+        config = the_plan.config.sinks.active_influxdb()
+        if config is None:
+            return None
+        cameras = [cid for cid, camera in the_plan.config.cameras.items() if camera.enabled]
+        return InfluxDBSink(self.outbox, Layout(config, the_plan.config.device_id,
+                                                sources(the_plan.sensors, cameras)),
+                            f"lokaalmeten/{__version__}")
+
+    def _http_sinks(self) -> list[HttpSink[Any]]:
+        return [sink for sink in (self.community, self.influx) if sink is not None]
+
+    def _stop_http_sinks(self) -> None:
+        """Each ends its request in flight within its timeout_s."""
+        for sink in self._http_sinks():
+            sink.stop()
+        for sink in self._http_sinks():
+            sink.join(timeout=sink.timeout_s + 5.0)
+
+    def _restart_http_sinks(self, the_plan: Plan) -> None:
+        """New sensors: new pins and value types, new models ([sinks] itself never reloads)."""
+        self._stop_http_sinks()
+        self.community = self._make_community(the_plan)
+        self.influx = self._make_influx(the_plan)
+        for sink in self._http_sinks():
+            sink.start()
 
     def _make_counter(self, camera_id: str, config: AgentConfig) -> CounterSupervisor:
         return CounterSupervisor(camera_id, config.cameras[camera_id],
-                                 monotonic=self._clock.monotonic, log_level=config.log_level,
+                                 clock=self._clock, log_level=config.log_level,
                                  setup=self.camera_setup.session(camera_id))
 
     def _make_status(self, the_plan: Plan) -> StatusService:
@@ -198,8 +224,8 @@ class Agent:
         for counter in self.counters:
             counter.start()
         self.forwarder.start()
-        if self.community is not None:
-            self.community.start()
+        for sink in self._http_sinks():
+            sink.start()
         self.status.start()
         systemd.notify("READY=1\nSTATUS=sampling")
         watchdog_every = systemd.watchdog_interval_s()
@@ -279,7 +305,7 @@ class Agent:
         if change.sensors:
             self.sampler, self._humidity = self._make_sampler(new)
             self.sampler.start()
-            self._restart_community(new)
+            self._restart_http_sinks(new)
         starting = [self._make_counter(camera_id, new.config)
                     for camera_id, camera in new.config.cameras.items()
                     if camera_id in change.cameras and camera.enabled]
@@ -302,8 +328,8 @@ class Agent:
         try:
             if self.outbox.commit():
                 self.forwarder.notify()
-                if self.community is not None:
-                    self.community.notify()
+                for sink in self._http_sinks():
+                    sink.notify()
         except StorageError as exc:
             log.error("%s", exc)
             return False
@@ -335,11 +361,12 @@ class Agent:
         f, mqtt = self.forwarder.stats(), self.outbox.sink_figures(MQTT_SINK)
         sinks = [SinkStatus(MQTT_SINK, mqtt.backlog, age(f.last_ack_utc_ms),
                             f.connect_failures + f.rejected + f.puback_timeouts + f.crashes,
-                            mqtt.dropped_total)]
-        if self.community is not None:
-            c, figures = self.community.stats(), self.outbox.sink_figures(COMMUNITY_SINK)
-            sinks.append(SinkStatus(COMMUNITY_SINK, figures.backlog, age(c.last_success_utc_ms),
-                                    c.errors_total, figures.dropped_total, c.rejected))
+                            mqtt.dropped_total, last_error=redact_text(f.last_error))]
+        for sink in self._http_sinks():
+            c, figures = sink.stats(), self.outbox.sink_figures(sink.name)
+            sinks.append(SinkStatus(sink.name, figures.backlog, age(c.last_success_utc_ms),
+                                    c.errors_total, figures.dropped_total, c.rejected,
+                                    redact_text(c.last_error), c.refused))
         return sinks
 
     def _status_facts(self) -> BoxFacts:
@@ -367,7 +394,8 @@ class Agent:
             forwarder.connects, forwarder.messages_sent, forwarder.measurements_acked,
             redact_text(forwarder.last_error), stats.depth, stats.dropped_total,
             stats.quarantined_total, self.config.storage.min_free_mb,
-            read_system(self.config.storage.path.parent), tuple(sensors), tuple(cameras))
+            read_system(self.config.storage.path.parent), tuple(sensors), tuple(cameras),
+            tuple(self._sinks(now_ms)))
 
     def _previous_boot(self) -> list[Measurement]:
         """Where the previous agent start's numbering ended: its stored stream is complete
@@ -392,9 +420,7 @@ class Agent:
         self._collect()
         self._commit()
         self.forwarder.stop(drain_timeout_s=3.0)
-        if self.community is not None:  # its request in flight ends within timeout_s
-            self.community.stop()
-            self.community.join(timeout=self.community.timeout_s + 5.0)
+        self._stop_http_sinks()
         self.forwarder.join(timeout=10.0)
         self.status.stop()
         self.outbox.close()
