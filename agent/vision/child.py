@@ -30,7 +30,6 @@ from agent.config.camera import CameraConfig
 from agent.logformat import configure
 from agent.vision.record import Kind, Schema, schema_for
 from agent.vision.sandbox import confine, pin_camera
-from agent.vision.setup_mode import SetupMode
 from agent.vision.zygote import SETUP_SIGNAL, ChildSpec
 
 log = logging.getLogger(__name__)
@@ -135,6 +134,7 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
 
     from agent.vision.pace import AnalysisPace  # noqa: PLC0415
     from agent.vision.pipeline import build_pipeline  # noqa: PLC0415
+    from agent.vision.setup_mode import SetupMode  # noqa: PLC0415 - tracker, scipy
     from agent.vision.source import LiveSource, parse_source  # noqa: PLC0415
 
     cv2.setNumThreads(1)  # resizes are small; leave the cores to the detector

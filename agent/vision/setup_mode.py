@@ -24,9 +24,8 @@ from agent.config.camera_setup import SetupConfig
 from agent.vision.counting import FrameCounts
 from agent.vision.heatmap import HeatGrid
 from agent.vision.tracker import FrameTracks
+from agent.vision.zygote import LEASE_S
 
-LEASE_S = 15.0
-"""How long one signal keeps set-up mode on (the daemon renews it every 5 s)."""
 SEND_EVERY_S = 2.0
 
 

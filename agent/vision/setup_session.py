@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 
 from agent.vision.record import Record, RecordRejected
-from agent.vision.setup_mode import LEASE_S
+from agent.vision.zygote import LEASE_S
 
 RENEW_EVERY_S = 5.0
 GRACE_S = LEASE_S + 3.0

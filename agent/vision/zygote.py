@@ -62,6 +62,8 @@ MAX_REQUEST = 1 << 20
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SETUP_SIGNAL = signal.SIGUSR1
 """Keeps a counter's set-up mode on for a while (``agent.vision.setup_mode``)."""
+LEASE_S = 15.0
+"""How long one ``SETUP_SIGNAL`` keeps set-up mode on (the daemon renews it every 5 s)."""
 START_TIMEOUT_S = 60.0
 """An interpreter start on a loaded Raspberry Pi Zero takes seconds, not a minute."""
 
