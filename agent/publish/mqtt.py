@@ -126,11 +126,14 @@ class MqttSession:
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise PublishError(f"{self._config.host}:{self._config.port}: {exc}") from exc
         self._client.loop_start()
-        if not self._connected.wait(timeout_s) or self._closed.is_set():
-            self.close()
-            reason = self._connect_result or "no CONNACK in time"
-            raise PublishError(f"{self._config.host}:{self._config.port}: {reason}")
-        self._client.publish(self._status_topic, ONLINE, qos=1, retain=True)
+        woken = self._connected.wait(timeout_s)
+        if woken and not self._closed.is_set():
+            self._client.publish(self._status_topic, ONLINE, qos=1, retain=True)
+            return
+        # A refusing CONNACK or a close before one say why; a timeout does not.
+        reason = (self._connect_result or "closed") if woken else "no CONNACK in time"
+        self.close()
+        raise PublishError(f"{self._config.host}:{self._config.port}: {reason}")
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int:
         """Queue a QoS 1 message; returns its message id for matching the PUBACK."""
@@ -200,11 +203,14 @@ class MqttSession:
     def _handle_disconnect(self, client: paho.Client, userdata: object,
                            flags: paho.DisconnectFlags, reason: ReasonCode,
                            properties: Properties | None) -> None:
-        if not self._closed.is_set():
+        if not self._connected.is_set():  # before CONNACK: a TLS certificate refused...
+            self._connect_result = f"connection closed before CONNACK: {reason}"
+        elif not self._closed.is_set():
             self.dropped = True
             self.taken_over = reason.value == SESSION_TAKEN_OVER
             log.warning("disconnected from broker: %s", reason)
         self._closed.set()
+        self._connected.set()  # connect() fails now with the reason, not after its timeout
         self._on_event()
 
     def _handle_publish(self, client: paho.Client, userdata: object, mid: int,
