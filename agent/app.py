@@ -16,6 +16,7 @@ from typing import Any
 from agent import __version__
 from agent.bus.provider import BusProvider
 from agent.config import AgentConfig, load_config
+from agent.config.camera_write import PROPOSAL_FILE
 from agent.config.sinks import sensor_community_channels
 from agent.errors import ConfigError, StorageError
 from agent.health import systemd
@@ -108,7 +109,8 @@ class Agent:
         self.camera_setup = CameraSetup(
             lambda: self.counters, Path(the_plan.source) if loader else None,
             lambda path: plan(load_config(path, owner_only_secrets=True), str(path)),
-            self._reload.set, self._clock.monotonic)
+            self._reload.set, self._clock.monotonic,
+            proposal=storage.path.parent / PROPOSAL_FILE)
         # One counter process per camera; OpenCV and ONNX Runtime load only in those.
         self.counters = [self._make_counter(camera_id, the_plan.config)
                          for camera_id, camera in self.config.cameras.items() if camera.enabled]

@@ -10,12 +10,23 @@ import sys
 from collections.abc import Sequence
 
 from agent import __version__
-from agent.cli import calibrate, check, count, init, noise, read, run, scan, status
+from agent.cli import (
+    apply_setup,
+    calibrate,
+    check,
+    count,
+    init,
+    noise,
+    read,
+    run,
+    scan,
+    status,
+)
 from agent.cli._common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 from agent.errors import AgentError, ConfigError
 from agent.redact import redact_text
 
-COMMANDS = (run, check, status, init, read, scan, noise, calibrate, count)
+COMMANDS = (run, check, status, init, read, scan, noise, calibrate, count, apply_setup)
 
 
 def build_parser() -> argparse.ArgumentParser:

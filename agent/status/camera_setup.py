@@ -22,8 +22,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.config.camera import CameraConfig, LineConfig, ZoneConfig
-from agent.config.camera_write import write_geometry
+from agent.config.camera import CameraConfig
+from agent.config.camera_write import Geometry, ReadOnlyConfig, propose, write_geometry
 from agent.config.errors import problems_from
 from agent.errors import ConfigError
 from agent.vision.heatmap import COLS, ROWS
@@ -50,16 +50,9 @@ class _Stop(BaseModel):
     camera: str
 
 
-class _Save(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    camera: str
-    lines: list[LineConfig]
-    zones: list[ZoneConfig]
-
-
 Answer = tuple[HTTPStatus, bytes]
-_ACTIONS: dict[str, type[_Start] | type[_Stop] | type[_Save]] = {
-    "start": _Start, "stop": _Stop, "save": _Save}
+_ACTIONS: dict[str, type[_Start] | type[_Stop] | type[Geometry]] = {
+    "start": _Start, "stop": _Stop, "save": Geometry}
 
 
 class CameraSetup:
@@ -67,9 +60,11 @@ class CameraSetup:
 
     def __init__(self, cameras: Callable[[], Sequence[Camera]], config_path: Path | None,
                  validate: Callable[[Path], object], reload: Callable[[], None],
-                 monotonic: Callable[[], float]) -> None:
+                 monotonic: Callable[[], float], *, proposal: Path | None = None) -> None:
         self._cameras = cameras
         self._config_path = config_path
+        self._proposal = proposal
+        """Where to propose when the config cannot be written (``agent.config.camera_write``)."""
         self._validate = validate
         self._reload = reload
         self._monotonic = monotonic
@@ -99,7 +94,7 @@ class CameraSetup:
             return HTTPStatus.NOT_FOUND, _errors("", "camera", "no running camera of that id")
         if isinstance(request, _Start):
             return self._start(camera, request)
-        if isinstance(request, _Save):
+        if isinstance(request, Geometry):
             return self._save(camera, request)
         return self._stop(camera)
 
@@ -134,14 +129,23 @@ class CameraSetup:
         log.info("camera %s: set-up mode off", camera.camera_id)
         return HTTPStatus.OK, _json({"ok": True})
 
-    def _save(self, camera: Camera, request: _Save) -> Answer:
+    def _save(self, camera: Camera, request: Geometry) -> Answer:
         path = self._config_path
         if path is None:
             return HTTPStatus.CONFLICT, _errors("", "", "the agent was started without a "
                                                 "configuration file")
         try:
-            write_geometry(path, camera.camera_id, request.lines, request.zones,
-                           self._validate)
+            try:
+                write_geometry(path, request, self._validate)
+            except ReadOnlyConfig:
+                if self._proposal is None:
+                    raise
+                propose(self._proposal, path, request, self._validate)
+                log.info("camera %s: lines and zones proposed in %s for %s (applied by "
+                         "lokaalmeten-setup.path, or: sudo lokaalmeten apply-setup)",
+                         camera.camera_id, self._proposal, path)
+                return HTTPStatus.ACCEPTED, _json({"ok": True, "file": str(path),
+                                                   "proposed": str(self._proposal)})
         except ConfigError as exc:
             return HTTPStatus.BAD_REQUEST, _json({"errors": [
                 {"file": exc.source, "key": key, "reason": reason}

@@ -131,6 +131,7 @@ def test_readme_steps_work_as_written(box: Box, broker: Broker, recorder: Record
     assert box.stat(ETC) == "root:lokaalmeten-admin 2750"
     assert "lokaalmeten-admin" in box.ok("id", "-nG", "lokaalmeten")
     assert box.ok("systemctl", "is-enabled", "lokaalmeten-agent").strip() == "enabled"
+    assert box.ok("systemctl", "is-enabled", "lokaalmeten-setup.path").strip() == "enabled"
 
     # sudo lokaalmeten init (answers as flags; the password on stdin, as a fleet would)
     out = box.ok("lokaalmeten", "init", "--yes", "--simulate", "--device-id", "chroot-box",

@@ -84,3 +84,29 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     problems = [line for line in result.stderr.splitlines() if UNIT.name in line]
     assert problems == [], problems
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_analyze_verify_accepts_the_set_up_units(tmp_path: Path) -> None:
+    """The path unit that applies lines and zones proposed on the set-up page, as root."""
+    lokaalmeten = str(Path(sys.executable).with_name("lokaalmeten"))
+    for name in ("lokaalmeten-agent.service", "lokaalmeten-setup.service",
+                 "lokaalmeten-setup.path"):
+        text = (UNIT.parent / name).read_text()
+        (tmp_path / name).write_text(text.replace("/opt/lokaalmeten/venv/bin/lokaalmeten",
+                                                  lokaalmeten))
+    result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "lokaalmeten-setup.path"),
+                             str(tmp_path / "lokaalmeten-setup.service")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    problems = [line for line in result.stderr.splitlines() if "lokaalmeten-setup" in line]
+    assert problems == [], problems
+    parser = ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(tmp_path / "lokaalmeten-setup.path")
+    proposal = parser["Path"]["PathExists"]
+    assert proposal == "/var/lib/lokaalmeten/setup-proposal.json"
+    assert proposal in (tmp_path / "lokaalmeten-setup.service").read_text(), \
+        "the service applies the file the path unit watches"
+    assert service()["ReadWritePaths"] == str(Path(proposal).parent), \
+        "the agent can write where it proposes"

@@ -214,7 +214,10 @@ $("save").addEventListener("click", async () => {
     zones: draft.zones });
   if (answer) {
     dirty = false;
-    $("message").textContent = `Saved to ${answer.file}; the agent reloads the camera.`;
+    $("message").textContent = answer.proposed
+      ? `Checked and handed to the box's set-up service (${answer.proposed}); it writes ` +
+        `${answer.file} and reloads the camera in a moment.`
+      : `Saved to ${answer.file}; the agent reloads the camera.`;
     document.body.dataset.saved = answer.file;
   }
 });
