@@ -23,6 +23,8 @@ from agent.vision.pipeline import build_pipeline
 from agent.vision.source import read_video
 from tests.vision.streams import INT8_MODEL, MjpegServer, Plan, vtest_frames, write_clip
 
+pytestmark = pytest.mark.slow  # each test runs the counter on a video in a subprocess
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -71,6 +71,7 @@ def test_device_id_is_the_pi_serial_then_the_host_name(tmp_path: Path) -> None:
 
 # -- non-interactive: flags and --yes ------------------------------------------------------
 
+@pytest.mark.slow  # runs the daemon in simulated mode (~18 s)
 def test_simulated_box_gives_a_config_check_config_and_simulate_accept(
         tmp_path: Path, broker: Broker, recorder: Recorder,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -147,6 +147,7 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
+@pytest.mark.slow  # makes a CA and certificates, starts a TLS broker (~11 s)
 def test_tls_with_client_certificate(tmp_path: Path) -> None:
     """Mutual TLS: the broker demands a client certificate signed by our CA."""
     pki = tmp_path / "pki"
@@ -288,6 +289,7 @@ def test_forwarder_that_cannot_be_kept_alive_gives_up_and_the_last_will_fires(
 # -- fleets, lying brokers and twins (issue 12, findings 4 and 5) ----------------------------
 
 
+@pytest.mark.slow  # a fleet of forwarders and a broker restart (~6 s)
 def test_a_fleet_dropped_by_a_broker_restart_comes_back_spread_out(
         tmp_path: Path, broker: Broker, recorder: Recorder) -> None:
     boxes = []
