@@ -120,10 +120,15 @@ class Recorder:
             return [m for m in self.messages if m.topic.endswith(suffix)]
 
     def measurements(self) -> list[dict]:
-        """Every measurement object received, each with its message's boot_id added."""
+        """Every measurement object received (measured values and health, in the order
+        they came), each with its message's boot_id and topic kind added."""
+        with self._lock:
+            messages = [m for m in self.messages
+                        if m.topic.endswith(("/measurements", "/health"))]
         out = []
-        for message in self.on("/measurements"):
+        for message in messages:
             body = json.loads(message.payload)
             for item in body["measurements"]:
-                out.append({**item, "boot_id": body["boot_id"], "device_id": body["device_id"]})
+                out.append({**item, "boot_id": body["boot_id"], "device_id": body["device_id"],
+                            "topic": message.topic.rsplit("/", 1)[1]})
         return out

@@ -112,6 +112,9 @@ class MqttConfig(BaseModel):
     keepalive_s: int = Field(default=60, ge=5, le=3600, description="MQTT keep-alive.")
     topic_prefix: str = Field(default="lokaalmeten", min_length=1,
                               description="Topics are <prefix>/<device_id>/<kind>.")
+    health_topic: bool = Field(default=True, description="The box's health (heartbeat, "
+                               "per-sensor counters) on <prefix>/<device_id>/health; false "
+                               "keeps it in measurements, as before.")
     username: str | None = None
     password_file: FilePath | None = Field(
         default=None, description="File holding the password (kept out of the config).")

@@ -13,6 +13,26 @@ from agent.health.system import SystemFacts
 from agent.models import Measurement
 
 AGENT_SENSOR_ID = "agent"
+SENSOR_HEALTH = frozenset({
+    "up", "stalled", "consecutive_failures", "errors_total", "frames_rejected_total",
+    "bytes_discarded_total", "not_ready_total", "missed_slots_total", "samples_dropped_total",
+    "resets_total", "reopens_total", "crashes_total", "measurement_restarts_total",
+    "last_success_age"})
+"""What the heartbeat says of each sensor (:func:`heartbeat`)."""
+CAMERA_HEALTH = frozenset({"up", "source_up", "restarts_total", "hangs_total",
+                           "records_rejected_total"})
+"""What the heartbeat says of each camera (``CounterSupervisor.health``)."""
+
+
+def is_health(sensor_id: str, quantity: str) -> bool:
+    """Whether a measurement is the box's health rather than something it measures.
+
+    By name: the box's own sensor, and the heartbeat's quantities of each sensor and
+    camera, which no sensor model and no counter uses for a measured quantity (a test
+    checks every profile and counter schema). Health goes to its own topic and only to
+    the sinks that ask for it.
+    """
+    return sensor_id == AGENT_SENSOR_ID or quantity in SENSOR_HEALTH or quantity in CAMERA_HEALTH
 
 
 @dataclass(frozen=True)

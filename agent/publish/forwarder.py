@@ -33,7 +33,13 @@ from agent.errors import PublishError, StorageError
 from agent.models import OutboxRecord
 from agent.publish.discovery import Announcer
 from agent.publish.mqtt import Ack, MqttSession
-from agent.publish.payload import Message, build_messages, measurements_topic, status_topic
+from agent.publish.payload import (
+    Message,
+    build_messages,
+    health_topic,
+    measurements_topic,
+    status_topic,
+)
 from agent.publish.refusals import Refusals, Verdict
 from agent.storage import Outbox
 from agent.storage.ledger import MQTT_SINK
@@ -93,6 +99,8 @@ class Forwarder(threading.Thread):
         self._announcer = announcer
         """Home Assistant discovery and per-quantity states (agent/publish/discovery.py)."""
         self._topic = measurements_topic(config.topic_prefix, device_id)
+        self._health_topic = health_topic(config.topic_prefix, device_id) \
+            if config.health_topic else self._topic
         self._rng = rng or random.Random()
         self._wake = threading.Event()
         self._stop_event = threading.Event()
@@ -241,7 +249,7 @@ class Forwarder(threading.Thread):
             limit = self._max_payload(session)
             split = min(limit, self._refusals.split_below or limit)
             for message in build_messages(self._device_id, records, self._config.max_batch,
-                                          now_ms, split):
+                                          now_ms, split, apart=self._config.health_topic):
                 if len(message.payload) > limit:  # one measurement alone is too large
                     self._outbox.set_aside(message.row_ids, f"{len(message.payload)} bytes, "
                                            f"over the {limit}-byte message limit", MQTT_SINK)
@@ -249,7 +257,8 @@ class Forwarder(threading.Thread):
                     continue
                 try:
                     self._publish_states(session, records, message)
-                    mid = session.publish(self._topic, message.payload)
+                    mid = session.publish(self._health_topic if message.health else self._topic,
+                                          message.payload)
                 except PublishError as exc:
                     self._bump(last_error=str(exc))
                     return cursor, False
@@ -286,7 +295,8 @@ class Forwarder(threading.Thread):
         """Payload bytes that fit both our limit and the broker's packet limit."""
         limit = self._config.max_message_bytes
         if session.max_packet_bytes is not None:  # fixed header, topic, packet id, props
-            limit = min(limit, session.max_packet_bytes - len(self._topic) - PACKET_OVERHEAD)
+            topic = max(len(self._topic), len(self._health_topic))
+            limit = min(limit, session.max_packet_bytes - topic - PACKET_OVERHEAD)
         return limit
 
     def _collect_acks(self, session: MqttSession,

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 
 from agent.config.influxdb import InfluxDBConfig
 from agent.config.sensors import ResolvedSensor
+from agent.health.heartbeat import is_health
 from agent.models import Measurement, OutboxRecord
 from agent.publish.delivery import Answer, Verdict, Work, verdict
 from agent.publish.line_protocol import FieldValue, line
@@ -45,10 +46,6 @@ from agent.publish.line_protocol import FieldValue, line
 HEALTH_MEASUREMENT = "health"
 CAMERA_MODEL = "camera"
 AGENT_MODEL = "agent"
-CAMERA_HEALTH = frozenset({"up", "source_up", "restarts_total", "hangs_total",
-                           "records_rejected_total"})
-"""What a camera reports in the heartbeat (``CounterSupervisor.health``), as opposed to
-what its counter measures; a test keeps the two in step."""
 LINE_REASONS = ("partial write", "unable to parse", "field type conflict",
                 "beyond retention policy")
 PRECISION_DIVISOR = {"s": 1000, "ms": 1}
@@ -61,13 +58,6 @@ class Source:
     """A sensor or camera as InfluxDB sees it."""
 
     model: str
-    quantities: frozenset[str] | None
-    """Its measured quantities (the rest is health); None: a camera, whose health is
-    :data:`CAMERA_HEALTH`."""
-
-    def measures(self, quantity: str) -> bool:
-        return quantity not in CAMERA_HEALTH if self.quantities is None \
-            else quantity in self.quantities
 
 
 @dataclass(frozen=True)
@@ -117,10 +107,9 @@ class Batch:
 
 def sources(sensors: Iterable[ResolvedSensor],
             cameras: Iterable[str]) -> dict[str, Source]:
-    """Every enabled sensor and camera: what each measures, and so what is health."""
-    found = {s.sensor_id: Source(s.config.model, frozenset(q.name for q in s.profile.quantities))
-             for s in sensors}
-    return found | {camera: Source(CAMERA_MODEL, None) for camera in cameras}
+    """Every enabled sensor and camera, and its model."""
+    found = {s.sensor_id: Source(s.config.model) for s in sensors}
+    return found | {camera: Source(CAMERA_MODEL) for camera in cameras}
 
 
 def plan(records: Sequence[OutboxRecord], layout: Layout) -> Work[Batch]:
@@ -193,7 +182,7 @@ def _measurement(m: Measurement, layout: Layout) -> str | None:
     """The measurement a row goes to; None when it is not written."""
     config = layout.config
     source = layout.sources.get(m.sensor_id)
-    if source is not None and source.measures(m.quantity):
+    if source is not None and not is_health(m.sensor_id, m.quantity):
         if config.sensors is not None and m.sensor_id not in config.sensors:
             return None
         return config.measurement.format(model=source.model, sensor=m.sensor_id,

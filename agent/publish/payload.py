@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from agent.health.heartbeat import is_health
 from agent.models import Measurement, OutboxRecord
 
 PAYLOAD_VERSION = 1
@@ -26,6 +27,11 @@ def measurements_topic(prefix: str, device_id: str) -> str:
     return f"{prefix}/{device_id}/measurements"
 
 
+def health_topic(prefix: str, device_id: str) -> str:
+    """The box's health (``agent.health.heartbeat.is_health``), when kept apart."""
+    return f"{prefix}/{device_id}/health"
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """A payload ready to publish and the outbox rows it carries."""
@@ -35,6 +41,9 @@ class Message:
     boot_id: str
     first_seq: int
     last_seq: int
+    health: bool = False
+    """Health values only (for the health topic); else measured values only, or both
+    when the caller does not keep them apart."""
 
 
 def measurement_object(seq: int, m: Measurement) -> dict[str, object]:
@@ -60,15 +69,20 @@ def measurement_object(seq: int, m: Measurement) -> dict[str, object]:
 
 
 def build_messages(device_id: str, records: list[OutboxRecord], max_batch: int,
-                   sent_ms: int, max_bytes: int | None = None) -> list[Message]:
+                   sent_ms: int, max_bytes: int | None = None, *,
+                   apart: bool = False) -> list[Message]:
     """Split records (oldest first) into messages: one boot each, ``max_batch`` at most,
-    and no payload over ``max_bytes`` unless it holds a single measurement."""
+    no payload over ``max_bytes`` unless it holds a single measurement, and with
+    ``apart`` health and measured values never in the same message."""
     messages: list[Message] = []
+    kinds = [apart and is_health(r.measurement.sensor_id, r.measurement.quantity)
+             for r in records]
     start = 0
     while start < len(records):
-        boot = records[start].boot_id
+        boot, kind = records[start].boot_id, kinds[start]
         end = start
-        while end < len(records) and end - start < max_batch and records[end].boot_id == boot:
+        while end < len(records) and end - start < max_batch and \
+                records[end].boot_id == boot and kinds[end] == kind:
             end += 1
         payload = _payload(device_id, records[start:end], sent_ms)
         while max_bytes is not None and len(payload) > max_bytes and end - start > 1:
@@ -76,7 +90,7 @@ def build_messages(device_id: str, records: list[OutboxRecord], max_batch: int,
             payload = _payload(device_id, records[start:end], sent_ms)
         chunk = records[start:end]
         messages.append(Message(payload, tuple(r.row_id for r in chunk), boot, chunk[0].seq,
-                                chunk[-1].seq))
+                                chunk[-1].seq, kind))
         start = end
     return messages
 

@@ -105,7 +105,7 @@ def test_measurements_arrive_and_graceful_stop_drains(agent: AgentProcess,
     agent.start()
     assert wait_until(lambda: len(pm(recorder)) >= 3, 30), agent.log.read_text()
     assert agent.signal(signal.SIGTERM) == 0
-    for message in recorder.on("/measurements"):
+    for message in recorder.on("/measurements") + recorder.on("/health"):
         jsonschema.validate(json.loads(message.payload), SCHEMA)
     values = pm(recorder)
     assert all(m["unit"] == "ug/m3" and 0 < m["value"] < 1000 and m["sensor"] == "pm"
@@ -113,6 +113,10 @@ def test_measurements_arrive_and_graceful_stop_drains(agent: AgentProcess,
     assert all(m["n"] >= 1 and m["min"] <= m["value"] <= m["max"] for m in values)
     quantities = {m["quantity"] for m in recorder.measurements()}
     assert {"pm2_5", "pm10", "uptime", "outbox_depth", "errors_total"} <= quantities
+    topics = {m["topic"]: {x["quantity"] for x in recorder.measurements()
+                           if x["topic"] == m["topic"]} for m in recorder.measurements()}
+    assert {"pm2_5", "pm10"} == topics["measurements"], "measured values alone"
+    assert {"uptime", "outbox_depth", "errors_total"} <= topics["health"]
     assert_seq_complete(recorder)
     assert wait_until(lambda: [m.payload for m in recorder.on("/it-box/status")][-1:]
                       == [b"offline"], 5), "a clean stop says offline"

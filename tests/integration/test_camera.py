@@ -105,7 +105,7 @@ def camera_values(recorder: Recorder, quantity: str) -> list[dict]:
 
 
 def check_payloads(recorder: Recorder) -> None:
-    for message in recorder.on("/measurements"):
+    for message in recorder.on("/measurements") + recorder.on("/health"):
         jsonschema.validate(json.loads(message.payload), SCHEMA)
 
 

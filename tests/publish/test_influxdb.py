@@ -17,6 +17,7 @@ import pytest
 
 from agent.config import parse_config
 from agent.config.influxdb import InfluxDBConfig
+from agent.health.heartbeat import CAMERA_HEALTH
 from agent.models import Measurement, OutboxRecord, Quality, Stats
 from agent.publish import influxdb as influx
 from agent.publish.delivery import Answer, Verdict
@@ -131,7 +132,7 @@ def test_the_camera_health_names_are_those_the_supervisor_reports() -> None:
     """CAMERA_HEALTH must follow CounterSupervisor.health, or camera health turns into data."""
     camera = parse_config(CONFIG + '[cameras.door]\nsource = "0"\n', "t.toml").cameras["door"]
     names = {x.quantity for x in CounterSupervisor("door", camera).health(T0, 0.0)}
-    assert names == influx.CAMERA_HEALTH
+    assert names == CAMERA_HEALTH
 
 
 @pytest.mark.parametrize(("status", "reason", "meaning"), [

@@ -9,7 +9,12 @@ import jsonschema
 import pytest
 
 from agent.models import Measurement, OutboxRecord, Quality, Stats
-from agent.publish.payload import build_messages, measurements_topic, status_topic
+from agent.publish.payload import (
+    build_messages,
+    health_topic,
+    measurements_topic,
+    status_topic,
+)
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "payload.schema.json")
                     .read_text())
@@ -23,6 +28,22 @@ def record(row: int, boot: str, seq: int, **kw: object) -> OutboxRecord:
 def test_topics() -> None:
     assert status_topic("lokaalmeten", "nl-1") == "lokaalmeten/nl-1/status"
     assert measurements_topic("a/b", "nl-1") == "a/b/nl-1/measurements"
+    assert health_topic("a/b", "nl-1") == "a/b/nl-1/health"
+
+
+def test_health_and_measured_values_apart_only_when_asked() -> None:
+    """In outbox order: a window, the heartbeat, a sensor's counters, a window."""
+    boot = "a" * 32
+    rows = [("pm", "pm2_5"), ("agent", "uptime"), ("agent", "outbox_depth"),
+            ("pm", "errors_total"), ("pm", "pm10"), ("street", "restarts_total"),
+            ("street", "line_door_in")]
+    records = [OutboxRecord(i, boot, i, Measurement(sensor, quantity, 1.0, "1", 0, 0.0))
+               for i, (sensor, quantity) in enumerate(rows, start=1)]
+    apart = build_messages("nl-1", records, max_batch=10, sent_ms=1, apart=True)
+    assert [(m.row_ids, m.health) for m in apart] == [
+        ((1,), False), ((2, 3, 4), True), ((5,), False), ((6,), True), ((7,), False)]
+    together = build_messages("nl-1", records, max_batch=10, sent_ms=1)
+    assert [(m.row_ids, m.health) for m in together] == [((1, 2, 3, 4, 5, 6, 7), False)]
 
 
 def test_messages_split_at_boot_change_and_batch_size() -> None:
