@@ -126,7 +126,7 @@ class Agent:
 
     def _make_forwarder(self, config: AgentConfig) -> Forwarder:
         return Forwarder(self.outbox, config.mqtt, config.device_id, config.client_id,
-                         announcer=self.announcer)
+                         announcer=self.announcer, clock=self._clock)
 
     @staticmethod
     def _announcement(the_plan: Plan) -> Announcement:
