@@ -10,11 +10,9 @@ share one time line.
 from __future__ import annotations
 
 import threading
+import time
 
 from agent.clock import Clock
-
-WALL_EPOCH_MS = 1_767_225_600_000
-"""2026-01-01T00:00:00Z: the fake wall clock's reading at monotonic 0."""
 
 
 class FakeClock(Clock):
@@ -22,6 +20,9 @@ class FakeClock(Clock):
 
     def __init__(self, now: float = 1000.0) -> None:
         self.now = now
+        self._wall_at_start_ms = time.time_ns() // 1_000_000 - round(now * 1000)
+        """The real wall clock when the fake one was made: records a real child process
+        stamps stay plausible to a daemon on fake time."""
         self.wall_offset_ms = 0
         """A step of the wall clock alone (NTP), as a test sets it."""
         self.slept: list[float] = []
@@ -35,7 +36,7 @@ class FakeClock(Clock):
         return self.now
 
     def wall_ms(self) -> int:
-        return WALL_EPOCH_MS + round(self.now * 1000) + self.wall_offset_ms
+        return self._wall_at_start_ms + round(self.now * 1000) + self.wall_offset_ms
 
     def sleep(self, seconds: float) -> None:
         self._waited(seconds)
