@@ -73,6 +73,14 @@ class Measurement:
     stats: Stats | None = None
     meta: tuple[tuple[str, str | float], ...] = field(default=())
     """Small provenance facts (calibration applied, RH source), as sorted pairs."""
+    window_s: float | None = None
+    """The time the value covers when it is no aggregate of samples (a counting
+    interval); an aggregate's is ``stats.window_s``. Read either as :attr:`span_s`."""
+
+    @property
+    def span_s(self) -> float | None:
+        """The time the value covers, ending at ``utc_ms`` (None: an instant, a state)."""
+        return self.stats.window_s if self.stats is not None else self.window_s
 
 
 @dataclass(frozen=True, slots=True)

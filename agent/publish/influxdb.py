@@ -216,7 +216,7 @@ def _point(group: list[OutboxRecord], layout: Layout) -> Point:
             fields += [(f"{m.quantity}_min", float(m.stats.minimum)),
                        (f"{m.quantity}_max", float(m.stats.maximum)),
                        (f"{m.quantity}_n", int(m.stats.count))]
-            window = m.stats.window_s
+        window = m.span_s if m.span_s is not None else window
         fields.append((f"{m.quantity}_flags", ",".join(sorted(m.flags))))
     if window is not None:
         fields.append(("window_s", float(window)))

@@ -62,7 +62,8 @@ def measurement_object(seq: int, m: Measurement) -> dict[str, object]:
         obj["min"] = _number(m.stats.minimum)
         obj["max"] = _number(m.stats.maximum)
         obj["n"] = m.stats.count
-        obj["window_s"] = m.stats.window_s
+    if m.span_s is not None:
+        obj["window_s"] = m.span_s
     if m.meta:
         obj["meta"] = dict(m.meta)
     return obj

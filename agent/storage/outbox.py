@@ -424,7 +424,7 @@ def _to_row(m: Measurement, boot_id: str, seq: int) -> dict[str, object]:
         "value": m.value, "unit": m.unit, "utc_ms": m.utc_ms, "monotonic_s": m.monotonic_s,
         "flags": ",".join(sorted(m.flags)),
         "min": stats.minimum if stats else None, "max": stats.maximum if stats else None,
-        "n": stats.count if stats else None, "window_s": stats.window_s if stats else None,
+        "n": stats.count if stats else None, "window_s": m.span_s,
         "meta": json.dumps(dict(m.meta)) if m.meta else None,
     }
 
@@ -452,5 +452,6 @@ def _from_row(row: dict[str, Any]) -> OutboxRecord:
         sensor_id=str(row["sensor"]), quantity=str(row["quantity"]),
         value=float(row["value"]), unit=str(row["unit"]),
         utc_ms=int(row["utc_ms"]), monotonic_s=float(row["monotonic_s"] or 0.0),
-        flags=flags, stats=stats, meta=meta)
+        flags=flags, stats=stats, meta=meta,
+        window_s=None if stats is not None or row["window_s"] is None else float(row["window_s"]))
     return OutboxRecord(int(row["id"]), str(row["boot_id"]), int(row["seq"]), measurement)

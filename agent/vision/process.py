@@ -72,18 +72,24 @@ def unit_of(quantity: str) -> str:
 
 
 def to_measurements(camera_id: str, record: Record, monotonic_s: float,
-                    suppress_below: int = 0) -> list[Measurement]:
+                    suppress_below: int = 0, interval_s: float | None = None
+                    ) -> list[Measurement]:
     """The measurements an interval or alert record stands for (status records: none).
 
     An interval's ``suppress_below`` (the daemon's own setting, not the
     counter's say) travels as meta on its ``frames`` measurement, which is
-    always present.
+    always present. Interval values carry the time they cover: ``interval_s``, or for
+    a partial interval (the last one, at a stop) from its start on the grid to its end.
     """
     if record.kind is Kind.STATUS:
         return []
     meta = (("suppress_below", float(suppress_below)),) if suppress_below else ()
+    window = None
+    if record.kind is Kind.INTERVAL and interval_s is not None:
+        step_ms = round(interval_s * 1000)
+        window = (record.utc_ms % step_ms or step_ms) / 1000
     return [Measurement(camera_id, name, value, unit_of(name), record.utc_ms, monotonic_s,
-                        meta=meta if name == "frames" else ())
+                        meta=meta if name == "frames" else (), window_s=window)
             for name, value in record.values]
 
 
@@ -247,7 +253,7 @@ class CounterSupervisor:
                 with self._lock:
                     self._source_up = record.values[0][1] == 1
             measurements = to_measurements(self.camera_id, record, self._clock.monotonic(),
-                                           self.config.suppress_below)
+                                           self.config.suppress_below, self.config.interval_s)
             if measurements:
                 self.output.put(measurements)
 

@@ -42,6 +42,17 @@ def test_rows_round_trip_in_order_with_per_boot_seq(tmp_path: Path) -> None:
     assert box.claim(records[1].row_id, 2)[0].seq == 3
 
 
+def test_a_counting_interval_keeps_its_window_without_statistics(tmp_path: Path) -> None:
+    box = open_outbox(tmp_path / "o.sqlite")
+    count = Measurement("street", "line_door_in", 4.0, "{person}", NOW_MS, 1.0, window_s=60.0)
+    alert = Measurement("street", "zone_kerb_density_alert", 1.0, "1", NOW_MS, 1.0)
+    box.add([count, alert, measurement(1)])
+    box.commit()
+    stored = [r.measurement for r in box.claim(0, 10)]
+    assert stored == [count, alert, measurement(1)]
+    assert [m.span_s for m in stored] == [60.0, None, 60.0]
+
+
 def test_acked_rows_disappear_and_are_not_claimed_again(tmp_path: Path) -> None:
     box = open_outbox(tmp_path / "o.sqlite")
     box.add([measurement(i) for i in range(1, 6)])

@@ -155,6 +155,12 @@ def test_measurements_and_units() -> None:
     alert = Record(Kind.ALERT, 5000, (("zone_a_density_alert", 1.0),))
     assert [m.unit for m in to_measurements("c", alert, 0.0)] == ["1"]
     assert to_measurements("c", Record(Kind.STATUS, 5000, (("source_up", 1.0),)), 0.0) == []
+    assert [m.window_s for m in to_measurements("c", alert, 0.0, interval_s=60)] == [None]
+    grid = Record(Kind.INTERVAL, 1_795_808_460_000, (("frames", 600.0), ("line_a_in", 3.0)))
+    assert {m.window_s for m in to_measurements("c", grid, 0.0, interval_s=60)} == {60.0}
+    partial = Record(Kind.INTERVAL, 1_795_808_443_000, (("frames", 100.0),))
+    assert to_measurements("c", partial, 0.0, interval_s=60)[0].window_s == 43.0, \
+        "the last interval at a stop: from its start on the grid"
     units = {q: unit_of(q) for q in (
         "line_door_in", "line_door_out", "zone_kerb_occupancy_mean", "zone_kerb_occupancy_max",
         "zone_kerb_density_mean", "zone_kerb_density_max", "zone_kerb_density_alert",
