@@ -138,7 +138,9 @@ def test_physical_to_raw_to_physical_over_the_full_range(
     assert centi_c / 100 == pytest.approx(temperature, abs=0.011)
     # 20-bit pressure step (~0.2 Pa) plus the int64/double disagreement (< 0.6 Pa).
     assert compensate_pressure(adc_p, t_fine, cal) / 25600 == pytest.approx(pressure, abs=0.008)
-    assert compensate_humidity(adc_h, t_fine, cal) / 1024 == pytest.approx(humidity, abs=0.01)
+    # One 16-bit humidity ADC step is worth up to ~0.011 %RH here (hot and humid: 20 000
+    # random points peaked at 0.0109), plus the 1/1024 %RH output step.
+    assert compensate_humidity(adc_h, t_fine, cal) / 1024 == pytest.approx(humidity, abs=0.012)
 
 
 @pytest.mark.parametrize(("temperature", "pressure", "humidity"),
