@@ -101,6 +101,8 @@ class Agent:
                              + ((INFLUX_SINK,) if sinks.active_influxdb() else ()))
         self.community = self._make_community(the_plan)
         self.influx = self._make_influx(the_plan)
+        self._identities: dict[str, dict[str, str]] = {}
+        """What each sensor said of itself when opened (serial, firmware)."""
         self.announcer = Announcer(storage.path.parent / STATE_FILE,
                                    self._announcement(the_plan))
         self.sampler, self._humidity = self._make_sampler(the_plan)
@@ -120,6 +122,15 @@ class Agent:
         return (Sampler(the_plan.sensors, sensor_opener(the_plan, self._buses), self._clock),
                 HumidityCorrector(humidity_rules(the_plan.sensors)))
 
+    def _learn_identities(self) -> None:
+        """Sensors identify themselves when opened: announce serials and firmware then."""
+        current = {s.sensor_id for s in self.plan.sensors}  # kept across a reload's reopen
+        found = {k: v for k, v in self._identities.items() if k in current} | {
+            h.sensor_id: dict(h.identity) for h in self.sampler.health() if h.identity}
+        if found != self._identities:
+            self._identities = found
+            self.announcer.update(self._announcement(self.plan))
+
     def _health_throttle(self) -> HealthThrottle:
         health = self.config.health
         return HealthThrottle(health.min_send_interval_s, health.refresh_s)
@@ -128,20 +139,19 @@ class Agent:
         return Forwarder(self.outbox, config.mqtt, config.device_id, config.client_id,
                          announcer=self.announcer, clock=self._clock)
 
-    @staticmethod
-    def _announcement(the_plan: Plan) -> Announcement:
+    def _announcement(self, the_plan: Plan) -> Announcement:
         """The retained messages the box owes every connection: its birth message, and
         what Home Assistant is told about it (``[mqtt.home_assistant]``)."""
         config = the_plan.config
         serial = cpu_serial()
         ha = announcement_for(config.mqtt, config.device_id, the_plan.sensors, __version__,
-                              serial)
+                              serial, identities=self._identities)
         cameras = [CameraEntry(camera_id, camera.interval_s,
                                tuple(line.name for line in camera.lines),
                                tuple(zone.name for zone in camera.zones))
                    for camera_id, camera in config.cameras.items() if camera.enabled]
         box = Box(config.device_id, __version__, serial, config.sha256(), config.location)
-        birth = birth_payload(box, the_plan.sensors, cameras)
+        birth = birth_payload(box, the_plan.sensors, cameras, self._identities)
         return dataclasses.replace(ha, standing={
             birth_topic(config.mqtt.topic_prefix, config.device_id): birth})
 
@@ -249,6 +259,7 @@ class Agent:
             self.status.tick(now)
             if now >= next_heartbeat:
                 self.outbox.add(self._health.select(self._heartbeat(), now))
+                self._learn_identities()
                 next_heartbeat = now + self.config.health.interval_s
             # A backlog drains at thousands of rows a second: commit its acks sooner, so a
             # crash re-sends at most ACK_FLUSH_ROWS of what the broker already has.

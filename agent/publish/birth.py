@@ -17,7 +17,7 @@ The payload is documented in docs/payload.md.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.config.location import LocationConfig
@@ -52,9 +52,11 @@ def birth_topic(prefix: str, device_id: str) -> str:
     return f"{prefix}/{device_id}/birth"
 
 
-def birth_payload(box: Box, sensors: Sequence[ResolvedSensor],
-                  cameras: Sequence[CameraEntry]) -> bytes:
-    """The retained birth message of ``box`` with its enabled ``sensors`` and ``cameras``."""
+def birth_payload(box: Box, sensors: Sequence[ResolvedSensor], cameras: Sequence[CameraEntry],
+                  identities: Mapping[str, Mapping[str, str]] | None = None) -> bytes:
+    """The retained birth message of ``box`` with its enabled ``sensors`` and ``cameras``;
+    ``identities``: what each sensor said of itself when opened (serial, firmware)."""
+    known = identities or {}
     body: dict[str, object] = {
         "version": BIRTH_VERSION,
         "device_id": box.device_id,
@@ -63,14 +65,14 @@ def birth_payload(box: Box, sensors: Sequence[ResolvedSensor],
         "config_sha256": box.config_sha256,
         "location": None if box.location is None
         else box.location.model_dump(mode="json", exclude_none=True),
-        "sensors": [_sensor(s) for s in sensors],
+        "sensors": [_sensor(s, known.get(s.sensor_id, {})) for s in sensors],
         "cameras": [{"id": c.camera_id, "interval_s": c.interval_s, "lines": list(c.lines),
                      "zones": list(c.zones)} for c in cameras],
     }
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _sensor(sensor: ResolvedSensor) -> dict[str, object]:
+def _sensor(sensor: ResolvedSensor, identity: Mapping[str, str]) -> dict[str, object]:
     profile = sensor.profile
     where: dict[str, object] = (
         {"port": sensor.config.port} if sensor.config.port is not None
@@ -80,4 +82,5 @@ def _sensor(sensor: ResolvedSensor) -> dict[str, object]:
             **where, "interval_s": sensor.interval_s, "window_s": sensor.window_s,
             "quantities": {q.name: q.unit for q in profile.quantities},
             "humidity_corrected": sensor.config.humidity is not None
-            and sensor.config.humidity.kappa is not None}
+            and sensor.config.humidity.kappa is not None,
+            "identity": dict(identity)}

@@ -257,15 +257,22 @@ def announcement(box: Box, sensors: Iterable[SensorDevice]) -> Announcement:
 
 
 def announcement_for(mqtt: MqttConfig, device_id: str, sensors: list[ResolvedSensor],
-                     agent_version: str, box_serial: str | None) -> Announcement:
+                     agent_version: str, box_serial: str | None, *,
+                     identities: Mapping[str, Mapping[str, str]] | None = None
+                     ) -> Announcement:
     """What ``[mqtt.home_assistant]`` asks for, of the enabled ``sensors``; nothing when
-    absent or disabled (then whatever was announced before is removed)."""
+    absent or disabled (then whatever was announced before is removed). ``identities``:
+    what each sensor said of itself (``serial`` or an SDS011's ``device_id``, ``firmware``)."""
     ha = mqtt.home_assistant
     if ha is None:
         return NOTHING
+    known = identities or {}
     wanted = ha.announced([s.sensor_id for s in sensors])
     devices = [SensorDevice(s.sensor_id, s.profile, corrected=s.config.humidity is not None
-                            and s.config.humidity.kappa is not None)
+                            and s.config.humidity.kappa is not None,
+                            serial=known.get(s.sensor_id, {}).get("serial")
+                            or known.get(s.sensor_id, {}).get("device_id"),
+                            firmware=known.get(s.sensor_id, {}).get("firmware"))
                for s in sensors if s.sensor_id in wanted]
     box = Box(device_id, mqtt.topic_prefix, ha.discovery_prefix, agent_version, box_serial)
     return announcement(box, devices)

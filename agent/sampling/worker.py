@@ -24,7 +24,7 @@ from agent.models import Measurement, Quality, Reading
 from agent.sampling.quality import check_reading
 from agent.sampling.schedule import Schedule
 from agent.sampling.window import Identity, Window
-from agent.sensors.base import DutyCycled, SensorDriver
+from agent.sensors.base import DutyCycled, Identifiable, SensorDriver
 from agent.supervision import RestartPolicy, supervise
 
 __all__ = ["Clock", "Opener", "SensorHealth", "SensorWorker"]
@@ -67,6 +67,8 @@ class SensorHealth:
     """Unexpected exceptions that ended the sampling loop (each followed by a restart)."""
     measurement_restarts: int = 0
     """Measurement restarted after ``restart_after_not_ready`` slots without fresh data."""
+    identity: tuple[tuple[str, str], ...] = ()
+    """What the device said of itself (serial, firmware) when opened; () if it cannot say."""
 
 
 class SensorWorker(threading.Thread):
@@ -182,12 +184,18 @@ class SensorWorker(threading.Thread):
         except AgentError as exc:
             self._failed(exc)
             return False
+        known = bool(self._health.identity)
+        identity = () if known else _identity(driver)  # some answer only when idle ...
         try:
             driver.start()
         except AgentError as exc:
             close()
             self._failed(exc)
             return False
+        if not known and not identity:
+            identity = _identity(driver)  # ... others only when measuring
+        if identity:
+            self._update(identity=identity)
         with self._lock:
             self._driver, self._close_bus = driver, close
         self._warm_until = self._clock.monotonic() + self.sensor.warmup_s
@@ -337,3 +345,15 @@ class SensorWorker(threading.Thread):
     def _update(self, **changes: object) -> None:
         with self._lock:
             self._health = replace(self._health, **changes)  # type: ignore[arg-type]
+
+
+def _identity(driver: SensorDriver) -> tuple[tuple[str, str], ...]:
+    """Serial number and firmware, if the driver can ask without changing anything; a
+    device that does not answer now is no failure (the birth message just lacks them)."""
+    if not isinstance(driver, Identifiable):
+        return ()
+    try:
+        return tuple(sorted((str(k), str(v)) for k, v in driver.identify().items()))
+    except AgentError as exc:
+        log.debug("%s does not identify itself now: %s", type(driver).__name__, exc)
+        return ()

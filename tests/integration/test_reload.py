@@ -118,6 +118,9 @@ def test_a_sensor_added_by_reload_reports_and_nothing_is_lost(
     assert wait_until(lambda: {s["id"] for s in agent.page()["sensors"]} == {"pm", "climate"},
                       15), "the status page came back on its port and knows the new sensor"
     assert born_with(recorder) == {"pm", "climate"}, "the reload sent a new birth message"
+    newest = json.loads(recorder.on("/reload-box/birth")[-1].payload)
+    assert {s["id"]: set(s["identity"]) for s in newest["sensors"]}["pm"] >= \
+        {"firmware", "device_id"}, "the SDS011 told its firmware and id when opened"
     late = Recorder(recorder.broker, client_id="late-subscriber").start()
     try:
         assert wait_until(lambda: late.on("/reload-box/birth"), 10)

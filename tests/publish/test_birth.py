@@ -45,7 +45,8 @@ def birth(text: str = CONFIG) -> dict:
     config = the_plan.config
     box = Box(config.device_id, "1.2.3", "10000000cafe", config.sha256(), config.location)
     cameras = [CameraEntry("street", 60.0, ("door",), ("kerb", "bench"))]
-    return json.loads(birth_payload(box, the_plan.sensors, cameras))
+    identities = {"pm": {"firmware": "18-11-16", "device_id": "a160"}}
+    return json.loads(birth_payload(box, the_plan.sensors, cameras, identities))
 
 
 def test_it_names_the_box_its_place_and_every_enabled_sensor_with_units() -> None:
@@ -60,6 +61,8 @@ def test_it_names_the_box_its_place_and_every_enabled_sensor_with_units() -> Non
     assert sensors["pm"]["window_s"] == 300 and sensors["pm"]["humidity_corrected"] is True
     assert sensors["pm"]["quantities"]["pm2_5"] == "ug/m3"
     assert (sensors["climate"]["bus"], sensors["climate"]["address"]) == (1, 0x76)
+    assert sensors["pm"]["identity"] == {"firmware": "18-11-16", "device_id": "a160"}
+    assert sensors["climate"]["identity"] == {}, "not identified (yet)"
     assert sensors["climate"]["quantities"]["temperature"] == "Cel"
     assert body["cameras"] == [{"id": "street", "interval_s": 60.0, "lines": ["door"],
                                 "zones": ["kerb", "bench"]}]

@@ -23,6 +23,7 @@ from agent.config.profiles import all_profiles
 from agent.config.sensors import ResolvedSensor, SensorConfig
 from agent.emulators.sds011 import Sds011Device
 from agent.emulators.serial_pty import Fault, PtySerialEmulator
+from agent.errors import BusTimeout
 from agent.models import Measurement, Quality, Reading
 from agent.sampling.worker import MIN_SLEEP_S, SensorWorker
 from agent.sensors.sds011 import Sds011, Sds011Options
@@ -96,6 +97,31 @@ def test_samples_arrive_with_units_and_values(emulator: PtySerialEmulator) -> No
     assert (first.value, first.unit, first.sensor_id, first.stats) == (12.3, "ug/m3", "pm", None)
     assert sink.of("pm10")[0].value == 45.6
     assert worker.health().state == "stopped"
+    identity = dict(worker.health().identity)
+    assert set(identity) == {"firmware", "device_id"}, "it said who it is when opened"
+
+
+def test_a_sensor_that_cannot_say_who_it_is_is_sampled_all_the_same(
+        emulator: PtySerialEmulator) -> None:
+    """The identity is asked before start (some sensors answer only when idle) and after;
+    a device that answers neither time is no failure."""
+    class Nameless(Sds011):
+        def identify(self) -> dict[str, str]:
+            raise BusTimeout("no reply to the firmware query")
+
+    def open_sensor(sensor: ResolvedSensor):
+        link = open_serial(emulator.port, 9600, sensor.config.timeout_s)
+        return Nameless(link, Sds011Options(reply_timeout_s=0.3)), link.close
+
+    sink = Collector()
+    worker = run_worker(resolved(), open_sensor, sink)
+    try:
+        assert wait_until(lambda: len(sink.of("pm2_5")) >= 2, 5)
+    finally:
+        worker.stop()
+        worker.join(5)
+    assert worker.health().identity == ()
+    assert worker.health().errors_total == 0
 
 
 def test_aggregation_window_reports_mean_min_max_n(emulator: PtySerialEmulator,
