@@ -145,11 +145,11 @@ def main() -> None:
     cpu = [s.cpu_percent for s in samples]
     print(f"\n{len(samples)} samples over {samples[-1].elapsed_s / 60:.1f} min after "
           f"{args.warmup:g} s warm-up; {samples[-1].messages} measurement messages received")
-    print(f"daemon RSS   {samples[0].daemon_rss_mb:.1f} → {samples[-1].daemon_rss_mb:.1f} MB, "
-          f"slope {slope_mb_per_h(samples, 'daemon_rss_mb'):+.2f} MB/h")
-    print(f"children RSS {samples[0].children_rss_mb:.1f} → "
-          f"{samples[-1].children_rss_mb:.1f} MB, "
-          f"slope {slope_mb_per_h(samples, 'children_rss_mb'):+.2f} MB/h")
+    later = samples[len(samples) // 2:]  # caches still filling show in the first half only
+    for label, value in (("daemon RSS  ", "daemon_rss_mb"), ("children RSS", "children_rss_mb")):
+        print(f"{label} {getattr(samples[0], value):.1f} → {getattr(samples[-1], value):.1f} MB, "
+              f"slope {slope_mb_per_h(samples, value):+.2f} MB/h "
+              f"(second half {slope_mb_per_h(later, value):+.2f} MB/h)")
     print(f"CPU (one core = 100 %): mean {statistics.fmean(cpu):.1f} %, "
           f"max {max(cpu):.1f} %")
     print(f"log: {work / 'agent.log'}")
