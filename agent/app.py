@@ -41,6 +41,9 @@ from agent.publish.http_sink import HttpSink
 from agent.publish.influx_sink import SINK as INFLUX_SINK
 from agent.publish.influx_sink import InfluxDBSink
 from agent.publish.influxdb import Layout, sources
+from agent.publish.sensorthings import catalog
+from agent.publish.sensorthings_sink import SINK as STA_SINK
+from agent.publish.sensorthings_sink import SensorThingsSink
 from agent.redact import redact_text
 from agent.reload import changes, refuse_fixed_settings
 from agent.sampling import Sampler, SensorHealth
@@ -98,9 +101,11 @@ class Agent:
                                              reserve_mb=storage.reserve_mb),
                              sinks=(MQTT_SINK,)
                              + ((COMMUNITY_SINK,) if sinks.active_sensor_community() else ())
-                             + ((INFLUX_SINK,) if sinks.active_influxdb() else ()))
+                             + ((INFLUX_SINK,) if sinks.active_influxdb() else ())
+                             + ((STA_SINK,) if sinks.active_sensorthings() else ()))
         self.community = self._make_community(the_plan)
         self.influx = self._make_influx(the_plan)
+        self.sensorthings = self._make_sensorthings(the_plan)
         self._identities: dict[str, dict[str, str]] = {}
         """What each sensor said of itself when opened (serial, firmware)."""
         self.announcer = Announcer(storage.path.parent / STATE_FILE,
@@ -174,8 +179,21 @@ class Agent:
                                                 sources(the_plan.sensors, cameras)),
                             f"lokaalmeten/{__version__}")
 
+    def _make_sensorthings(self, the_plan: Plan) -> SensorThingsSink | None:
+        """The SensorThings sink; its Datastreams follow the sensors and their models."""
+        config = the_plan.config.sinks.active_sensorthings()
+        if config is None:
+            return None
+        box = the_plan.config
+        return SensorThingsSink(
+            self.outbox, config,
+            catalog(config, box.device_id, the_plan.sensors, box.location,
+                    agent_version=__version__, box_serial=cpu_serial()),
+            f"lokaalmeten/{__version__}")
+
     def _http_sinks(self) -> list[HttpSink[Any]]:
-        return [sink for sink in (self.community, self.influx) if sink is not None]
+        return [sink for sink in (self.community, self.influx, self.sensorthings)
+                if sink is not None]
 
     def _stop_http_sinks(self) -> None:
         """Each ends its request in flight within its timeout_s."""
@@ -189,6 +207,7 @@ class Agent:
         self._stop_http_sinks()
         self.community = self._make_community(the_plan)
         self.influx = self._make_influx(the_plan)
+        self.sensorthings = self._make_sensorthings(the_plan)
         for sink in self._http_sinks():
             sink.start()
 

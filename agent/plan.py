@@ -70,7 +70,8 @@ def plan(config: AgentConfig, source: str) -> Plan:
         except ConfigError as exc:
             problems.extend(exc.problems)
     problems += config.sinks.problems(
-        config.sensors, all_profiles(), {cid for cid, c in config.cameras.items() if c.enabled})
+        config.sensors, all_profiles(), {cid for cid, c in config.cameras.items() if c.enabled},
+        config.location)
     if config.mqtt.home_assistant is not None:
         problems += config.mqtt.home_assistant.problems(config.sensors)
     if problems:

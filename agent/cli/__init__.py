@@ -20,13 +20,15 @@ from agent.cli import (
     read,
     run,
     scan,
+    sensorthings,
     status,
 )
 from agent.cli._common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 from agent.errors import AgentError, ConfigError
 from agent.redact import redact_text
 
-COMMANDS = (run, check, status, init, read, scan, noise, calibrate, count, apply_setup)
+COMMANDS = (run, check, status, init, read, scan, noise, calibrate, count, apply_setup,
+            sensorthings)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,9 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from agent.config.delivery import DeliveryConfig
 from agent.config.influxdb import InfluxDBConfig
+from agent.config.location import LocationConfig
 from agent.config.mqtt import ConfigWarning
 from agent.config.profiles import Profile
 from agent.config.sensors import ResolvedSensor, SensorConfig
+from agent.config.sensorthings import SensorThingsConfig
 
 SENSOR_COMMUNITY_URL = "https://api.sensor.community/v1/push-sensor-data/"
 NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,50}\Z")
@@ -95,6 +97,9 @@ class SinksConfig(BaseModel):
         default=None, description="Push the named sensors to Sensor.Community.")
     influxdb: InfluxDBConfig | None = Field(
         default=None, description="Write every window to InfluxDB (line protocol).")
+    sensorthings: SensorThingsConfig | None = Field(
+        default=None, description="Post every window as an Observation to an OGC "
+        "SensorThings API server.")
 
     def active_sensor_community(self) -> SensorCommunityConfig | None:
         sc = self.sensor_community
@@ -104,16 +109,25 @@ class SinksConfig(BaseModel):
         influx = self.influxdb
         return influx if influx is not None and influx.enabled else None
 
+    def active_sensorthings(self) -> SensorThingsConfig | None:
+        sta = self.sensorthings
+        return sta if sta is not None and sta.enabled else None
+
     def problems(self, sensors: dict[str, SensorConfig], profiles: dict[str, Profile],
-                 cameras: set[str]) -> list[tuple[str, str]]:
+                 cameras: set[str], location: LocationConfig | None = None
+                 ) -> list[tuple[str, str]]:
         sc, influx = self.active_sensor_community(), self.active_influxdb()
+        sta = self.active_sensorthings()
         return ([] if sc is None else sc.problems(sensors, profiles)) + \
-            ([] if influx is None else influx.problems(sensors, cameras))
+            ([] if influx is None else influx.problems(sensors, cameras)) + \
+            ([] if sta is None else sta.problems(sensors, location))
 
     def warnings(self, sensors: list[ResolvedSensor]) -> list[ConfigWarning]:
         sc, influx = self.active_sensor_community(), self.active_influxdb()
+        sta = self.active_sensorthings()
         return ([] if sc is None else sc.warnings(sensors)) + \
-            ([] if influx is None else influx.warnings())
+            ([] if influx is None else influx.warnings()) + \
+            ([] if sta is None else sta.warnings())
 
 
 def sensor_community_channels(config: SensorCommunityConfig, sensors: list[ResolvedSensor]
