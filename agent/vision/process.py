@@ -46,6 +46,12 @@ START_ALLOWANCE_S = 30.0
 """Time a counter may take beyond its intervals to load its model and open its camera."""
 
 
+STOP_GRACE_S = 2.0
+"""A counter that left on a SIGTERM (exit 0) is restarted only if the daemon is not
+stopping within this long: systemd (and Ctrl-C) signal every process of the unit at once,
+so the counter often ends first."""
+
+
 def hang_after_s(interval_s: float) -> float:
     """How long a live counter may send nothing before it counts as hung.
 
@@ -202,6 +208,8 @@ class CounterSupervisor:
         if code == EXIT_FINISHED and admitted:
             log.info("camera %s: the video ended; counting stopped", self.camera_id)
             return
+        if code == 0 and self._clock.wait(self._stopping, STOP_GRACE_S):
+            return  # asked to stop like the daemon, by one SIGTERM to both: a normal stop
         raise Restart(f"counter process exited with code {code}")
 
     def _spawn(self) -> Connection | None:

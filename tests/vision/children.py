@@ -8,6 +8,8 @@ request's), and ``spawn`` imports the target's module in every child too.
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -41,6 +43,15 @@ def finishing(spec: ChildSpec, channel: Connection) -> None:
 
 def lingering(spec: ChildSpec, channel: Connection) -> None:
     """Sends nothing and stays a minute (unless killed)."""
+    time.sleep(60)
+
+
+def obedient(spec: ChildSpec, channel: Connection) -> None:
+    """Leaves with code 0 on SIGTERM, as the real counter does; says its source is up once
+    it listens for it."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    schema = schema_for(CameraConfig.model_validate(spec.settings))
+    channel.send_bytes(schema.encode(Kind.STATUS, _now_s() * 1000, (("source_up", 1),)))
     time.sleep(60)
 
 

@@ -85,6 +85,28 @@ def test_a_dying_counter_is_restarted_with_growing_waits(zygote):
                       "hangs_total": 0.0, "records_rejected_total": 0.0}
 
 
+def test_a_counter_stopped_with_the_daemon_is_not_restarted_but_one_stopped_alone_is(
+        zygote, caplog: pytest.LogCaptureFixture) -> None:
+    """systemd and Ctrl-C signal every process at once: the counter may leave (exit 0)
+    before the daemon's own stop reaches its supervisor."""
+    supervisor = CounterSupervisor("cam", camera("/dev/null"), backoff_min_s=0.2,
+                                   zygote=zygote("obedient"))
+    def listening() -> bool:  # its source_up says it has its SIGTERM handler
+        return {m.quantity: m.value for m in supervisor.health(0, 0.0)}["source_up"] == 1
+
+    supervisor.start()
+    assert wait_until(listening, 10)
+    os.kill(supervisor._process.pid, signal.SIGTERM)  # type: ignore[union-attr]
+    # the counter alone (someone, not the daemon): it is restarted
+    assert wait_until(lambda: supervisor.restarts == 1 and listening(), 10)
+    caplog.clear()
+    os.kill(supervisor._process.pid, signal.SIGTERM)  # type: ignore[union-attr]
+    time.sleep(0.3)  # the counter is gone first ...
+    supervisor.stop()  # ... then the daemon's stop arrives
+    assert supervisor.restarts == 1, [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if "exited with code" in r.getMessage()]
+
+
 def test_the_hang_bound_follows_the_interval() -> None:
     assert hang_after_s(60) == 150 and hang_after_s(1) == 32
     assert CounterSupervisor("cam", camera("/dev/null", interval_s=10)).hang_s == 50
