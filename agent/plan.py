@@ -6,15 +6,15 @@ rules, the Sensor.Community node id. Split from ``app.py`` because the commands
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from agent.bus.provider import BusProvider
 from agent.config import AgentConfig, ResolvedSensor
 from agent.config.errors import problems_from
+from agent.config.options import DriverOptions
 from agent.config.profiles import all_profiles
 from agent.errors import ConfigError
 from agent.health.system import cpu_serial
@@ -22,20 +22,21 @@ from agent.sampling.humidity import HumidityRule
 from agent.sampling.worker import Opened, Opener
 from agent.sensors import DriverSpec, registry
 from agent.sensors.base import BusKind
+from agent.sensors.microphone import MicrophoneOptions
 
 
 def driver_options(sensor_id: str, spec: DriverSpec, options: dict[str, Any],
-                   source: str) -> Any:
-    """Validate a sensor's ``options`` table against its driver's options dataclass."""
+                   source: str) -> DriverOptions:
+    """Validate a sensor's ``options`` table against its driver's options model."""
     prefix = f"sensors.{sensor_id}.options"
-    known = {f.name for f in dataclasses.fields(spec.options_type)}
+    known = set(spec.options_type.model_fields)
     unknown = sorted(set(options) - known)
     problems = [(f"{prefix}.{key}", f"unknown option for {spec.model} "
                  f"(known: {', '.join(sorted(known)) or 'none'})") for key in unknown]
     if problems:
         raise ConfigError(source, problems)
     try:
-        return TypeAdapter(spec.options_type).validate_python(options)
+        return spec.options_type.model_validate(options)
     except ValidationError as exc:
         raise ConfigError(source, problems_from(exc, prefix)) from exc
 
@@ -46,7 +47,7 @@ class Plan:
 
     config: AgentConfig
     sensors: list[ResolvedSensor]
-    drivers: dict[str, tuple[DriverSpec, Any]]
+    drivers: dict[str, tuple[DriverSpec, DriverOptions]]
     source: str = ""
     """The file it came from, for error messages."""
 
@@ -55,7 +56,7 @@ def plan(config: AgentConfig, source: str) -> Plan:
     """Everything ``check-config`` verifies beyond the schema: drivers exist, options fit."""
     specs = registry()
     sensors = config.resolved_sensors()
-    drivers: dict[str, tuple[DriverSpec, Any]] = {}
+    drivers: dict[str, tuple[DriverSpec, DriverOptions]] = {}
     problems: list[tuple[str, str]] = []
     for sensor in sensors:
         spec = specs.get(sensor.profile.driver_name)
@@ -105,8 +106,8 @@ def sensor_opener(the_plan: Plan, buses: BusProvider) -> Opener:
             return spec.build(link, options), link.close
         if spec.bus is BusKind.AUDIO:
             # The meter's interval is the sampling interval: one interval per read.
-            assert sensor.config.device is not None
-            options = dataclasses.replace(options, interval_s=sensor.interval_s)
+            assert sensor.config.device is not None and isinstance(options, MicrophoneOptions)
+            options = options.model_copy(update={"interval_s": sensor.interval_s})
             source = buses.audio(sensor.config.device, options.sample_rate,
                                  channel=options.channel, block_s=options.block_s)
             return spec.build(source, options), source.close

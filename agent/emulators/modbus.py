@@ -1,10 +1,11 @@
 """A generic Modbus RTU slave: plays whatever transmitter a ``driver = "modbus"`` profile describes.
 
 The register map comes from the profile's ``[driver_options]`` (slave id, function,
-register tables) and the values from its [[quantities]] ranges: a level in dB walks
-between 35 and 80, anything else within the lower part of its valid range. The map
-is parsed here independently of the driver, so tests cross-check two readings of
-the same profile.
+register tables), read through the one description model the driver reads too
+(:class:`agent.config.modbus.ModbusOptions`), and the values from its [[quantities]]
+ranges: a level in dB walks between 35 and 80, anything else within the lower part of
+its valid range. Words are encoded here independently of the driver's decoding, so
+tests cross-check two readings of the same profile.
 
 Slave behaviour per MODBUS over Serial Line V1.02 and the application protocol:
 
@@ -27,10 +28,10 @@ import random
 import struct
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.bus.crc import crc16_modbus
+from agent.config.modbus import MAX_REGISTERS, ModbusOptions, RegisterSpec
 from agent.emulators import register
 from agent.emulators._log import BoundedLog
 from agent.emulators._walk import Walk
@@ -38,35 +39,20 @@ from agent.emulators._walk import Walk
 if TYPE_CHECKING:
     from agent.config.profiles import Profile
 
-MAX_READ = 125
-
-
-@dataclass(frozen=True)
-class _Register:
-    """The device-side view of one register table entry."""
-
-    quantity: str
-    address: int
-    scale: float = 1.0
-    offset: float = 0.0
-    signed: bool = False
-    words: int = 1
-    word_order: str = "big"
-    float32: bool = False
-
-    def encode(self, value: float) -> list[int]:
-        """Physical value to register words: raw = (value - offset) / scale."""
-        raw = (value - self.offset) / self.scale
-        if self.float32:
-            data = struct.pack(">f", raw)
-        else:
-            bits = 16 * self.words
-            low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if self.signed \
-                else (0, (1 << bits) - 1)
-            data = max(low, min(high, round(raw))).to_bytes(2 * self.words, "big",
-                                                          signed=self.signed)
-        words = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
-        return words if self.word_order == "big" else words[::-1]
+def encode(spec: RegisterSpec, value: float) -> list[int]:
+    """Physical value to register words: raw = (value - offset) / scale, the device's side
+    of the description (the driver decodes on its own)."""
+    raw = (value - spec.offset) / spec.scale
+    if spec.float32:
+        data = struct.pack(">f", raw)
+    else:
+        bits = 16 * spec.words
+        low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if spec.signed \
+            else (0, (1 << bits) - 1)
+        data = max(low, min(high, round(raw))).to_bytes(2 * spec.words, "big",
+                                                      signed=spec.signed)
+    words = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+    return words if spec.word_order == "big" else words[::-1]
 
 
 def crc_frame(body: bytes) -> bytes:
@@ -91,14 +77,14 @@ class ModbusSlave:
     """
 
     def __init__(self, *, slave_id: int = 1, function: int = 3,
-                 registers: Iterable[Mapping[str, Any]] = DEFAULT_REGISTERS,
+                 registers: Iterable[Mapping[str, Any] | RegisterSpec] = DEFAULT_REGISTERS,
                  ranges: Mapping[str, tuple[float, float, str]] | None = None,
                  baudrate: int = 4800, seed: int = 0,
                  values: Mapping[str, float] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.slave_id = slave_id
         self.function = function
-        self.registers = [_Register(**dict(entry)) for entry in registers]
+        self.registers = [RegisterSpec.model_validate(entry) for entry in registers]
         self.baudrate = baudrate
         self.gap_s = gap_s(baudrate)
         self._clock = clock
@@ -106,7 +92,7 @@ class ModbusSlave:
         self.values: dict[str, float] = dict(values or {})
         self._walks = {reg.quantity: self._walk(reg.quantity, (ranges or DEFAULT_RANGES))
                        for reg in self.registers}
-        self._map: dict[int, tuple[_Register, int]] = {}
+        self._map: dict[int, tuple[RegisterSpec, int]] = {}
         for reg in self.registers:
             for index in range(reg.words):
                 self._map[reg.address + index] = (reg, index)
@@ -125,11 +111,11 @@ class ModbusSlave:
     @classmethod
     def from_profile(cls, profile: Profile, **kwargs: Any) -> ModbusSlave:
         """The device a ``driver = "modbus"`` profile describes."""
-        options = profile.driver_options
+        options = ModbusOptions.model_validate(profile.driver_options)
         ranges = {q.name: (q.min, q.max, q.unit) for q in profile.quantities}
         settings: dict[str, Any] = {
-            "slave_id": options.get("slave_id", 1), "function": options.get("function", 3),
-            "registers": options.get("registers", ()), "ranges": ranges,
+            "slave_id": options.slave_id, "function": options.function,
+            "registers": options.registers, "ranges": ranges,
             "baudrate": profile.baudrate or 9600}
         settings.update(kwargs)
         return cls(**settings)
@@ -201,7 +187,7 @@ class ModbusSlave:
             return 0x03  # ILLEGAL DATA VALUE: a read request is always 8 bytes
         address = int.from_bytes(frame[2:4], "big")
         count = int.from_bytes(frame[4:6], "big")
-        if not 1 <= count <= MAX_READ:
+        if not 1 <= count <= MAX_REGISTERS:
             return 0x03
         if any(a not in self._map for a in range(address, address + count)):
             return 0x02  # ILLEGAL DATA ADDRESS
@@ -213,7 +199,7 @@ class ModbusSlave:
         for a in range(address, address + count):
             reg, index = self._map[a]
             if reg.quantity not in encoded:
-                encoded[reg.quantity] = reg.encode(self.value(reg.quantity))
+                encoded[reg.quantity] = encode(reg, self.value(reg.quantity))
             out.append(encoded[reg.quantity][index])
         return out
 

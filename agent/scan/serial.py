@@ -41,14 +41,15 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from agent.bus.serial import SerialLink
+from agent.config.modbus import ModbusOptions
 from agent.config.profiles import Profile
 from agent.errors import BusError, BusTimeout, CrcError, FrameError
 from agent.scan.findings import Finding, Identity, Problem, State
 from agent.sensors import pms5003, sds011
-from agent.sensors.modbus import ModbusException, ModbusOptions, ModbusRtu
+from agent.sensors.modbus import ModbusException, ModbusRtu
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def plans_for(profiles: Iterable[Profile]) -> list[BaudPlan]:
         baud = profile.baudrate
         if profile.driver_name == "modbus":
             try:
-                options = TypeAdapter(ModbusOptions).validate_python(profile.driver_options)
+                options = ModbusOptions.model_validate(profile.driver_options)
             except (ValidationError, ValueError) as exc:
                 log.warning("profile %s: driver_options unusable for a scan: %s",
                             profile.model, exc)
@@ -311,9 +312,10 @@ def _modbus_identity(link: SerialLink, candidates: Sequence[ModbusCandidate],
         groups.setdefault(key, []).append(candidate)
     for group in groups.values():
         first = group[0].options
-        specs = tuple(replace(spec, quantity=f"{c.model}/{spec.quantity}")
+        specs = tuple(spec.model_copy(update={"quantity": f"{c.model}/{spec.quantity}"})
                       for c in group for spec in c.options.registers)
-        driver = ModbusRtu(link, replace(first, registers=specs, reply_timeout_s=timeout_s))
+        driver = ModbusRtu(link, first.model_copy(
+            update={"registers": specs, "reply_timeout_s": timeout_s}))
         models = tuple(c.model for c in group)
         try:
             values = {r.quantity: r.value for r in driver.read()}

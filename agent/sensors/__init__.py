@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from agent.config.options import DriverOptions
 from agent.sensors.base import BusKind, SensorDriver
 
 DriverT = TypeVar("DriverT", bound=type)
@@ -22,17 +23,18 @@ DriverT = TypeVar("DriverT", bound=type)
 class DriverSpec:
     """How to build a driver: its bus kind, options type and class.
 
-    ``options_type`` is a frozen dataclass; the config layer validates the
-    ``[sensors.<id>.options]`` table against it, so each driver documents its
-    own options in one place.
+    ``options_type`` is the driver's pydantic options model: ``check-config`` and the
+    daemon validate the ``[sensors.<id>.options]`` table against it, ``scan`` builds
+    drivers with it and ``docs/configuration.md`` is tested against it, so each option
+    and its default are defined once.
     """
 
     model: str
     bus: BusKind
-    options_type: type
+    options_type: type[DriverOptions]
     driver_type: type[SensorDriver]
 
-    def build(self, bus: Any, options: Any) -> SensorDriver:
+    def build(self, bus: Any, options: DriverOptions) -> SensorDriver:
         """Construct the driver on an open bus (an I2CDevice or a SerialLink)."""
         return self.driver_type(bus, options)
 
@@ -41,7 +43,8 @@ _REGISTRY: dict[str, DriverSpec] = {}
 _LOADED = False
 
 
-def register(*models: str, bus: BusKind, options: type) -> Callable[[DriverT], DriverT]:
+def register(*models: str, bus: BusKind,
+             options: type[DriverOptions]) -> Callable[[DriverT], DriverT]:
     """Class decorator: register a driver for one or more model names."""
 
     def decorate(cls: DriverT) -> DriverT:

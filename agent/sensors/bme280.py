@@ -29,7 +29,10 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
+from pydantic import Field, model_validator
+
 from agent.bus.i2c import I2CDevice
+from agent.config.options import DriverOptions
 from agent.errors import BusTimeout, FrameError, SensorError
 from agent.models import Reading
 from agent.sensors import register
@@ -168,29 +171,34 @@ def max_measurement_ms(osrs_t: int, osrs_p: int, osrs_h: int | None) -> float:
     return total
 
 
-@dataclass(frozen=True)
-class Bme280Options:
+class Bme280Options(DriverOptions):
     """Oversampling and timing for a BME280/BMP280 in forced mode.
 
     The defaults (×1 everywhere, IIR filter off, one reading a minute) are Bosch's
     "weather monitoring" recommendation: lowest power, no self-heating.
     """
 
-    osrs_t: int = 1
-    """Temperature oversampling: 1, 2, 4, 8 or 16 (each step adds one bit of resolution)."""
-    osrs_p: int = 1
-    """Pressure oversampling: 1, 2, 4, 8 or 16 (×1 = 2.62 Pa, ×16 = 0.16 Pa resolution)."""
-    osrs_h: int = 1
-    """Humidity oversampling: 1, 2, 4, 8 or 16 (reduces noise only; ignored on a BMP280)."""
-    timeout_s: float = 0.05
-    """Seconds to keep polling a status bit beyond the datasheet's maximum time."""
+    osrs_t: int = Field(
+        default=1, description="Temperature oversampling: 1, 2, 4, 8 or 16 (each step adds one bit "
+        "of resolution).")
+    osrs_p: int = Field(
+        default=1, description="Pressure oversampling: 1, 2, 4, 8 or 16 (×1 = 2.62 Pa, ×16 = 0.16 "
+        "Pa resolution).")
+    osrs_h: int = Field(
+        default=1, description="Humidity oversampling: 1, 2, 4, 8 or 16 (reduces noise only; "
+        "ignored on a BMP280).")
+    timeout_s: float = Field(
+        default=0.05, description="Seconds to keep polling a status bit beyond the datasheet's "
+        "maximum time.")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Bme280Options:
         for name in ("osrs_t", "osrs_p", "osrs_h"):
             if getattr(self, name) not in _OSRS_CODE:
                 raise ValueError(f"{name} must be one of {sorted(_OSRS_CODE)}")
         if self.timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        return self
 
 
 @register("bme280", bus=BusKind.I2C, options=Bme280Options)

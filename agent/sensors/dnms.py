@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from functools import partial
 from typing import ClassVar
 
+from pydantic import Field, model_validator
+
 from agent.bus.i2c import I2CDevice
+from agent.config.options import DriverOptions
 from agent.errors import DataNotReady, SensorError
 from agent.models import Reading
 from agent.sensors import register
@@ -86,22 +88,23 @@ def is_filler(data: bytes) -> bool:
     return len(set(data)) == 1 and data[0] in (0x00, 0xFF)
 
 
-@dataclass(frozen=True)
-class DnmsOptions:
+class DnmsOptions(DriverOptions):
     """Per-sensor settings for the ``[sensors.<id>.options]`` table."""
 
-    read_lzeq: bool = False
-    """Also read LZeq (command 0x0011, Z-weighted equivalent level of the same
-    interval). Offered by the Teensy 4.0 firmware V5/V6 (checked in V6.0.x); the
-    V2.x firmware ignores the command and the driver then raises SensorError."""
-    ready_timeout_s: float = 0.2
-    """Seconds to poll data-ready after calculate-LEQ, in 5 ms steps. The device
-    latches at the end of its current block (up to ~125 ms on V2), so airrohr's
-    ~40 ms budget often misses it; a slot that misses raises DataNotReady."""
+    read_lzeq: bool = Field(
+        default=False, description="Also read LZeq (command 0x0011, Z-weighted equivalent level of "
+        "the same interval). Offered by the Teensy 4.0 firmware V5/V6 (checked in V6.0.x); the "
+        "V2.x firmware ignores the command and the driver then raises SensorError.")
+    ready_timeout_s: float = Field(
+        default=0.2, description="Seconds to poll data-ready after calculate-LEQ, in 5 ms steps. "
+        "The device latches at the end of its current block (up to ~125 ms on V2), so airrohr's "
+        "~40 ms budget often misses it; a slot that misses raises DataNotReady.")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> DnmsOptions:
         if not 0 < self.ready_timeout_s <= 5:
             raise ValueError(f"ready_timeout_s {self.ready_timeout_s} outside (0, 5] s")
+        return self
 
 
 @register("dnms", bus=BusKind.I2C, options=DnmsOptions)

@@ -45,7 +45,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from pydantic import Field, model_validator
+
 from agent.bus.audio import DEFAULT_BLOCK_S, DEFAULT_BUFFER_S, AudioSource, Block
+from agent.config.options import DriverOptions
 from agent.errors import AgentError, DataNotReady, SensorError
 from agent.models import Reading
 from agent.sensors import register
@@ -68,33 +71,39 @@ _STALL_S = 3.0  # no audio for this long is a failure
 _KEEP_INTERVALS = 64  # completed intervals kept when nobody reads them
 
 
-@dataclass(frozen=True)
-class MicrophoneOptions:
+class MicrophoneOptions(DriverOptions):
     """Per-sensor settings for the ``[sensors.<id>.options]`` table."""
 
-    sample_rate: int = 48000
-    """Capture rate in Hz. 48 kHz covers the A and C weightings up to 20 kHz."""
-    calibration_offset_db: float = DEFAULT_OFFSET_DB
-    """dB re 20 µPa of a full-scale square wave: set it with ``lokaalmeten calibrate``.
-    The default (123.01 dB) is the datasheet value for −26 dBFS microphones."""
-    c_weighting: bool = True
-    """Also measure LCeq (the C-weighted level; LCeq − LAeq shows low-frequency noise)."""
-    z_weighting: bool = True
-    """Also measure LZeq (unweighted)."""
-    channel: int = 0
-    """Input channel: 0 = left (the mic's L/R or SEL pin to GND), 1 = right."""
-    block_s: float = DEFAULT_BLOCK_S
-    """Capture period in s: audio handed over per callback."""
-    buffer_s: float = DEFAULT_BUFFER_S
-    """Seconds of audio queued while the meter is busy; beyond it audio is lost (counted)."""
-    settle_s: float = 0.2
-    """Audio discarded after each start, in s: capsules and codecs start with a pop (an
-    INMP441 outputs data 2^18 SCK cycles, 85 ms at 3.072 MHz, after power-up)."""
-    interval_s: float | None = None
-    """The meter's interval in s. The daemon sets it to the sensor's ``interval_s``
-    (a value here is overridden); set it only when using the driver on its own."""
+    sample_rate: int = Field(
+        default=48000, description="Capture rate in Hz. 48 kHz covers the A and C weightings up to "
+        "20 kHz.")
+    calibration_offset_db: float = Field(
+        default=DEFAULT_OFFSET_DB, description="dB re 20 µPa of a full-scale square wave: set it "
+        "with ``lokaalmeten calibrate``. The default (123.01 dB) is the datasheet value for −26 "
+        "dBFS microphones.")
+    c_weighting: bool = Field(
+        default=True, description="Also measure LCeq (the C-weighted level; LCeq − LAeq shows "
+        "low-frequency noise).")
+    z_weighting: bool = Field(default=True, description="Also measure LZeq (unweighted).")
+    channel: int = Field(
+        default=0, description="Input channel: 0 = left (the mic's L/R or SEL pin to GND), 1 = "
+        "right.")
+    block_s: float = Field(
+        default=DEFAULT_BLOCK_S, description="Capture period in s: audio handed over per callback.")
+    buffer_s: float = Field(
+        default=DEFAULT_BUFFER_S, description="Seconds of audio queued while the meter is busy; "
+        "beyond it audio is lost (counted).")
+    settle_s: float = Field(
+        default=0.2, description="Audio discarded after each start, in s: capsules and codecs "
+        "start with a pop (an INMP441 outputs data 2^18 SCK cycles, 85 ms at 3.072 MHz, after "
+        "power-up).")
+    interval_s: float | None = Field(
+        default=None, description="The meter's interval in s. The daemon sets it to the sensor's "
+        "``interval_s`` (a value here is overridden); set it only when using the driver on its "
+        "own.")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> MicrophoneOptions:
         if not 8000 <= self.sample_rate <= 192000:
             raise ValueError(f"sample_rate {self.sample_rate} outside 8000..192000 Hz")
         if not 0 <= self.channel <= 7:
@@ -107,6 +116,7 @@ class MicrophoneOptions:
             raise ValueError("settle_s must not be negative")
         if self.interval_s is not None and self.interval_s < 0.1:
             raise ValueError(f"interval_s {self.interval_s} is below 0.1 s")
+        return self
 
     @property
     def meter_interval_s(self) -> float:

@@ -6,9 +6,9 @@ registers per read) and MODBUS over Serial Line V1.02 (RTU framing, CRC-16/MODBU
 sent low byte first, frames separated by at least 3.5 character times of silence;
 above 19200 bit/s a fixed 1.75 ms). Worked example: CO2meter AN123 (K30).
 
-The device is described entirely by options, normally taken from a firmware profile's
-``driver = "modbus"`` and ``[driver_options]`` table, so a new transmitter is a new
-profile file and no code::
+The device is described entirely by options (:class:`agent.config.modbus.ModbusOptions`),
+normally taken from a firmware profile's ``driver = "modbus"`` and ``[driver_options]``
+table, so a new transmitter is a new profile file and no code::
 
     [driver_options]
     slave_id = 1
@@ -29,10 +29,11 @@ import logging
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, NoReturn
+from typing import ClassVar, NoReturn
 
 from agent.bus.crc import crc16_modbus
 from agent.bus.serial import SerialLink
+from agent.config.modbus import MAX_REGISTERS, MAX_SLAVE_ID, ModbusOptions, RegisterSpec
 from agent.errors import BusTimeout, CrcError, DataNotReady, FrameError, SensorError
 from agent.models import Reading
 from agent.sensors import register
@@ -43,9 +44,6 @@ log = logging.getLogger(__name__)
 READ_HOLDING_REGISTERS = 0x03
 READ_INPUT_REGISTERS = 0x04
 EXCEPTION_FLAG = 0x80
-MAX_REGISTERS = 125
-"""Largest quantity of registers one read request may ask for."""
-MAX_SLAVE_ID = 247
 BITS_PER_CHARACTER = 11
 """RTU character: start + 8 data + parity (or a second stop bit) + stop."""
 FIXED_GAP_ABOVE_BAUD = 19200
@@ -135,45 +133,6 @@ def parse_read_reply(frame: bytes, slave_id: int, function: int, count: int) -> 
     return [int.from_bytes(frame[i:i + 2], "big") for i in range(3, 3 + 2 * count, 2)]
 
 
-@dataclass(frozen=True)
-class RegisterSpec:
-    """Where one quantity lives and how its raw words become a value."""
-
-    __pydantic_config__ = {"extra": "forbid"}  # noqa: RUF012 - read by pydantic, not a field
-
-    quantity: str
-    """Quantity name; must match a [[quantities]] name in the profile."""
-    address: int
-    """Protocol address of the first register, 0-based (PLC register 40001 = 0)."""
-    scale: float = 1.0
-    """value = raw * scale + offset, e.g. 0.1 for a register in tenths of a dB."""
-    offset: float = 0.0
-    signed: bool = False
-    """Two's complement (int16 / int32) rather than unsigned."""
-    words: Literal[1, 2] = 1
-    """1 for 16-bit values, 2 for 32-bit integers or floats."""
-    word_order: Literal["big", "little"] = "big"
-    """For 2 words: "big" = high word at the lower address (most devices), "little" = low
-    word first ("CDAB")."""
-    float32: bool = False
-    """The 2 words hold an IEEE-754 float (then ``signed`` does not apply)."""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.address <= 0xFFFF - self.words + 1:
-            raise ValueError(f"address {self.address} outside 0..{0xFFFF - self.words + 1}")
-        if self.words not in (1, 2):
-            raise ValueError(f"words {self.words} must be 1 or 2")
-        if self.float32 and self.words != 2:
-            raise ValueError("float32 needs words = 2")
-        if self.scale == 0:
-            raise ValueError("scale must not be 0")
-
-    @property
-    def end(self) -> int:
-        """One past the last register address."""
-        return self.address + self.words
-
-
 def decode_value(words: Sequence[int], spec: RegisterSpec) -> float:
     """Combine the register words and apply ``raw * scale + offset``."""
     if len(words) != spec.words:
@@ -218,43 +177,6 @@ def plan_blocks(registers: Sequence[RegisterSpec], max_count: int = MAX_REGISTER
     if members:
         blocks.append(Block(start, end - start, tuple(members)))
     return blocks
-
-
-@dataclass(frozen=True)
-class ModbusOptions:
-    """The device description, normally the profile's ``[driver_options]`` table."""
-
-    slave_id: int = 1
-    """Modbus address of the device, 1..247 (factory default is usually 1)."""
-    function: Literal[3, 4] = 3
-    """3 = read holding registers, 4 = read input registers."""
-    registers: tuple[RegisterSpec, ...] = ()
-    """What to read: one table per quantity (at least one)."""
-    reply_timeout_s: float = 1.0
-    """Seconds to wait for a complete reply; silence raises BusTimeout."""
-    max_registers_per_request: int = MAX_REGISTERS
-    """Cap on registers per request (1..125); 1 reads every register separately for
-    devices that refuse multi-register reads."""
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.slave_id <= MAX_SLAVE_ID:
-            raise ValueError(f"slave_id {self.slave_id} outside 1..{MAX_SLAVE_ID}")
-        if self.function not in (READ_HOLDING_REGISTERS, READ_INPUT_REGISTERS):
-            raise ValueError(f"function {self.function} must be 3 or 4")
-        if not self.registers:
-            raise ValueError("registers: list at least one register")
-        names = [spec.quantity for spec in self.registers]
-        if len(set(names)) != len(names):
-            raise ValueError(f"registers: quantity names repeat: {names}")
-        if not 0 < self.reply_timeout_s <= 30:
-            raise ValueError(f"reply_timeout_s {self.reply_timeout_s} outside (0, 30]")
-        if not 1 <= self.max_registers_per_request <= MAX_REGISTERS:
-            raise ValueError(f"max_registers_per_request outside 1..{MAX_REGISTERS}")
-
-    @property
-    def quantity_names(self) -> tuple[str, ...]:
-        """The quantities this configuration reports, in register-table order."""
-        return tuple(spec.quantity for spec in self.registers)
 
 
 @register("modbus", bus=BusKind.SERIAL, options=ModbusOptions)

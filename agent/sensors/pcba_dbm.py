@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from pydantic import Field, model_validator
+
 from agent.bus.i2c import I2CDevice
+from agent.config.options import DriverOptions
 from agent.errors import DataNotReady, SensorError
 from agent.models import Reading
 from agent.sensors import register
@@ -115,21 +117,22 @@ def history_leq(history: bytes) -> tuple[float, int] | None:
     return 10 * math.log10(energy / len(levels)), len(levels)
 
 
-@dataclass(frozen=True)
-class PcbaDbmOptions:
+class PcbaDbmOptions(DriverOptions):
     """Per-sensor settings for the ``[sensors.<id>.options]`` table."""
 
-    weighting: Weighting = "A"
-    """Frequency weighting: "A" (default; environmental noise), "C" or "Z" (none).
-    The quantities are named after it: laeq/lamin/lamax, lceq/..., lzeq/...."""
-    averaging_ms: int = 1000
-    """Tavg in ms (10..10000): 1000 = slow, 125 = fast. One history entry per Tavg,
-    100 entries: keep the sampling interval at or below 100 x Tavg."""
+    weighting: Weighting = Field(
+        default='A', description="Frequency weighting: 'A' (default; environmental noise), 'C' or "
+        "'Z' (none). The quantities are named after it: laeq/lamin/lamax, lceq/..., lzeq/....")
+    averaging_ms: int = Field(
+        default=1000, description="Tavg in ms (10..10000): 1000 = slow, 125 = fast. One history "
+        "entry per Tavg, 100 entries: keep the sampling interval at or below 100 x Tavg.")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> PcbaDbmOptions:
         if self.weighting not in _FILTER_BITS:
             raise ValueError(f"weighting {self.weighting!r} not one of A, C, Z")
         encode_tavg(self.averaging_ms)
+        return self
 
 
 @register("pcba_dbm", bus=BusKind.I2C, options=PcbaDbmOptions)

@@ -17,8 +17,11 @@ import logging
 from dataclasses import astuple, dataclass
 from typing import ClassVar, Literal
 
+from pydantic import Field, model_validator
+
 from agent.bus.crc import sum16
 from agent.bus.serial import SerialLink
+from agent.config.options import DriverOptions
 from agent.errors import BusTimeout, CrcError, FrameError, SensorError
 from agent.models import Reading
 from agent.sensors import register
@@ -143,22 +146,24 @@ def parse_ack(raw: bytes) -> tuple[int, int]:
     return raw[4], raw[5]
 
 
-@dataclass(frozen=True)
-class PmsOptions:
+class PmsOptions(DriverOptions):
     """Options for a Plantower PMS sensor (``[sensors.<id>.options]``)."""
 
-    mode: Literal["passive", "active"] = "passive"
-    """``passive``: the agent requests every frame, so the laser can sleep between
-    readings. ``active``: the sensor streams frames and the driver takes the next one."""
-    reply_timeout_s: float = 3.0
-    """Seconds to wait for an answer or the next frame [s]; active frames come every
-    2.3 s at most, so keep it above that in active mode."""
+    mode: Literal['passive', 'active'] = Field(
+        default='passive', description="``passive``: the agent requests every frame, so the laser "
+        "can sleep between readings. ``active``: the sensor streams frames and the driver takes "
+        "the next one.")
+    reply_timeout_s: float = Field(
+        default=3.0, description="Seconds to wait for an answer or the next frame [s]; active "
+        "frames come every 2.3 s at most, so keep it above that in active mode.")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> PmsOptions:
         if self.mode not in ("passive", "active"):
             raise ValueError(f"mode must be 'passive' or 'active', not {self.mode!r}")
         if self.reply_timeout_s <= 0:
             raise ValueError("reply_timeout_s must be positive")
+        return self
 
 
 @register("pms5003", "pms7003", "pmsa003", bus=BusKind.SERIAL, options=PmsOptions)

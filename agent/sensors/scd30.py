@@ -26,10 +26,12 @@ other tools alone when an option is not set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
+from pydantic import Field, model_validator
+
 from agent.bus.i2c import I2CDevice
+from agent.config.options import DriverOptions
 from agent.errors import DataNotReady
 from agent.models import Reading
 from agent.sensors import register
@@ -100,27 +102,29 @@ def _check_pressure(mbar: int) -> None:
                          f"{MIN_PRESSURE_MBAR}..{MAX_PRESSURE_MBAR}")
 
 
-@dataclass(frozen=True)
-class Scd30Options:
+class Scd30Options(DriverOptions):
     """Per-sensor settings for the ``[sensors.<id>.options]`` table."""
 
-    interval_s: int = MIN_INTERVAL_S
-    """Measurement interval, 2..1800 s. Stored in the sensor; written only if it differs.
-    A longer interval saves power but the first reading comes later."""
-    asc: bool | None = None
-    """Automatic self-calibration on/off; None leaves the sensor's stored setting. ASC
-    needs fresh air (about 400 ppm) for an hour a day over 7 days to settle."""
-    altitude_m: int | None = None
-    """Height above sea level in metres for pressure compensation; None leaves the
-    stored value. Ignored by the sensor while an ambient pressure is set."""
-    ambient_pressure_mbar: int = 0
-    """Ambient pressure sent with start, 700..1400 mbar; 0 turns pressure compensation
-    off (the altitude setting then applies)."""
-    temperature_offset_c: float | None = None
-    """Self-heating offset in °C (0.01 °C steps, not negative) subtracted from T;
-    None leaves the stored value."""
+    interval_s: int = Field(
+        default=MIN_INTERVAL_S, description="Measurement interval, 2..1800 s. Stored in the "
+        "sensor; written only if it differs. A longer interval saves power but the first reading "
+        "comes later.")
+    asc: bool | None = Field(
+        default=None, description="Automatic self-calibration on/off; None leaves the sensor's "
+        "stored setting. ASC needs fresh air (about 400 ppm) for an hour a day over 7 days to "
+        "settle.")
+    altitude_m: int | None = Field(
+        default=None, description="Height above sea level in metres for pressure compensation; "
+        "None leaves the stored value. Ignored by the sensor while an ambient pressure is set.")
+    ambient_pressure_mbar: int = Field(
+        default=0, description="Ambient pressure sent with start, 700..1400 mbar; 0 turns pressure "
+        "compensation off (the altitude setting then applies).")
+    temperature_offset_c: float | None = Field(
+        default=None, description="Self-heating offset in °C (0.01 °C steps, not negative) "
+        "subtracted from T; None leaves the stored value.")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Scd30Options:
         if not MIN_INTERVAL_S <= self.interval_s <= MAX_INTERVAL_S:
             raise ValueError(f"interval_s {self.interval_s} outside "
                              f"{MIN_INTERVAL_S}..{MAX_INTERVAL_S}")
@@ -129,6 +133,7 @@ class Scd30Options:
         _check_pressure(self.ambient_pressure_mbar)
         if self.temperature_offset_c is not None:
             offset_to_ticks(self.temperature_offset_c)
+        return self
 
 
 @register("scd30", bus=BusKind.I2C, options=Scd30Options)

@@ -20,10 +20,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from pydantic import Field, model_validator
+
 from agent.bus.i2c import I2CDevice
+from agent.config.options import DriverOptions
 from agent.errors import DataNotReady, NackError, SensorError
 from agent.models import Reading
 from agent.sensors import register
@@ -120,26 +122,31 @@ def parse_serial(words: list[int]) -> int:
     return join_words(words)
 
 
-@dataclass(frozen=True)
-class Scd40Options:
+class Scd40Options(DriverOptions):
     """Per-sensor settings for the ``[sensors.<id>.options]`` table (SCD40)."""
 
-    mode: Mode = "periodic"
-    """"periodic" (new value every 5 s) or "low_power" (every ~30 s, ~3 mA);
-    SCD41 only: "single_shot" (one 5 s measurement per read, idle in between)."""
-    asc: bool | None = None
-    """Automatic self-calibration on/off (RAM); None leaves the sensor's setting
-    (enabled from the factory). ASC assumes fresh air (~400 ppm) at least weekly."""
-    altitude_m: int | None = None
-    """Sensor altitude above sea level, 0..3000 m, for pressure compensation (RAM)."""
-    ambient_pressure_hpa: int | None = None
-    """Ambient pressure 700..1200 hPa (RAM); overrides the altitude when both are set."""
-    temperature_offset_c: float | None = None
-    """Self-heating offset in °C subtracted from T (RAM; factory default 4 °C)."""
+    mode: Mode = Field(
+        default='periodic', description="'periodic' (new value every 5 s) or 'low_power' (every "
+        "~30 s, ~3 mA); SCD41 only: 'single_shot' (one 5 s measurement per read, idle in "
+        "between).")
+    asc: bool | None = Field(
+        default=None, description="Automatic self-calibration on/off (RAM); None leaves the "
+        "sensor's setting (enabled from the factory). ASC assumes fresh air (~400 ppm) at least "
+        "weekly.")
+    altitude_m: int | None = Field(
+        default=None, description="Sensor altitude above sea level, 0..3000 m, for pressure "
+        "compensation (RAM).")
+    ambient_pressure_hpa: int | None = Field(
+        default=None, description="Ambient pressure 700..1200 hPa (RAM); overrides the altitude "
+        "when both are set.")
+    temperature_offset_c: float | None = Field(
+        default=None, description="Self-heating offset in °C subtracted from T (RAM; factory "
+        "default 4 °C).")
 
     _MODES: ClassVar[frozenset[str]] = frozenset({"periodic", "low_power"})
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Scd40Options:
         if self.mode not in self._MODES:
             raise ValueError(f"mode {self.mode!r} not one of {sorted(self._MODES)}")
         if self.altitude_m is not None and not 0 <= self.altitude_m <= MAX_ALTITUDE_M:
@@ -150,9 +157,9 @@ class Scd40Options:
                              f"{MIN_PRESSURE_HPA}..{MAX_PRESSURE_HPA}")
         if self.temperature_offset_c is not None:
             encode_temperature_offset(self.temperature_offset_c)
+        return self
 
 
-@dataclass(frozen=True)
 class Scd41Options(Scd40Options):
     """SCD41 settings: as the SCD40's, and ``mode`` may also be "single_shot"."""
 

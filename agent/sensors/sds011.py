@@ -20,8 +20,11 @@ import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
+from pydantic import Field, model_validator
+
 from agent.bus.crc import sum8
 from agent.bus.serial import SerialLink
+from agent.config.options import DriverOptions
 from agent.errors import BusTimeout, CrcError, FrameError, SensorError
 from agent.models import Reading
 from agent.sensors import register
@@ -131,27 +134,29 @@ def parse_firmware(frame: bytes) -> tuple[str, int]:
     return f"{reply.data2:02d}-{reply.data3:02d}-{reply.data4:02d}", reply.device_id
 
 
-@dataclass(frozen=True)
-class Sds011Options:
+class Sds011Options(DriverOptions):
     """Per-sensor settings for the ``[sensors.<id>.options]`` table."""
 
-    device_id: int = BROADCAST_ID
-    """Device ID to address, 0..0xFFFF. 0xFFFF (broadcast) talks to whichever sensor is
-    on the line; any other value addresses that sensor only and ignores frames
-    carrying another ID."""
-    reply_timeout_s: float = 1.5
-    """Seconds to wait for a reply frame (the sensor reports once per 1 s, "1+0.5 s").
-    The serial link's own read timeout should not be longer than this."""
-    continuous_working_period: bool = True
-    """At start, set the working period to continuous (0) if another host left it
-    periodic: in a periodic cycle the sensor sleeps on its own and misses queries.
-    The period survives power-off, so it is read first and written only when needed."""
+    device_id: int = Field(
+        default=BROADCAST_ID, description="Device ID to address, 0..0xFFFF. 0xFFFF (broadcast) "
+        "talks to whichever sensor is on the line; any other value addresses that sensor only and "
+        "ignores frames carrying another ID.")
+    reply_timeout_s: float = Field(
+        default=1.5, description="Seconds to wait for a reply frame (the sensor reports once per 1 "
+        "s, \"1+0.5 s\"). The serial link's own read timeout should not be longer than this.")
+    continuous_working_period: bool = Field(
+        default=True, description="At start, set the working period to continuous (0) if another "
+        "host left it periodic: in a periodic cycle the sensor sleeps on its own and misses "
+        "queries. The period survives power-off, so it is read first and written only when "
+        "needed.")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Sds011Options:
         if not 0 <= self.device_id <= 0xFFFF:
             raise ValueError(f"device_id {self.device_id} outside 0..0xFFFF")
         if self.reply_timeout_s <= 0:
             raise ValueError("reply_timeout_s must be positive")
+        return self
 
 
 @register("sds011", bus=BusKind.SERIAL, options=Sds011Options)

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import ClassVar
 
+from pydantic import Field, model_validator
+
 from agent.bus.i2c import I2CDevice
+from agent.config.options import DriverOptions
 from agent.errors import DataNotReady, SensorError
 from agent.models import NO_FLAGS, Quality, Reading
 from agent.sensors import register
@@ -158,21 +160,25 @@ def _temperature_offset_words(offset_c: float, slope: float, time_constant_s: in
 
 
 # --- driver -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Sen5xOptions:
+class Sen5xOptions(DriverOptions):
     """Settings of one SEN5x; each ``None`` leaves the device's own setting alone."""
 
-    auto_cleaning_interval_s: int | None = None
-    """Fan auto-cleaning interval in seconds (0 disables; factory default 604800 = 1 week)."""
-    temperature_offset_c: float | None = None
-    """Constant temperature offset in degC for the enclosure's self-heating (SEN54/SEN55);
-    the device reports T + slope * T + offset. Volatile: re-applied at every start."""
-    temperature_offset_slope: float = 0.0
-    """Normalised temperature-dependent offset slope (only with temperature_offset_c)."""
-    temperature_offset_time_constant_s: int = 0
-    """Seconds over which a new offset fades in (63 %); 0 applies it at once."""
+    auto_cleaning_interval_s: int | None = Field(
+        default=None, description="Fan auto-cleaning interval in seconds (0 disables; factory "
+        "default 604800 = 1 week).")
+    temperature_offset_c: float | None = Field(
+        default=None, description="Constant temperature offset in degC for the enclosure's "
+        "self-heating (SEN54/SEN55); the device reports T + slope * T + offset. Volatile: "
+        "re-applied at every start.")
+    temperature_offset_slope: float = Field(
+        default=0.0, description="Normalised temperature-dependent offset slope (only with "
+        "temperature_offset_c).")
+    temperature_offset_time_constant_s: int = Field(
+        default=0, description="Seconds over which a new offset fades in (63 %); 0 applies it at "
+        "once.")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Sen5xOptions:
         interval = self.auto_cleaning_interval_s
         if interval is not None and not 0 <= interval <= 0xFFFFFFFF:
             raise ValueError("auto_cleaning_interval_s must fit in 32 bits and be >= 0")
@@ -183,6 +189,7 @@ class Sen5xOptions:
             raise ValueError("temperature_offset_slope must lie within +-3.2767 (int16 / 10000)")
         if not 0 <= self.temperature_offset_time_constant_s <= 0xFFFF:
             raise ValueError("temperature_offset_time_constant_s must be 0..65535")
+        return self
 
 
 class Sen5x(SensirionDriver):

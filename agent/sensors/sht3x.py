@@ -13,10 +13,12 @@ maximum conversion time, then read once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from pydantic import Field, model_validator
+
 from agent.bus.i2c import I2CDevice
+from agent.config.options import DriverOptions
 from agent.errors import CrcError, NackError
 from agent.models import Reading
 from agent.sensors import register
@@ -100,19 +102,21 @@ def parse_serial(data: bytes) -> int:
     return join_words(parse_words(data, 2))
 
 
-@dataclass(frozen=True)
-class Sht3xOptions:
+class Sht3xOptions(DriverOptions):
     """Settings for an SHT3x."""
 
-    repeatability: Repeatability = "high"
-    """Measurement repeatability: high (0.04 %RH, 15 ms), medium (6 ms) or low (4 ms)."""
-    heater: bool = False
-    """Switch the on-chip heater on (a few °C of self-heating; for plausibility checks
-    or to dry a condensed sensor, never for normal readings)."""
+    repeatability: Repeatability = Field(
+        default='high', description="Measurement repeatability: high (0.04 %RH, 15 ms), medium (6 "
+        "ms) or low (4 ms).")
+    heater: bool = Field(
+        default=False, description="Switch the on-chip heater on (a few °C of self-heating; for "
+        "plausibility checks or to dry a condensed sensor, never for normal readings).")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Sht3xOptions:
         if self.repeatability not in _MEASURE:
             raise ValueError(f"repeatability must be one of {sorted(_MEASURE)}")
+        return self
 
 
 @register("sht3x", bus=BusKind.I2C, options=Sht3xOptions)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from pydantic import Field, model_validator
+
 from agent.bus.i2c import I2CDevice
+from agent.config.options import DriverOptions
 from agent.errors import CrcError, DataNotReady, FrameError
 from agent.models import Reading
 from agent.sensors import register
@@ -78,28 +80,34 @@ def parse_serial(data: bytes) -> int:
     return join_words(decode_reply(data, 2, what="SHT4x serial number"))
 
 
-@dataclass(frozen=True)
-class Sht4xOptions:
+class Sht4xOptions(DriverOptions):
     """Settings for an SHT4x."""
 
-    precision: Precision = "high"
-    """Repeatability of each measurement: high (8.3 ms), medium (4.5 ms) or low (1.6 ms)."""
-    heater: HeaterPulse = "off"
-    """Heater pulse used against RH creep after long spells of high humidity; off by default."""
-    heater_interval_s: float = 600.0
-    """Seconds between heater pulses at least; raised to keep the duty cycle ≤ 10 %."""
-    heater_min_rh: float = 80.0
-    """Only pulse when the reading just taken is at or above this RH (creep needs damp air), %."""
-    heater_cooldown_s: float = 10.0
-    """Seconds after a pulse in which readings are skipped (DataNotReady): the die is still warm."""
+    precision: Precision = Field(
+        default='high', description="Repeatability of each measurement: high (8.3 ms), medium (4.5 "
+        "ms) or low (1.6 ms).")
+    heater: HeaterPulse = Field(
+        default='off', description="Heater pulse used against RH creep after long spells of high "
+        "humidity; off by default.")
+    heater_interval_s: float = Field(
+        default=600.0, description="Seconds between heater pulses at least; raised to keep the "
+        "duty cycle ≤ 10 %.")
+    heater_min_rh: float = Field(
+        default=80.0, description="Only pulse when the reading just taken is at or above this RH "
+        "(creep needs damp air), %.")
+    heater_cooldown_s: float = Field(
+        default=10.0, description="Seconds after a pulse in which readings are skipped "
+        "(DataNotReady): the die is still warm.")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Sht4xOptions:
         if self.precision not in _MEASURE:
             raise ValueError(f"precision must be one of {sorted(_MEASURE)}")
         if self.heater != "off" and self.heater not in _HEATER:
             raise ValueError(f"heater must be 'off' or one of {sorted(_HEATER)}")
         if self.heater_interval_s <= 0 or self.heater_cooldown_s < 0:
             raise ValueError("heater_interval_s must be > 0 and heater_cooldown_s >= 0")
+        return self
 
 
 @register("sht4x", bus=BusKind.I2C, options=Sht4xOptions)

@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from pydantic import Field, model_validator
+
 from agent.bus.i2c import I2CDevice
+from agent.config.options import DriverOptions
 from agent.errors import DataNotReady, NackError, SensorError
 from agent.models import Reading
 from agent.sensors import register
@@ -135,26 +137,28 @@ def parse_uint32(data: bytes) -> int:
 
 
 # --- driver -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Sps30Options:
+class Sps30Options(DriverOptions):
     """Settings of one SPS30."""
 
-    output: Literal["float", "uint16"] = "float"
-    """Wire format of the values: ``float`` (all firmware) or ``uint16`` (firmware >= 2.0,
-    integer ug/m3 and #/cm3; coarser but half the bytes)."""
-    auto_cleaning_interval_s: int | None = None
-    """Fan auto-cleaning interval in seconds (0 disables; factory default 604800 = 1 week).
-    ``None`` leaves the device's setting alone, so no flash write happens at start."""
-    sleep_between: bool = False
-    """Let the sampler put the sensor to sleep between readings (firmware >= 2.0) to save
-    fan and laser life; on older firmware it only stops measuring."""
+    output: Literal['float', 'uint16'] = Field(
+        default='float', description="Wire format of the values: ``float`` (all firmware) or "
+        "``uint16`` (firmware >= 2.0, integer ug/m3 and #/cm3; coarser but half the bytes).")
+    auto_cleaning_interval_s: int | None = Field(
+        default=None, description="Fan auto-cleaning interval in seconds (0 disables; factory "
+        "default 604800 = 1 week). ``None`` leaves the device's setting alone, so no flash write "
+        "happens at start.")
+    sleep_between: bool = Field(
+        default=False, description="Let the sampler put the sensor to sleep between readings "
+        "(firmware >= 2.0) to save fan and laser life; on older firmware it only stops measuring.")
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Sps30Options:
         if self.output not in ("float", "uint16"):
             raise ValueError(f"output must be 'float' or 'uint16', not {self.output!r}")
         interval = self.auto_cleaning_interval_s
         if interval is not None and not 0 <= interval <= 0xFFFFFFFF:
             raise ValueError("auto_cleaning_interval_s must fit in 32 bits and be >= 0")
+        return self
 
 
 @register("sps30", bus=BusKind.I2C, options=Sps30Options)

@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from agent.bus.crc import crc16_modbus
 from agent.bus.serial import SerialLink
+from agent.config.modbus import ModbusOptions, RegisterSpec
 from agent.config.profiles import Profile, all_profiles
 from agent.emulators import registry as emulator_registry
-from agent.emulators.modbus import ModbusSlave, _Register
+from agent.emulators.modbus import ModbusSlave, encode
 from agent.emulators.serial_pty import Fault, PtySerialEmulator
 from agent.errors import BusError, BusTimeout, ConfigError, CrcError, DataNotReady, FrameError
 from agent.models import Reading
@@ -24,9 +25,7 @@ from agent.sensors.base import BusKind, SensorDriver
 from agent.sensors.modbus import (
     ModbusBusy,
     ModbusException,
-    ModbusOptions,
     ModbusRtu,
-    RegisterSpec,
     decode_value,
     encode_read_request,
     frame_gap_s,
@@ -42,6 +41,10 @@ TIMEOUT_S = 0.3
 
 def h(text: str) -> bytes:
     return bytes.fromhex(text)
+
+
+def reg(quantity: str, address: int, **settings: object) -> RegisterSpec:
+    return RegisterSpec.model_validate({"quantity": quantity, "address": address, **settings})
 
 
 def options_from(table: dict) -> ModbusOptions:
@@ -66,11 +69,11 @@ def test_reference_requests() -> None:
 
 def test_reference_replies() -> None:
     assert parse_read_reply(h("68 04 02 03 01 24 09"), 0x68, 4, 1) == [769]  # 769 ppm
-    noise = RegisterSpec("sound_level", 0, scale=0.1)
+    noise = reg("sound_level", 0, scale=0.1)
     words = parse_read_reply(h("01 03 02 02 6D 78 C9"), 1, 3, 1)
     assert decode_value(words, noise) == pytest.approx(62.1)
     wind = parse_read_reply(h("01 03 02 00 79 79 A6"), 1, 3, 1)  # 12.1 m/s
-    assert decode_value(wind, RegisterSpec("wind_speed", 0, scale=0.1)) == pytest.approx(12.1)
+    assert decode_value(wind, reg("wind_speed", 0, scale=0.1)) == pytest.approx(12.1)
     with pytest.raises(ModbusException) as caught:
         parse_read_reply(h("01 83 02 C0 F1"), 1, 3, 1)
     assert (caught.value.code, caught.value.name) == (2, "ILLEGAL DATA ADDRESS")
@@ -140,30 +143,29 @@ def test_value_round_trip_over_the_full_raw_range(spec: dict, fraction: float) -
         else (0, (1 << bits) - 1)
     raw = round(low + fraction * (high - low))
     value = raw * spec["scale"] + spec["offset"]
-    words = _Register("x", 0, **spec).encode(value)
-    decoded = decode_value(words, RegisterSpec("x", 0, **spec))
+    words = encode(reg("x", 0, **spec), value)
+    decoded = decode_value(words, reg("x", 0, **spec))
     assert decoded == pytest.approx(value, rel=1e-9, abs=spec["scale"] / 2)
 
 
 @given(st.floats(-1e6, 1e6, width=32), st.sampled_from(["big", "little"]))
 def test_float32_round_trip(value: float, order: str) -> None:
-    words = _Register("x", 0, words=2, float32=True, word_order=order).encode(value)
-    assert decode_value(words, RegisterSpec("x", 0, words=2, float32=True,
-                                            word_order=order)) == value
+    words = encode(reg("x", 0, words=2, float32=True, word_order=order), value)
+    assert decode_value(words, reg("x", 0, words=2, float32=True, word_order=order)) == value
 
 
 def test_word_order_and_sign() -> None:
-    signed = RegisterSpec("t", 0, scale=0.1, signed=True)
+    signed = reg("t", 0, scale=0.1, signed=True)
     assert decode_value([0xFF9B], signed) == pytest.approx(-10.1)
-    assert decode_value([0xFF9B], RegisterSpec("t", 0, scale=0.1)) == pytest.approx(6543.5)
-    assert decode_value([0x0001, 0x0002], RegisterSpec("e", 0, words=2)) == 0x00010002
+    assert decode_value([0xFF9B], reg("t", 0, scale=0.1)) == pytest.approx(6543.5)
+    assert decode_value([0x0001, 0x0002], reg("e", 0, words=2)) == 0x00010002
     assert decode_value([0x0001, 0x0002],
-                        RegisterSpec("e", 0, words=2, word_order="little")) == 0x00020001
+                        reg("e", 0, words=2, word_order="little")) == 0x00020001
 
 
 def test_plan_blocks_groups_gap_free_runs() -> None:
-    regs = [RegisterSpec("a", 0), RegisterSpec("b", 1), RegisterSpec("c", 2, words=2),
-            RegisterSpec("d", 10)]
+    regs = [reg("a", 0), reg("b", 1), reg("c", 2, words=2),
+            reg("d", 10)]
     blocks = plan_blocks(regs)
     assert [(b.address, b.count) for b in blocks] == [(0, 4), (10, 1)]
     assert [s.quantity for s in blocks[0].specs] == ["a", "b", "c"]
@@ -171,7 +173,7 @@ def test_plan_blocks_groups_gap_free_runs() -> None:
         (0, 1), (1, 1), (2, 2), (10, 1)]
     assert [(b.address, b.count) for b in plan_blocks(regs, max_count=3)] == [
         (0, 2), (2, 2), (10, 1)]
-    overlap = [RegisterSpec("w", 4, words=2), RegisterSpec("lo", 5)]
+    overlap = [reg("w", 4, words=2), reg("lo", 5)]
     assert [(b.address, b.count) for b in plan_blocks(overlap)] == [(4, 2)]
 
 
@@ -214,8 +216,8 @@ def test_profile_driver_options_validate_into_modbus_options() -> None:
     assert isinstance(options, ModbusOptions)
     assert (options.slave_id, options.function) == (7, 4)
     assert options.registers == (
-        RegisterSpec("temperature", 1, scale=0.1, signed=True),
-        RegisterSpec("energy", 2, words=2, word_order="little", float32=True))
+        reg("temperature", 1, scale=0.1, signed=True),
+        reg("energy", 2, words=2, word_order="little", float32=True))
     assert options.quantity_names == tuple(q.name for q in profile.quantities)
     # A sensor's own options override the profile's key by key.
     moved = options_from({**profile.driver_options, "slave_id": 9})
@@ -224,10 +226,10 @@ def test_profile_driver_options_validate_into_modbus_options() -> None:
 
 @pytest.mark.parametrize(("table", "key", "reason"), [
     ({"registers": [{"quantity": "x", "address": 0, "scal": 0.1}]},
-     "sensors.s.options.registers[0].scal", "Unexpected keyword"),
-    ({"registers": []}, "sensors.s.options", "at least one register"),
-    ({"slave_id": 0, "registers": [{"quantity": "x", "address": 0}]}, "sensors.s.options",
-     "slave_id 0"),
+     "sensors.s.options.registers[0].scal", "unknown key"),
+    ({"registers": []}, "sensors.s.options.registers", "at least 1 item"),
+    ({"slave_id": 0, "registers": [{"quantity": "x", "address": 0}]},
+     "sensors.s.options.slave_id", "greater than or equal to 1"),
     ({"function": 6, "registers": [{"quantity": "x", "address": 0}]},
      "sensors.s.options.function", "3 or 4"),
     ({"registers": [{"quantity": "x", "address": 0, "words": 3}]},
