@@ -40,7 +40,7 @@ class RegisterSpec(DriverOptions):
     words: Literal[1, 2] = Field(
         default=1, description="1 for 16-bit values, 2 for 32-bit integers or floats.")
     word_order: Literal['big', 'little'] = Field(
-        default='big', description="For 2 words: 'big' = high word at the lower address (most "
+        default="big", description="For 2 words: 'big' = high word at the lower address (most "
         "devices), 'little' = low word first ('CDAB').")
     float32: bool = Field(
         default=False, description="The 2 words hold an IEEE-754 float (then signed does not "

@@ -121,7 +121,7 @@ class PcbaDbmOptions(DriverOptions):
     """Per-sensor settings for the ``[sensors.<id>.options]`` table."""
 
     weighting: Weighting = Field(
-        default='A', description="Frequency weighting: 'A' (default; environmental noise), 'C' or "
+        default="A", description="Frequency weighting: 'A' (default; environmental noise), 'C' or "
         "'Z' (none). The quantities are named after it: laeq/lamin/lamax, lceq/..., lzeq/....")
     averaging_ms: int = Field(
         default=1000, description="Tavg in ms (10..10000): 1000 = slow, 125 = fast. One history "

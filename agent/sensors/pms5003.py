@@ -150,7 +150,7 @@ class PmsOptions(DriverOptions):
     """Options for a Plantower PMS sensor (``[sensors.<id>.options]``)."""
 
     mode: Literal['passive', 'active'] = Field(
-        default='passive', description="``passive``: the agent requests every frame, so the laser "
+        default="passive", description="``passive``: the agent requests every frame, so the laser "
         "can sleep between readings. ``active``: the sensor streams frames and the driver takes "
         "the next one.")
     reply_timeout_s: float = Field(

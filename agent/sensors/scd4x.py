@@ -126,7 +126,7 @@ class Scd40Options(DriverOptions):
     """Per-sensor settings for the ``[sensors.<id>.options]`` table (SCD40)."""
 
     mode: Mode = Field(
-        default='periodic', description="'periodic' (new value every 5 s) or 'low_power' (every "
+        default="periodic", description="'periodic' (new value every 5 s) or 'low_power' (every "
         "~30 s, ~3 mA); SCD41 only: 'single_shot' (one 5 s measurement per read, idle in "
         "between).")
     asc: bool | None = Field(

@@ -106,7 +106,7 @@ class Sht3xOptions(DriverOptions):
     """Settings for an SHT3x."""
 
     repeatability: Repeatability = Field(
-        default='high', description="Measurement repeatability: high (0.04 %RH, 15 ms), medium (6 "
+        default="high", description="Measurement repeatability: high (0.04 %RH, 15 ms), medium (6 "
         "ms) or low (4 ms).")
     heater: bool = Field(
         default=False, description="Switch the on-chip heater on (a few °C of self-heating; for "

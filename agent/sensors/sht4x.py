@@ -84,10 +84,10 @@ class Sht4xOptions(DriverOptions):
     """Settings for an SHT4x."""
 
     precision: Precision = Field(
-        default='high', description="Repeatability of each measurement: high (8.3 ms), medium (4.5 "
+        default="high", description="Repeatability of each measurement: high (8.3 ms), medium (4.5 "
         "ms) or low (1.6 ms).")
     heater: HeaterPulse = Field(
-        default='off', description="Heater pulse used against RH creep after long spells of high "
+        default="off", description="Heater pulse used against RH creep after long spells of high "
         "humidity; off by default.")
     heater_interval_s: float = Field(
         default=600.0, description="Seconds between heater pulses at least; raised to keep the "

@@ -141,7 +141,7 @@ class Sps30Options(DriverOptions):
     """Settings of one SPS30."""
 
     output: Literal['float', 'uint16'] = Field(
-        default='float', description="Wire format of the values: ``float`` (all firmware) or "
+        default="float", description="Wire format of the values: ``float`` (all firmware) or "
         "``uint16`` (firmware >= 2.0, integer ug/m3 and #/cm3; coarser but half the bytes).")
     auto_cleaning_interval_s: int | None = Field(
         default=None, description="Fan auto-cleaning interval in seconds (0 disables; factory "
