@@ -73,8 +73,8 @@ def ascii_words(text: str, size: int | None = None) -> list[int]:
 class SensirionDevice:
     """The bus side of a Sensirion-style chip: dispatch, one pending reply, faults, log.
 
-    Subclasses implement :meth:`execute` (or :meth:`handlers` for a table of
-    commands) and call :meth:`reply`; hooks refuse traffic in special states.
+    Subclasses give their command table in :meth:`handlers` (named commands ->
+    handlers, which call :meth:`reply`); hooks refuse traffic in special states.
     ``rereadable`` devices (SPS30, SEN5x: a command sets a read pointer) serve the
     same reply to every read until the next command; the others serve it once.
     ``read_delay_s`` is how long after a command the reply can be read at the
@@ -98,6 +98,8 @@ class SensirionDevice:
         self._faults = {"corrupt": 0, "nack": 0, "not_ready": 0}
         self._corrupt_replies: dict[int, int] = {}
         self._busy_until = -math.inf
+        self.now = -math.inf
+        """When the command being executed arrived (set before its handler runs)."""
         self.clear_reply()
 
     # -- fault injection ---------------------------------------------------------------
@@ -158,15 +160,19 @@ class SensirionDevice:
         return split_write(data)
 
     def execute(self, code: int, args: list[int], now: float) -> None:
-        """Carry out a command (raise :class:`Nack` to refuse it); by default from
-        :meth:`handlers`, where an unknown command is NACKed."""
+        """Carry out a command from the device's command table (:meth:`handlers`); a
+        code not in it is NACKed, as is anything a handler refuses (:class:`Nack`).
+        A subclass overrides this only to refuse whole states (asleep, measuring)
+        before the table is asked, or to add what every command does after it."""
         handler = self.handlers().get(code)
         if handler is None:
             raise Nack(f"unknown command 0x{code:04x}")
+        self.now = now
         handler(args)
 
     def handlers(self) -> dict[int, Handler]:
-        """Command code -> handler of its argument words, for table-driven devices."""
+        """The command table: each named command (an ``IntEnum`` member of the device's
+        module) -> the handler of its argument words."""
         return {}
 
     def idle_read(self, length: int) -> bytes:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from enum import IntEnum
+from functools import partial
 
 from agent.emulators import register
-from agent.emulators._sensirion import SensirionDevice, float_words
+from agent.emulators._sensirion import Handler, SensirionDevice, float_words
 from agent.emulators._walk import Walk
 from agent.emulators.i2c_bus import Nack
 
@@ -27,6 +29,22 @@ ADDRESS = 0x61
 READ_DELAY_S = 0.003
 """The host must wait this long after a command before reading; earlier reads are refused."""
 BOOT_S = 2.0
+
+
+class Scd30Command(IntEnum):
+    """The commands of the SCD30 interface description, by name."""
+
+    START_CONTINUOUS = 0x0010
+    STOP = 0x0104
+    INTERVAL = 0x4600
+    DATA_READY = 0x0202
+    READ_MEASUREMENT = 0x0300
+    ASC = 0x5306
+    FRC = 0x5204
+    TEMPERATURE_OFFSET = 0x5403
+    ALTITUDE = 0x5102
+    FIRMWARE = 0xD100
+    SOFT_RESET = 0xD304
 
 
 class Scd30Device(SensirionDevice):
@@ -68,52 +86,66 @@ class Scd30Device(SensirionDevice):
 
     # -- behaviour -----------------------------------------------------------------------
 
-    def execute(self, code: int, args: list[int], now: float) -> None:  # noqa: PLR0912
-        settings = {0x4600: ("interval_s", 2, 1800), 0x5306: ("asc", 0, 1),
-                    0x5204: ("frc_ppm", 400, 2000), 0x5403: ("temperature_offset_ticks",
-                                                             0, 0xFFFF),
-                    0x5102: ("altitude_m", 0, 0xFFFF)}
-        if code in settings and len(args) <= 1:
-            name, low, high = settings[code]
-            if not args:
-                self.reply([int(getattr(self, name))])
-                return
-            if not low <= args[0] <= high:
-                raise Nack(f"SCD30 {name} {args[0]} out of range")
-            if code == 0x5306:
-                self.asc = bool(args[0])
-            elif code == 0x5204:
-                self.co2_correction = args[0] - self._co2.value
-                self.frc_ppm = args[0]
-            else:
-                setattr(self, name, args[0])
+    def handlers(self) -> dict[int, Handler]:
+        return {
+            Scd30Command.START_CONTINUOUS: self._start, Scd30Command.STOP: self._stop,
+            Scd30Command.DATA_READY: self._data_ready,
+            Scd30Command.READ_MEASUREMENT: self._read_measurement,
+            Scd30Command.FIRMWARE: self._firmware, Scd30Command.SOFT_RESET: self._soft_reset,
+            Scd30Command.INTERVAL: partial(self._setting, "interval_s", 2, 1800),
+            Scd30Command.ASC: partial(self._setting, "asc", 0, 1),
+            Scd30Command.FRC: partial(self._setting, "frc_ppm", 400, 2000),
+            Scd30Command.TEMPERATURE_OFFSET: partial(self._setting,
+                                                     "temperature_offset_ticks", 0, 0xFFFF),
+            Scd30Command.ALTITUDE: partial(self._setting, "altitude_m", 0, 0xFFFF),
+        }
+
+    def _setting(self, name: str, low: int, high: int, args: list[int]) -> None:
+        """A non-volatile setting: no argument reads it, one argument in range sets it."""
+        if len(args) > 1:
+            raise Nack(f"SCD30 {name} takes at most one argument")
+        if not args:
+            self.reply([int(getattr(self, name))])
             return
-        if code == 0x0010 and len(args) == 1:
-            if args[0] and not 700 <= args[0] <= 1400:
-                raise Nack(f"SCD30 pressure {args[0]} out of range")
-            self.ambient_pressure_mbar = args[0]
-            if not self.measuring:
-                self._begin(now)
-        elif args:
-            raise Nack(f"SCD30 command 0x{code:04x} takes no argument")
-        elif code == 0x0104:
-            self.measuring, self._ready = False, False
-        elif code == 0x0202:
-            self.reply([int(self.report_ready(self._ready))])
-        elif code == 0x0300:
-            # The host must check data-ready first; a read without new data repeats
-            # the old buffer, and only clears the flag once the bytes went out.
-            if self._buffer is not None:
-                self.reply(self._buffer, after_read=self._consume)
-        elif code == 0xD100:
-            self.reply([self.firmware])
-        elif code == 0xD304:
-            self.busy_for(self._boot_s, now)
-            self._ready, self._buffer = False, None
-            if self.measuring:  # the mode is resumed from non-volatile memory
-                self._next_sample = self._busy_until + self._interval()
-        else:
-            raise Nack(f"SCD30 unknown command 0x{code:04x}")
+        if not low <= args[0] <= high:
+            raise Nack(f"SCD30 {name} {args[0]} out of range")
+        if name == "frc_ppm":
+            self.co2_correction = args[0] - self._co2.value
+        setattr(self, name, bool(args[0]) if name == "asc" else args[0])
+
+    def _start(self, args: list[int]) -> None:
+        self.expect(args, 1)
+        if args[0] and not 700 <= args[0] <= 1400:
+            raise Nack(f"SCD30 pressure {args[0]} out of range")
+        self.ambient_pressure_mbar = args[0]
+        if not self.measuring:
+            self._begin(self.now)
+
+    def _stop(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.measuring, self._ready = False, False
+
+    def _data_ready(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.reply([int(self.report_ready(self._ready))])
+
+    def _read_measurement(self, args: list[int]) -> None:
+        # The host must check data-ready first; a read without new data repeats
+        # the old buffer, and only clears the flag once the bytes went out.
+        self.expect(args, 0)
+        if self._buffer is not None:
+            self.reply(self._buffer, after_read=self._consume)
+
+    def _firmware(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.reply([self.firmware])
+
+    def _soft_reset(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.busy_for(self._boot_s, self.now)
+        self._ready, self._buffer = False, None
+        if self.measuring:  # the mode is resumed from non-volatile memory
+            self._next_sample = self._busy_until + self._interval()
 
     def _consume(self) -> None:
         self._ready = False

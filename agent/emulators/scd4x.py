@@ -23,9 +23,11 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from enum import IntEnum
+from functools import partial
 
 from agent.emulators import register
-from agent.emulators._sensirion import SensirionDevice
+from agent.emulators._sensirion import Handler, SensirionDevice
 from agent.emulators._walk import Walk
 from agent.emulators.i2c_bus import Nack
 
@@ -36,17 +38,48 @@ _DEFAULT_OFFSET_WORD = 1498  # 4 °C: offset = 175 * word / 2^16
 SELF_HEATING_C = _DEFAULT_OFFSET_WORD * 175 / 65536
 _VARIANT_WORDS = {"scd40": 0x0000, "scd41": 0x1000}
 
-_ALLOWED_WHILE_MEASURING = {0xEC05, 0x3F86, 0xE000, 0xE4B8}
-_SCD41_ONLY = {0x219D, 0x2196, 0x36E0}
-_WAKE_UP = 0x36F6
+class Scd4xCommand(IntEnum):
+    """The commands of the SCD4x datasheet (v1.3), by name."""
+
+    START_PERIODIC = 0x21B1
+    START_LOW_POWER = 0x21AC
+    READ_MEASUREMENT = 0xEC05
+    STOP_PERIODIC = 0x3F86
+    SET_TEMPERATURE_OFFSET = 0x241D
+    GET_TEMPERATURE_OFFSET = 0x2318
+    SET_ALTITUDE = 0x2427
+    GET_ALTITUDE = 0x2322
+    AMBIENT_PRESSURE = 0xE000
+    """One argument sets it, none reads it."""
+    FORCED_RECALIBRATION = 0x362F
+    SET_ASC = 0x2416
+    GET_ASC = 0x2313
+    DATA_READY = 0xE4B8
+    PERSIST_SETTINGS = 0x3615
+    SERIAL_NUMBER = 0x3682
+    SELF_TEST = 0x3639
+    FACTORY_RESET = 0x3632
+    REINIT = 0x3646
+    MEASURE_SINGLE_SHOT = 0x219D
+    MEASURE_SINGLE_SHOT_RHT = 0x2196
+    POWER_DOWN = 0x36E0
+    WAKE_UP = 0x36F6
+    SENSOR_VARIANT = 0x202F
+
+
+_C = Scd4xCommand
+_ALLOWED_WHILE_MEASURING = {_C.READ_MEASUREMENT, _C.STOP_PERIODIC, _C.AMBIENT_PRESSURE,
+                            _C.DATA_READY}
+_SCD41_ONLY = {_C.MEASURE_SINGLE_SHOT, _C.MEASURE_SINGLE_SHOT_RHT, _C.POWER_DOWN}
 WAKE_UP_S = 0.02
 """wake_up takes 20 ms (datasheet v1.3); the sensor is deaf meanwhile."""
-_UNKNOWN: list[int] = [-1]
-"""Sentinel: the command is not handled here."""
-_EXEC_S = {0xEC05: 0.001, 0x3F86: 0.5, 0x241D: 0.001, 0x2318: 0.001, 0x2427: 0.001,
-           0x2322: 0.001, 0xE000: 0.001, 0x362F: 0.4, 0x2416: 0.001, 0x2313: 0.001,
-           0xE4B8: 0.001, 0x3615: 0.8, 0x3682: 0.001, 0x3639: 10.0, 0x3632: 1.2,
-           0x3646: 0.02, 0x2196: 0.05, 0x36E0: 0.001, 0x202F: 0.001}
+_EXEC_S: dict[int, float] = {
+    _C.READ_MEASUREMENT: 0.001, _C.STOP_PERIODIC: 0.5, _C.SET_TEMPERATURE_OFFSET: 0.001,
+    _C.GET_TEMPERATURE_OFFSET: 0.001, _C.SET_ALTITUDE: 0.001, _C.GET_ALTITUDE: 0.001,
+    _C.AMBIENT_PRESSURE: 0.001, _C.FORCED_RECALIBRATION: 0.4, _C.SET_ASC: 0.001,
+    _C.GET_ASC: 0.001, _C.DATA_READY: 0.001, _C.PERSIST_SETTINGS: 0.8, _C.SERIAL_NUMBER: 0.001,
+    _C.SELF_TEST: 10.0, _C.FACTORY_RESET: 1.2, _C.REINIT: 0.02, _C.MEASURE_SINGLE_SHOT_RHT: 0.05,
+    _C.POWER_DOWN: 0.001, _C.SENSOR_VARIANT: 0.001}
 
 
 @dataclass(frozen=True)
@@ -111,7 +144,9 @@ class Scd4xDevice(SensirionDevice):
     # -- behaviour -----------------------------------------------------------------------
 
     def execute(self, code: int, args: list[int], now: float) -> None:
-        if code == _WAKE_UP:
+        """Refuse what the state forbids, then the command table; then deaf for the
+        command's execution time."""
+        if code == _C.WAKE_UP:
             if self.state == "sleep":
                 self.state = "idle"
                 self.busy_for(WAKE_UP_S, now)
@@ -122,81 +157,121 @@ class Scd4xDevice(SensirionDevice):
             raise Nack(f"SCD4x refuses 0x{code:04x} while measuring")
         if code in _SCD41_ONLY and self.variant != "scd41":
             raise Nack(f"{self.variant} has no command 0x{code:04x}")
-        reply = self._control(code, args, now)
-        if reply is _UNKNOWN:
-            reply = self._configure(code, args)
-        if reply is _UNKNOWN:
-            raise Nack(f"SCD4x: bad command 0x{code:04x} with {len(args)} argument(s)")
-        if reply:
-            self.reply(reply)
+        super().execute(code, args, now)
         self.busy_for(_EXEC_S.get(code, 0.0), now)
 
-    def _control(self, code: int, args: list[int], now: float) -> list[int]:
-        """Measurement, state and identity commands; ``_UNKNOWN`` for anything else."""
-        reply: list[int] = []
-        match code, args:
-            case (0x21B1, []) | (0x21AC, []):
-                self.state = "periodic" if code == 0x21B1 else "low_power"
-                self._next_sample = now + self._intervals[self.state]
-                self._ready = False
-            case (0xEC05, []):
-                if self._ready and self._buffer is not None:
-                    self.reply(self._buffer, after_read=self._consume)
-            case (0x3F86, []):
-                self.state, self._ready = "idle", False
-            case (0xE4B8, []):
-                reply = [0x8006 if self.report_ready(self._ready) else 0x8000]
-            case (0x3682, []):
-                reply = [self.serial >> 32 & 0xFFFF, self.serial >> 16 & 0xFFFF,
-                         self.serial & 0xFFFF]
-            case (0x3639, []):
-                reply = [0x0000]  # self-test passed
-            case (0x219D, []) | (0x2196, []):
-                duration = self._single_shot_s if code == 0x219D else 0.05
-                self._shot_due, self._shot_co2 = now + duration, code == 0x219D
-                self.busy_for(duration, now)
-            case (0x36E0, []):
-                self.state = "sleep"
-            case (0x202F, []):
-                reply = [_VARIANT_WORDS[self.variant]]
-            case (0x362F, [target]):
-                reply = [self._recalibrate(target)]
-            case _:
-                return _UNKNOWN
-        return reply
+    def handlers(self) -> dict[int, Handler]:
+        return {
+            _C.START_PERIODIC: partial(self._start, "periodic"),
+            _C.START_LOW_POWER: partial(self._start, "low_power"),
+            _C.READ_MEASUREMENT: self._read_measurement, _C.STOP_PERIODIC: self._stop,
+            _C.DATA_READY: self._data_ready, _C.SERIAL_NUMBER: self._serial_number,
+            _C.SELF_TEST: self._self_test,
+            _C.MEASURE_SINGLE_SHOT: partial(self._single_shot, co2=True),
+            _C.MEASURE_SINGLE_SHOT_RHT: partial(self._single_shot, co2=False),
+            _C.POWER_DOWN: self._power_down, _C.SENSOR_VARIANT: self._variant,
+            _C.FORCED_RECALIBRATION: self._forced_recalibration,
+            _C.SET_TEMPERATURE_OFFSET: self._set_temperature_offset,
+            _C.GET_TEMPERATURE_OFFSET: partial(self._get, "temperature_offset_word"),
+            _C.SET_ALTITUDE: self._set_altitude, _C.GET_ALTITUDE: partial(self._get, "altitude_m"),
+            _C.AMBIENT_PRESSURE: self._ambient_pressure, _C.SET_ASC: self._set_asc,
+            _C.GET_ASC: partial(self._get, "asc"), _C.PERSIST_SETTINGS: self._persist,
+            _C.FACTORY_RESET: self._factory_reset, _C.REINIT: self._reinit,
+        }
 
-    def _configure(self, code: int, args: list[int]) -> list[int]:
-        """Settings commands (RAM, EEPROM); ``_UNKNOWN`` for anything else."""
-        settings = self.settings
-        reply: list[int] = []
-        match code, args:
-            case (0x241D, [word]):
-                self.settings = replace(settings, temperature_offset_word=word)
-            case (0x2318, []):
-                reply = [settings.temperature_offset_word]
-            case (0x2427, [metres]) if metres <= 3000:
-                self.settings = replace(settings, altitude_m=metres, compensation="altitude")
-            case (0x2322, []):
-                reply = [settings.altitude_m]
-            case (0xE000, [hpa]) if 700 <= hpa <= 1200:
-                self.settings = replace(settings, ambient_pressure_hpa=hpa,
-                                        compensation="pressure")
-            case (0xE000, []):
-                reply = [settings.ambient_pressure_hpa]
-            case (0x2416, [enabled]) if enabled <= 1:
-                self.settings = replace(settings, asc=bool(enabled))
-            case (0x2313, []):
-                reply = [int(settings.asc)]
-            case (0x3615, []):
-                self.eeprom = settings
-                self.persist_count += 1
-            case (0x3632, []):
-                self.eeprom = self.settings = Settings()
-            case (0x3646, []):
-                self.settings = self.eeprom
-            case _:
-                return _UNKNOWN
-        return reply
+    # -- measurement, state and identity -------------------------------------------------
+
+    def _start(self, state: str, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.state = state
+        self._next_sample = self.now + self._intervals[state]
+        self._ready = False
+
+    def _read_measurement(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        if self._ready and self._buffer is not None:
+            self.reply(self._buffer, after_read=self._consume)
+
+    def _stop(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.state, self._ready = "idle", False
+
+    def _data_ready(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.reply([0x8006 if self.report_ready(self._ready) else 0x8000])
+
+    def _serial_number(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.reply([self.serial >> 32 & 0xFFFF, self.serial >> 16 & 0xFFFF,
+                    self.serial & 0xFFFF])
+
+    def _self_test(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.reply([0x0000])  # passed
+
+    def _single_shot(self, args: list[int], *, co2: bool) -> None:
+        self.expect(args, 0)
+        duration = self._single_shot_s if co2 else 0.05
+        self._shot_due, self._shot_co2 = self.now + duration, co2
+        self.busy_for(duration, self.now)
+
+    def _power_down(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.state = "sleep"
+
+    def _variant(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.reply([_VARIANT_WORDS[self.variant]])
+
+    def _forced_recalibration(self, args: list[int]) -> None:
+        self.expect(args, 1)
+        self.reply([self._recalibrate(args[0])])
+
+    # -- settings (RAM, EEPROM) ----------------------------------------------------------
+
+    def _get(self, name: str, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.reply([int(getattr(self.settings, name))])
+
+    def _set_temperature_offset(self, args: list[int]) -> None:
+        self.expect(args, 1)
+        self.settings = replace(self.settings, temperature_offset_word=args[0])
+
+    def _set_altitude(self, args: list[int]) -> None:
+        self.expect(args, 1)
+        if args[0] > 3000:
+            raise Nack(f"SCD4x altitude {args[0]} m out of range")
+        self.settings = replace(self.settings, altitude_m=args[0], compensation="altitude")
+
+    def _ambient_pressure(self, args: list[int]) -> None:
+        """One argument sets it (700..1200 hPa), none reads it."""
+        if not args:
+            self._get("ambient_pressure_hpa", args)
+            return
+        self.expect(args, 1)
+        if not 700 <= args[0] <= 1200:
+            raise Nack(f"SCD4x ambient pressure {args[0]} hPa out of range")
+        self.settings = replace(self.settings, ambient_pressure_hpa=args[0],
+                                compensation="pressure")
+
+    def _set_asc(self, args: list[int]) -> None:
+        self.expect(args, 1)
+        if args[0] > 1:
+            raise Nack(f"SCD4x ASC {args[0]} is not 0 or 1")
+        self.settings = replace(self.settings, asc=bool(args[0]))
+
+    def _persist(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.eeprom = self.settings
+        self.persist_count += 1
+
+    def _factory_reset(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.eeprom = self.settings = Settings()
+
+    def _reinit(self, args: list[int]) -> None:
+        self.expect(args, 0)
+        self.settings = self.eeprom
 
     def _recalibrate(self, target: int) -> int:
         """FRC: shift the output so the last reading equals ``target``; 0xFFFF on failure."""
