@@ -161,14 +161,19 @@ class SensirionDevice:
 
     def execute(self, code: int, args: list[int], now: float) -> None:
         """Carry out a command from the device's command table (:meth:`handlers`); a
-        code not in it is NACKed, as is anything a handler refuses (:class:`Nack`).
+        code not in it goes to :meth:`unknown_command`; a handler refuses with :class:`Nack`.
         A subclass overrides this only to refuse whole states (asleep, measuring)
         before the table is asked, or to add what every command does after it."""
         handler = self.handlers().get(code)
         if handler is None:
-            raise Nack(f"unknown command 0x{code:04x}")
+            self.unknown_command(code)
+            return
         self.now = now
         handler(args)
+
+    def unknown_command(self, code: int) -> None:
+        """A code not in the command table: NACKed, as most chips do."""
+        raise Nack(f"unknown command 0x{code:04x}")
 
     def handlers(self) -> dict[int, Handler]:
         """The command table: each named command (an ``IntEnum`` member of the device's

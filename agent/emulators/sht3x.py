@@ -15,19 +15,42 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from enum import IntEnum
+from functools import partial
 from typing import NoReturn
 
 from agent.emulators import register
 from agent.emulators._log import BoundedLog
-from agent.emulators._sensirion import SensirionDevice, split_write
+from agent.emulators._sensirion import Handler, SensirionDevice, split_write
 from agent.emulators.i2c_bus import Nack
 
-# Typical conversion times (datasheet timing table, t_MEAS typ), in seconds.
-_NO_STRETCH = {0x2400: 0.0125, 0x240B: 0.0045, 0x2416: 0.0025}
-_STRETCH = {0x2C06, 0x2C0D, 0x2C10}
-_SOFT_RESET, _HEATER_ON, _HEATER_OFF, _BREAK = 0x30A2, 0x306D, 0x3066, 0x3093
-_READ_STATUS, _CLEAR_STATUS = 0xF32D, 0x3041
-_READ_SERIAL = {0x3682, 0x3780}  # without and with clock stretching
+
+class Sht3xCommand(IntEnum):
+    """The SHT3x datasheet's single-shot and housekeeping commands, by name."""
+
+    MEASURE_HIGH = 0x2400
+    MEASURE_MEDIUM = 0x240B
+    MEASURE_LOW = 0x2416
+    MEASURE_HIGH_STRETCH = 0x2C06
+    MEASURE_MEDIUM_STRETCH = 0x2C0D
+    MEASURE_LOW_STRETCH = 0x2C10
+    SOFT_RESET = 0x30A2
+    HEATER_ON = 0x306D
+    HEATER_OFF = 0x3066
+    BREAK = 0x3093
+    """Ends periodic mode; nothing else to do."""
+    READ_STATUS = 0xF32D
+    CLEAR_STATUS = 0x3041
+    READ_SERIAL = 0x3682
+    READ_SERIAL_STRETCH = 0x3780
+
+
+_C = Sht3xCommand
+# Typical conversion times (datasheet timing table, t_MEAS typ), in seconds; with clock
+# stretching the chip holds the read instead, so the reply is readable at once.
+_MEASURE_S = {_C.MEASURE_HIGH: 0.0125, _C.MEASURE_MEDIUM: 0.0045, _C.MEASURE_LOW: 0.0025,
+              _C.MEASURE_HIGH_STRETCH: 0.0, _C.MEASURE_MEDIUM_STRETCH: 0.0,
+              _C.MEASURE_LOW_STRETCH: 0.0}
 # Alert limits: write command -> matching read command (sht3x.c).
 _ALERT_WRITE_TO_READ = {0x611D: 0xE11F, 0x6116: 0xE114, 0x610B: 0xE109, 0x6100: 0xE102}
 
@@ -119,29 +142,49 @@ class Sht3xDevice(SensirionTRH):
         return code, args
 
     def execute(self, code: int, args: list[int], now: float) -> None:
-        if code in _ALERT_WRITE_TO_READ:
-            self.alert_limits[_ALERT_WRITE_TO_READ[code]] = args[0]
-        elif code in _NO_STRETCH or code in _STRETCH:
-            self._step()
-            words = [sht3x_raw_temperature(self.temperature), sht3x_raw_humidity(self.humidity)]
-            self.reply(words, delay_s=_NO_STRETCH.get(code, 0.0))
-        elif code == _SOFT_RESET:
-            self.power_cycle()
-        elif code in (_HEATER_ON, _HEATER_OFF):
-            self.status = (self.status | _STATUS_HEATER if code == _HEATER_ON
-                           else self.status & ~_STATUS_HEATER)
-        elif code == _READ_STATUS:
-            self.reply([self.status])
-        elif code == _CLEAR_STATUS:
-            self.status &= ~_STATUS_CLEARABLE
-        elif code in _READ_SERIAL:
-            self.reply([self.serial >> 16, self.serial & 0xFFFF])
-        elif code in self.alert_limits:
-            self.reply([self.alert_limits[code]])
-        elif code != _BREAK:  # break only ends periodic mode; nothing else to do
-            self._fail(f"unknown command 0x{code:04x}")
+        """The command table, then what every accepted command does to the status."""
+        super().execute(code, args, now)
         self.status &= ~(_STATUS_CMD_FAILED | _STATUS_WRITE_CRC)
         self.commands.append(code)
+
+    def handlers(self) -> dict[int, Handler]:
+        table: dict[int, Handler] = {
+            code: partial(self._measure, delay_s) for code, delay_s in _MEASURE_S.items()}
+        table.update({
+            _C.SOFT_RESET: lambda _: self.power_cycle(),
+            _C.HEATER_ON: lambda _: self._heater(on=True),
+            _C.HEATER_OFF: lambda _: self._heater(on=False),
+            _C.BREAK: lambda _: None,
+            _C.READ_STATUS: lambda _: self.reply([self.status]),
+            _C.CLEAR_STATUS: self._clear_status,
+            _C.READ_SERIAL: self._read_serial, _C.READ_SERIAL_STRETCH: self._read_serial})
+        table.update({write: partial(self._set_alert, read)
+                      for write, read in _ALERT_WRITE_TO_READ.items()})
+        table.update({read: partial(self._read_alert, read) for read in self.alert_limits})
+        return table
+
+    def unknown_command(self, code: int) -> None:
+        self._fail(f"unknown command 0x{code:04x}")
+
+    def _measure(self, delay_s: float, args: list[int]) -> None:
+        self._step()
+        words = [sht3x_raw_temperature(self.temperature), sht3x_raw_humidity(self.humidity)]
+        self.reply(words, delay_s=delay_s)
+
+    def _heater(self, *, on: bool) -> None:
+        self.status = self.status | _STATUS_HEATER if on else self.status & ~_STATUS_HEATER
+
+    def _clear_status(self, args: list[int]) -> None:
+        self.status &= ~_STATUS_CLEARABLE
+
+    def _read_serial(self, args: list[int]) -> None:
+        self.reply([self.serial >> 16, self.serial & 0xFFFF])
+
+    def _set_alert(self, read_code: int, args: list[int]) -> None:
+        self.alert_limits[read_code] = args[0]
+
+    def _read_alert(self, read_code: int, args: list[int]) -> None:
+        self.reply([self.alert_limits[read_code]])
 
     def _fail(self, reason: str) -> NoReturn:
         self.status |= _STATUS_CMD_FAILED

@@ -10,18 +10,39 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from enum import IntEnum
+from functools import partial
 
 from agent.emulators import register
 from agent.emulators._log import BoundedLog
+from agent.emulators._sensirion import Handler
 from agent.emulators.i2c_bus import Nack
 from agent.emulators.sht3x import SensirionTRH, sht3x_raw_temperature
 
+
+class Sht4xCommand(IntEnum):
+    """The SHT4x datasheet's one-byte commands, by name."""
+
+    MEASURE_HIGH = 0xFD
+    MEASURE_MEDIUM = 0xF6
+    MEASURE_LOW = 0xE0
+    SERIAL = 0x89
+    SOFT_RESET = 0x94
+    HEATER_200MW_1S = 0x39
+    HEATER_200MW_100MS = 0x32
+    HEATER_110MW_1S = 0x2F
+    HEATER_110MW_100MS = 0x24
+    HEATER_20MW_1S = 0x1E
+    HEATER_20MW_100MS = 0x15
+
+
+_C = Sht4xCommand
 # Typical conversion times (datasheet timing table), seconds.
-_MEASURE = {0xFD: 0.0069, 0xF6: 0.0037, 0xE0: 0.0013}
-_SERIAL, _SOFT_RESET = 0x89, 0x94
+_MEASURE = {_C.MEASURE_HIGH: 0.0069, _C.MEASURE_MEDIUM: 0.0037, _C.MEASURE_LOW: 0.0013}
 # Heater commands: (power mW, on-time s); a high-precision measurement follows.
-_HEATER = {0x39: (200, 1.0), 0x32: (200, 0.1), 0x2F: (110, 1.0), 0x24: (110, 0.1),
-           0x1E: (20, 1.0), 0x15: (20, 0.1)}
+_HEATER = {_C.HEATER_200MW_1S: (200, 1.0), _C.HEATER_200MW_100MS: (200, 0.1),
+           _C.HEATER_110MW_1S: (110, 1.0), _C.HEATER_110MW_100MS: (110, 0.1),
+           _C.HEATER_20MW_1S: (20, 1.0), _C.HEATER_20MW_100MS: (20, 0.1)}
 _HEATING_K_PER_MJ = 0.25
 """Crude die warming: kelvin per millijoule of heater energy (200 mW · 1 s → +50 K)."""
 
@@ -48,21 +69,31 @@ class Sht4xDevice(SensirionTRH):
         return data[0], []
 
     def execute(self, code: int, args: list[int], now: float) -> None:
-        if code in _MEASURE:
-            self._step()
-            self.reply(self._words(self.temperature, self.humidity), delay_s=_MEASURE[code])
-        elif code in _HEATER:
-            power_mw, on_s = _HEATER[code]
-            self.heater_pulses.append((now, on_s))
-            hot = self.temperature + power_mw * on_s * _HEATING_K_PER_MJ
-            # Same water vapour at a hotter die: RH falls roughly 6 % per kelvin.
-            dry = self.humidity * 0.94 ** (hot - self.temperature)
-            self.reply(self._words(hot, dry), delay_s=on_s + _MEASURE[0xFD])
-        elif code == _SERIAL:
-            self.reply([self.serial >> 16, self.serial & 0xFFFF])
-        elif code != _SOFT_RESET:  # a reset only drops what was pending
-            raise Nack(f"unknown command 0x{code:02x}")
+        """The command table; every accepted command is logged."""
+        super().execute(code, args, now)
         self.commands.append(code)
+
+    def handlers(self) -> dict[int, Handler]:
+        table: dict[int, Handler] = {
+            code: partial(self._measure, delay_s) for code, delay_s in _MEASURE.items()}
+        table.update({code: partial(self._heat, *pulse) for code, pulse in _HEATER.items()})
+        table[_C.SERIAL] = lambda _: self.reply([self.serial >> 16, self.serial & 0xFFFF])
+        table[_C.SOFT_RESET] = lambda _: None  # a reset only drops what was pending
+        return table
+
+    def unknown_command(self, code: int) -> None:
+        raise Nack(f"unknown command 0x{code:02x}")
+
+    def _measure(self, delay_s: float, args: list[int]) -> None:
+        self._step()
+        self.reply(self._words(self.temperature, self.humidity), delay_s=delay_s)
+
+    def _heat(self, power_mw: int, on_s: float, args: list[int]) -> None:
+        self.heater_pulses.append((self.now, on_s))
+        hot = self.temperature + power_mw * on_s * _HEATING_K_PER_MJ
+        # Same water vapour at a hotter die: RH falls roughly 6 % per kelvin.
+        dry = self.humidity * 0.94 ** (hot - self.temperature)
+        self.reply(self._words(hot, dry), delay_s=on_s + _MEASURE[_C.MEASURE_HIGH])
 
     @staticmethod
     def _words(celsius: float, percent: float) -> list[int]:
