@@ -33,9 +33,11 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import IntEnum
 
 from agent.emulators import register
 from agent.emulators._sensirion import (
+    Handler,
     SensirionDevice,
     ascii_words,
     float_words,
@@ -46,6 +48,19 @@ from agent.emulators._walk import Walk
 from agent.emulators.i2c_bus import Nack
 
 ADDRESS = 0x55
+
+
+class DnmsCommand(IntEnum):
+    """The DNMS firmware's I2C commands, by name."""
+
+    RESET = 0x0001
+    READ_VERSION = 0x0002
+    CALCULATE_LEQ = 0x0003
+    DATA_READY = 0x0004
+    READ_LEQ_A = 0x0005
+    READ_LEQ_Z = 0x0011
+    """V6 firmware only."""
+
 _VARIANTS = {
     # version string, block length s, start phase s (200 x 2.9 ms / 44 FFT frames)
     "v2": ("DNMS Version 2.5.1", 43 * 0.0029, 200 * 0.0029),
@@ -154,22 +169,27 @@ class DnmsDevice(SensirionDevice):
         """Unknown commands are acknowledged and leave nothing to send: SDA stays high."""
         return b"\xff" * length
 
-    def execute(self, code: int, args: list[int], now: float) -> None:
+    def handlers(self) -> dict[int, Handler]:
         """The firmware's command switch; argument words are ignored."""
-        if code == 0x0001:
-            self._reset(now)
-        elif code == 0x0002:
-            self.reply(ascii_words(self.version))
-        elif code == 0x0003:
-            self.data_ready, self.calculate_pending = False, True
-        elif code == 0x0004:
-            self.reply([int(self.report_ready(self.data_ready))])
-        elif code == 0x0005:
-            self.reply(float_words(*(self.pinned or self.latched_a)), after_read=self._served_a)
-        elif code == 0x0011 and self.variant == "v6":
-            self.reply(float_words(*self.latched_z), after_read=self._served_z)
-        else:
-            self.unknown_commands += 1
+        table: dict[int, Handler] = {
+            DnmsCommand.RESET: lambda _: self._reset(self.now),
+            DnmsCommand.READ_VERSION: lambda _: self.reply(ascii_words(self.version)),
+            DnmsCommand.CALCULATE_LEQ: self._calculate,
+            DnmsCommand.DATA_READY: lambda _: self.reply(
+                [int(self.report_ready(self.data_ready))]),
+            DnmsCommand.READ_LEQ_A: lambda _: self.reply(
+                float_words(*(self.pinned or self.latched_a)), after_read=self._served_a)}
+        if self.variant == "v6":
+            table[DnmsCommand.READ_LEQ_Z] = lambda _: self.reply(
+                float_words(*self.latched_z), after_read=self._served_z)
+        return table
+
+    def unknown_command(self, code: int) -> None:
+        """Acknowledged and ignored, as the firmware's switch does; counted."""
+        self.unknown_commands += 1
+
+    def _calculate(self, args: list[int]) -> None:
+        self.data_ready, self.calculate_pending = False, True
 
     def _reset(self, now: float) -> None:
         if self.variant == "v2":
