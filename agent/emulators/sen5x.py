@@ -17,6 +17,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
+from enum import IntEnum
 
 from agent.emulators import register
 from agent.emulators._sensirion import IDLE, MEASURING, Handler, SensirionDevice, ascii_words
@@ -40,6 +41,26 @@ _MODEL_FIELDS = {
     "sen54": {*_PM, "relative_humidity", "temperature", "voc_index"},
     "sen55": {name for name, _ in _FIELDS},
 }
+
+
+class Sen5xCommand(IntEnum):
+    """The SEN5x datasheet's I2C commands, by name."""
+
+    START = 0x0021
+    START_WITHOUT_PM = 0x0037
+    STOP = 0x0104
+    DATA_READY = 0x0202
+    READ_VALUES = 0x03C4
+    READ_PM_VALUES = 0x0413
+    FAN_CLEANING = 0x5607
+    TEMPERATURE_OFFSET = 0x60B2
+    AUTO_CLEANING_INTERVAL = 0x8004
+    PRODUCT_NAME = 0xD014
+    SERIAL_NUMBER = 0xD033
+    FIRMWARE_VERSION = 0xD100
+    READ_STATUS = 0xD206
+    READ_AND_CLEAR_STATUS = 0xD210
+    RESET = 0xD304
 
 
 class Sen5xDevice(SensirionDevice):
@@ -96,12 +117,18 @@ class Sen5xDevice(SensirionDevice):
     # -- protocol ---------------------------------------------------------------------
     def handlers(self) -> dict[int, Handler]:
         return {
-            0x0021: self._start, 0x0037: self._start_without_pm, 0x0104: self._stop,
-            0x0202: self._data_ready, 0x03C4: self._read_values, 0x0413: self._read_pm_values,
-            0x5607: self._fan_cleaning, 0x60B2: self._temperature_offset,
-            0x8004: self._auto_cleaning, 0xD014: self._product_name, 0xD033: self._serial,
-            0xD100: self._version, 0xD206: self._read_status, 0xD210: self._read_clear_status,
-            0xD304: self._reset,
+            Sen5xCommand.START: self._start, Sen5xCommand.START_WITHOUT_PM: self._start_without_pm,
+            Sen5xCommand.STOP: self._stop, Sen5xCommand.DATA_READY: self._data_ready,
+            Sen5xCommand.READ_VALUES: self._read_values,
+            Sen5xCommand.READ_PM_VALUES: self._read_pm_values,
+            Sen5xCommand.FAN_CLEANING: self._fan_cleaning,
+            Sen5xCommand.TEMPERATURE_OFFSET: self._temperature_offset,
+            Sen5xCommand.AUTO_CLEANING_INTERVAL: self._auto_cleaning,
+            Sen5xCommand.PRODUCT_NAME: self._product_name, Sen5xCommand.SERIAL_NUMBER: self._serial,
+            Sen5xCommand.FIRMWARE_VERSION: self._version,
+            Sen5xCommand.READ_STATUS: self._read_status,
+            Sen5xCommand.READ_AND_CLEAR_STATUS: self._read_clear_status,
+            Sen5xCommand.RESET: self._reset,
         }
 
     def _start(self, words: list[int]) -> None:

@@ -14,6 +14,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from enum import IntEnum
 
 from agent.emulators import register
 from agent.emulators._sensirion import (
@@ -33,6 +34,25 @@ QUANTITIES = ("pm1_0", "pm2_5", "pm4_0", "pm10", "nc0_5", "nc1_0", "nc2_5", "nc4
 SLEEP = "sleep"
 _WAKE_UP = b"\x11\x03"
 _WAKE_WINDOW_S = 0.1  # interface stays enabled this long after the first wake-up write
+
+
+class Sps30Command(IntEnum):
+    """The SPS30 datasheet's I2C commands, by name."""
+
+    START = 0x0010
+    STOP = 0x0104
+    DATA_READY = 0x0202
+    READ_VALUES = 0x0300
+    SLEEP = 0x1001
+    WAKE_UP = 0x1103
+    FAN_CLEANING = 0x5607
+    AUTO_CLEANING_INTERVAL = 0x8004
+    PRODUCT_TYPE = 0xD002
+    SERIAL_NUMBER = 0xD033
+    FIRMWARE_VERSION = 0xD100
+    READ_STATUS = 0xD206
+    CLEAR_STATUS = 0xD210
+    RESET = 0xD304
 
 
 class Sps30Device(SensirionDevice):
@@ -83,11 +103,14 @@ class Sps30Device(SensirionDevice):
     # -- protocol ---------------------------------------------------------------------
     def handlers(self) -> dict[int, Handler]:
         return {
-            0x0010: self._start, 0x0104: self._stop, 0x0202: self._data_ready,
-            0x0300: self._read_values, 0x1001: self._sleep, 0x1103: self._wake,
-            0x5607: self._fan_cleaning, 0x8004: self._auto_cleaning,
-            0xD002: self._product_type, 0xD033: self._serial, 0xD100: self._firmware,
-            0xD206: self._status, 0xD210: self._clear_status, 0xD304: self._reset,
+            Sps30Command.START: self._start, Sps30Command.STOP: self._stop,
+            Sps30Command.DATA_READY: self._data_ready, Sps30Command.READ_VALUES: self._read_values,
+            Sps30Command.SLEEP: self._sleep, Sps30Command.WAKE_UP: self._wake,
+            Sps30Command.FAN_CLEANING: self._fan_cleaning,
+            Sps30Command.AUTO_CLEANING_INTERVAL: self._auto_cleaning,
+            Sps30Command.PRODUCT_TYPE: self._product_type, Sps30Command.SERIAL_NUMBER: self._serial,
+            Sps30Command.FIRMWARE_VERSION: self._firmware, Sps30Command.READ_STATUS: self._status,
+            Sps30Command.CLEAR_STATUS: self._clear_status, Sps30Command.RESET: self._reset,
         }
 
     def before_command(self, data: bytes, now: float) -> None:
