@@ -15,7 +15,9 @@ from __future__ import annotations
 import math
 import random
 import struct
+from collections.abc import Callable
 from dataclasses import astuple, dataclass
+from enum import IntEnum
 
 from agent.bus.crc import sum16
 from agent.emulators import register
@@ -26,9 +28,22 @@ VERSION = 0x97                  # Data13 high byte seen on real PMS5003 units
 
 _HEADER = b"\x42\x4d"
 _COMMAND_SIZE = 7
-_CHANGE_MODE, _PASSIVE_READ, _SLEEP_SET = 0xE1, 0xE2, 0xE4
 # Share of the >0.3 um count seen in each larger bin (decreasing, like real air).
 _COUNT_SHARES = (1.0, 0.3, 0.05, 0.01, 0.003, 0.001)
+
+
+class PmsCommand(IntEnum):
+    """The PMSx003 host commands (byte CMD of a command), by name."""
+
+    CHANGE_MODE = 0xE1
+    """Data 0: passive, 1: active."""
+    PASSIVE_READ = 0xE2
+    SLEEP_SET = 0xE4
+    """Data 0: sleep, 1: wake."""
+
+
+class _Ignored(Exception):
+    """The sensor ignores this command: no answer, not counted as accepted."""
 
 
 @dataclass(frozen=True)
@@ -158,28 +173,44 @@ class PmsDevice:
             return None
         code, data_low = command[2], command[4]
         if self.asleep:
-            if code == _SLEEP_SET and data_low == 1:
+            if code == PmsCommand.SLEEP_SET and data_low == 1:
                 self.accepted.append(command)
                 self.asleep = False     # no acknowledgement; active frames resume
             else:
                 self.commands_ignored += 1
             return None
-        reply: bytes | None = None
-        if code == _CHANGE_MODE and data_low in (0, 1):
-            self.mode = "active" if data_low else "passive"
-            reply = build_ack(code, data_low)
-        elif code == _PASSIVE_READ and self.mode == "passive":
-            reply = self.frame()
-        elif code == _SLEEP_SET and data_low == 0:
-            self.asleep = True
-            reply = build_ack(code, data_low)
-        elif code == _SLEEP_SET and data_low == 1:
-            pass                        # wake while awake: nothing to do, no answer
-        else:
-            self.commands_ignored += 1  # unknown command, or passive read in active mode
+        table: dict[int, Callable[[int], bytes | None]] = {
+            PmsCommand.CHANGE_MODE: self._change_mode,
+            PmsCommand.PASSIVE_READ: self._passive_read, PmsCommand.SLEEP_SET: self._sleep_set}
+        handler = table.get(code)
+        try:
+            if handler is None:
+                raise _Ignored
+            reply = handler(data_low)
+        except _Ignored:
+            self.commands_ignored += 1
             return None
         self.accepted.append(command)
         return reply
+
+    def _change_mode(self, data_low: int) -> bytes:
+        if data_low not in (0, 1):
+            raise _Ignored
+        self.mode = "active" if data_low else "passive"
+        return build_ack(PmsCommand.CHANGE_MODE, data_low)
+
+    def _passive_read(self, data_low: int) -> bytes:
+        if self.mode != "passive":
+            raise _Ignored  # a passive read in active mode
+        return self.frame()
+
+    def _sleep_set(self, data_low: int) -> bytes | None:
+        if data_low == 0:
+            self.asleep = True
+            return build_ack(PmsCommand.SLEEP_SET, data_low)
+        if data_low == 1:
+            return None  # wake while awake: nothing to do, no answer
+        raise _Ignored
 
 
 @register("pms5003", "pms7003", "pmsa003")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from enum import IntEnum
 from typing import Any
 
 from agent.bus.crc import sum8
@@ -36,12 +37,19 @@ _COMMAND_REPLY = 0xC5
 _COMMAND_LENGTH = 19
 _BROADCAST_ID = 0xFFFF
 
-_FN_REPORTING_MODE = 2
-_FN_QUERY_DATA = 4
-_FN_SET_ID = 5
-_FN_SLEEP_WORK = 6
-_FN_FIRMWARE = 7
-_FN_WORKING_PERIOD = 8
+
+
+class Sds011Function(IntEnum):
+    """The SDS011 control protocol's functions (data byte 1 of a command), by name."""
+
+    REPORTING_MODE = 2
+    QUERY_DATA = 4
+    SET_ID = 5
+    SLEEP_WORK = 6
+    FIRMWARE = 7
+    WORKING_PERIOD = 8
+
+
 _SET = 1
 
 DEFAULT_DEVICE_ID = 0xA160
@@ -116,12 +124,12 @@ class Sds011Device:
         self.sleep_count = 0
         self.wake_count = 0
         self._handlers: dict[int, Callable[[bytes], list[bytes]]] = {
-            _FN_REPORTING_MODE: self._reporting_mode,
-            _FN_QUERY_DATA: self._query_data,
-            _FN_SET_ID: self._set_id,
-            _FN_SLEEP_WORK: self._work_state,
-            _FN_FIRMWARE: self._firmware_version,
-            _FN_WORKING_PERIOD: self._working_period,
+            Sds011Function.REPORTING_MODE: self._reporting_mode,
+            Sds011Function.QUERY_DATA: self._query_data,
+            Sds011Function.SET_ID: self._set_id,
+            Sds011Function.SLEEP_WORK: self._work_state,
+            Sds011Function.FIRMWARE: self._firmware_version,
+            Sds011Function.WORKING_PERIOD: self._working_period,
         }
 
     @property
@@ -197,7 +205,7 @@ class Sds011Device:
             self.commands_for_others += 1
             return []
         self.commands.append(frame)
-        if function == _FN_SLEEP_WORK and data2 == _SET:
+        if function == Sds011Function.SLEEP_WORK and data2 == _SET:
             return self._set_sleep_work(frame[4])  # the one command a sleeper hears
         if not self.working or self._period_off(self._clock()):
             self.commands_ignored_asleep += 1
@@ -218,15 +226,16 @@ class Sds011Device:
     def _set_id(self, frame: bytes) -> list[bytes]:
         # The new ID travels in frame bytes 13-14; the reply already carries it.
         self.device_id = int.from_bytes(frame[13:15], "big")
-        return [reply_frame(_FN_SET_ID, 0, 0, 0, self.device_id)]
+        return [reply_frame(Sds011Function.SET_ID, 0, 0, 0, self.device_id)]
 
     def _work_state(self, frame: bytes) -> list[bytes]:
         # Only the query form arrives here; the set form is handled before the sleep check.
-        return [reply_frame(_FN_SLEEP_WORK, frame[3], int(self.working), 0, self.device_id)]
+        return [reply_frame(Sds011Function.SLEEP_WORK, frame[3], int(self.working), 0,
+                            self.device_id)]
 
     def _firmware_version(self, frame: bytes) -> list[bytes]:
         year, month, day = self.firmware
-        return [reply_frame(_FN_FIRMWARE, year, month, day, self.device_id)]
+        return [reply_frame(Sds011Function.FIRMWARE, year, month, day, self.device_id)]
 
     def _working_period(self, frame: bytes) -> list[bytes]:
         return self._setting(frame, "working_period_min", range(31))
@@ -241,7 +250,7 @@ class Sds011Device:
         elif not state and self.working:
             self.sleep_count += 1
         self.working = bool(state)
-        return [reply_frame(_FN_SLEEP_WORK, _SET, state, 0, self.device_id)]
+        return [reply_frame(Sds011Function.SLEEP_WORK, _SET, state, 0, self.device_id)]
 
     def _setting(self, frame: bytes, attribute: str, allowed: Any) -> list[bytes]:
         """Read (data2 = 0) or write (data2 = 1) a persisted setting and echo its value."""
@@ -252,7 +261,7 @@ class Sds011Device:
                 return []
             setattr(self, attribute, type(getattr(self, attribute))(data3))
             self._next_report = None
-            if function == _FN_WORKING_PERIOD:  # a new period starts a new cycle now
+            if function == Sds011Function.WORKING_PERIOD:  # a new period starts a new cycle now
                 self._cycle_start = self._clock()
                 self._last_cycle_reported = -1
         value = int(getattr(self, attribute))
