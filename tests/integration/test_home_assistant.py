@@ -10,20 +10,16 @@ SIGKILL leaves every entity ``unavailable`` (the broker's Last Will on the statu
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.homeassistant_peer import HomeAssistant
-from tests.integration.fast_box import fast_head
+from tests.integration.fast_box import SimulatedBox, fast_head
 from tests.mqtt_broker import Broker, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 SENSORS = """
@@ -61,30 +57,8 @@ NOISE_EXPECTED = {
 CONNECTED = "binary_sensor.lokaalmeten_habox_connected"
 
 
-class Agent:
-    """``lokaalmeten simulate`` as a process."""
-
-    def __init__(self, tmp_path: Path, broker: Broker) -> None:
-        self.config = tmp_path / "agent.toml"
-        self.state = tmp_path / "state"
-        self.log = tmp_path / "agent.log"
-        self.broker = broker
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, sensors: str) -> None:
-        self.config.write_text(fast_head("habox", 30) + sensors + "[mqtt.home_assistant]\n")
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "agent", "simulate", "--config", str(self.config),
-                 "--broker", f"{self.broker.host}:{self.broker.port}",
-                 "--state-dir", str(self.state)], stdout=log, stderr=log,
-                env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(30)
-        self.process = None
+def configure(agent: SimulatedBox, sensors: str) -> None:
+    agent.config.write_text(fast_head("habox", 30) + sensors + "[mqtt.home_assistant]\n")
 
 
 @pytest.fixture
@@ -119,8 +93,9 @@ def numeric(state: str) -> bool:
 
 def test_home_assistant_shows_the_sensors_and_loses_them_on_the_last_will(
         home_assistant: HomeAssistant, broker: Broker, tmp_path: Path) -> None:
-    agent = Agent(tmp_path, broker)
-    agent.start(SENSORS + NOISE)
+    agent = SimulatedBox(tmp_path, broker)
+    configure(agent, SENSORS + NOISE)
+    agent.start()
     try:
         wanted = {**EXPECTED, **NOISE_EXPECTED}
         assert wait_until(all_numeric(home_assistant, wanted), 180, step_s=1.0), \
@@ -134,17 +109,18 @@ def test_home_assistant_shows_the_sensors_and_loses_them_on_the_last_will(
         assert all(states[e]["attributes"]["window_s"] == 2 for e in EXPECTED)
         assert states[CONNECTED]["state"] == "on"
 
-        agent.stop()  # restarted without the microphone: its entities are removed
-        agent.start(SENSORS)
+        agent.signal()  # restarted without the microphone: its entities are removed
+        configure(agent, SENSORS)
+        agent.start()
         assert wait_until(lambda: not set(NOISE_EXPECTED) & set(home_assistant.states()),
                           120, step_s=1.0)
         assert wait_until(all_numeric(home_assistant, EXPECTED), 120, step_s=1.0)
 
-        agent.stop(signal.SIGKILL)  # no goodbye: the broker publishes the Last Will
+        agent.signal(signal.SIGKILL)  # no goodbye: the broker publishes the Last Will
         assert wait_until(lambda: all(home_assistant.states()[e]["state"] == "unavailable"
                                       for e in EXPECTED), 120, step_s=1.0), \
             {e: home_assistant.states()[e]["state"] for e in EXPECTED}
         assert home_assistant.states()[CONNECTED]["state"] == "off"
     finally:
-        agent.stop(signal.SIGKILL)
+        agent.close()
 

@@ -8,20 +8,15 @@ with SIGKILL mid-run and started again on the same data: nothing is lost.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.influxd import InfluxServer
-from tests.integration.fast_box import fast_head
+from tests.integration.fast_box import SimulatedBox, fast_head
 from tests.mqtt_broker import Broker, Recorder, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 DB = "lokaalmeten"
 pytestmark = pytest.mark.slow
 
@@ -51,33 +46,6 @@ pause_between_pushes_s = 0
 """
 
 
-class Box:
-    """The agent as a process, stopped as systemd would."""
-
-    def __init__(self, tmp_path: Path, broker: Broker, influx: InfluxServer) -> None:
-        self.config = tmp_path / "agent.toml"
-        self.config.write_text(config(influx.url))
-        self.state = tmp_path / "state"
-        self.log = tmp_path / "agent.log"
-        self.broker = broker
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "agent", "simulate", "--config", str(self.config),
-                 "--broker", f"{self.broker.host}:{self.broker.port}",
-                 "--state-dir", str(self.state)], stdout=log, stderr=log,
-                env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(30)
-        self.process = None
-        return code
-
-
 @pytest.fixture
 def influx(tmp_path: Path) -> Iterator[InfluxServer]:
     (tmp_path / "influx").mkdir()
@@ -88,12 +56,10 @@ def influx(tmp_path: Path) -> Iterator[InfluxServer]:
 
 
 @pytest.fixture
-def box(tmp_path: Path, broker: Broker, influx: InfluxServer) -> Iterator[Box]:
-    agent = Box(tmp_path, broker, influx)
+def box(tmp_path: Path, broker: Broker, influx: InfluxServer) -> Iterator[SimulatedBox]:
+    agent = SimulatedBox(tmp_path, broker, config(influx.url))
     yield agent
-    if agent.process is not None:
-        agent.process.kill()
-        agent.process.wait()
+    agent.close()
 
 
 def mqtt_windows(recorder: Recorder, sensor: str, quantity: str
@@ -114,7 +80,7 @@ def stored(influx: InfluxServer, measurement: str, field: str
 
 
 def test_every_window_reaches_influxdb_as_mqtt_carried_it_even_across_an_outage(
-        box: Box, influx: InfluxServer, recorder: Recorder) -> None:
+        box: SimulatedBox, influx: InfluxServer, recorder: Recorder) -> None:
     box.start()
     assert wait_until(lambda: len(stored(influx, "sds011", "pm2_5")) >= 3, 60), \
         box.log.read_text()
@@ -126,7 +92,7 @@ def test_every_window_reaches_influxdb_as_mqtt_carried_it_even_across_an_outage(
     after = len(mqtt_windows(recorder, "pm", "pm2_5"))
     assert wait_until(lambda: len(stored(influx, "sds011", "pm2_5")) >= after + 2, 40), \
         box.log.read_text()
-    assert box.stop() == 0
+    assert box.signal() == 0
     for sensor, measurement, quantity in (("pm", "sds011", "pm2_5"), ("pm", "sds011", "pm10"),
                                           ("climate", "bme280", "pressure")):
         mqtt, influxdb = mqtt_windows(recorder, sensor, quantity), \

@@ -9,23 +9,19 @@ both have it, and nothing is lost; nor when the agent is killed mid-push.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.integration.fast_box import fast_head
+from tests.integration.fast_box import SimulatedBox, fast_head
 from tests.mqtt_broker import Broker, Recorder, wait_until
 from tests.publish.sensor_community_server import SensorCommunityServer
 
-ROOT = Path(__file__).resolve().parents[2]
 NODE = "raspi-00000000c0ffee42"
 pytestmark = pytest.mark.slow
 
@@ -60,31 +56,8 @@ pause_between_pushes_s = 0
 """
 
 
-class Box:
-    """The agent as a process, started and killed as systemd would."""
-
-    def __init__(self, tmp_path: Path, broker: Broker, server: SensorCommunityServer) -> None:
-        self.config = tmp_path / "agent.toml"
-        self.config.write_text(config(server.url))
-        self.state = tmp_path / "state"
-        self.log = tmp_path / "agent.log"
-        self.broker = broker
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "agent", "simulate", "--config", str(self.config),
-                 "--broker", f"{self.broker.host}:{self.broker.port}",
-                 "--state-dir", str(self.state)], stdout=log, stderr=log,
-                env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-    def signal(self, signum: int) -> int:
-        assert self.process is not None
-        self.process.send_signal(signum)
-        code = self.process.wait(30)
-        self.process = None
-        return code
+class Box(SimulatedBox):
+    """The agent as a process, and what its outbox still holds."""
 
     def rows(self) -> int:
         with sqlite3.connect(self.state / "outbox.sqlite") as conn:
@@ -109,11 +82,9 @@ def server() -> Iterator[SensorCommunityServer]:
 
 @pytest.fixture
 def box(tmp_path: Path, broker: Broker, server: SensorCommunityServer) -> Iterator[Box]:
-    agent = Box(tmp_path, broker, server)
+    agent = Box(tmp_path, broker, config(server.url))
     yield agent
-    if agent.process is not None:
-        agent.process.kill()
-        agent.process.wait()
+    agent.close()
 
 
 def windows(recorder: Recorder, sensor: str, quantity: str, *, warm: bool = False

@@ -10,7 +10,6 @@ and started again on the same database: nothing is lost.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.fast_box import fast_head
+from tests.integration.fast_box import ROOT, SimulatedBox, fast_head
 from tests.mqtt_broker import Broker, Recorder, wait_until
 from tests.sensorthings.server import StaServer, sta_python
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 LOCATION = """
 [location]
@@ -128,30 +126,22 @@ def stored(server: StaServer, key: str) -> dict[int, tuple[float, float, tuple[s
 
 def test_every_window_reaches_the_server_as_mqtt_carried_it_even_across_an_outage(
         tmp_path: Path, broker: Broker, recorder: Recorder, server: StaServer) -> None:
-    path = tmp_path / "agent.toml"
-    path.write_text(config(server.url))
-    log = tmp_path / "agent.log"
-    with log.open("ab") as out:
-        box = subprocess.Popen(
-            [sys.executable, "-m", "agent", "simulate", "--config", str(path),
-             "--broker", f"{broker.host}:{broker.port}", "--state-dir", str(tmp_path / "s")],
-            stdout=out, stderr=out, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    box = SimulatedBox(tmp_path, broker, config(server.url))
+    box.start()
     pm = "sta-box/pm/sds011/pm2_5"
     try:
-        assert wait_until(lambda: len(stored(server, pm)) >= 3, 60), log.read_text()
+        assert wait_until(lambda: len(stored(server, pm)) >= 3, 60), box.log.read_text()
         server.stop()
         before = len(mqtt_windows(recorder, "pm", "pm2_5"))
         assert wait_until(lambda: len(mqtt_windows(recorder, "pm", "pm2_5")) >= before + 3,
                           30), "MQTT goes on while the server is away"
         server.start()
         after = len(mqtt_windows(recorder, "pm", "pm2_5"))
-        assert wait_until(lambda: len(stored(server, pm)) >= after + 1, 60), log.read_text()
-        box.send_signal(signal.SIGTERM)
-        assert box.wait(30) == 0
+        assert wait_until(lambda: len(stored(server, pm)) >= after + 1, 60), \
+            box.log.read_text()
+        assert box.signal() == 0
     finally:
-        if box.poll() is None:
-            box.kill()
-            box.wait()
+        box.close()
     for sensor, key in (("pm", pm), ("pm", "sta-box/pm/sds011/pm10"),
                         ("climate", "sta-box/climate/bme280/pressure")):
         quantity = key.rsplit("/", 1)[1]
