@@ -21,6 +21,11 @@ away and lost. While a tentative track waits for the consecutive hits that
 confirm it, every frame is analysed: a one-frame false positive must not be
 confirmed by repetition.
 
+Background: every analysed frame also updates a slow average of the scene
+(``agent.vision.background``); each detection goes to the tracker with the
+share of its box that stands out from it, one of the tracker's proofs that a
+box that neither scores high nor walks is a person and not a cone.
+
 Intervals lie on a grid from ``start_s`` (default: the first frame's time).
 ``tick(t_s)`` closes every interval that ended by ``t_s`` even when no frame
 came (a dead camera reports empty intervals: frames 0, no person figures),
@@ -44,6 +49,7 @@ from numpy.typing import NDArray
 
 from agent.config.camera import CameraConfig
 from agent.vision import Detection
+from agent.vision.background import Background
 from agent.vision.counting import CountingLine, FrameCounts, SceneCounter, Zone
 from agent.vision.intervals import IntervalCounter, IntervalRecord, LineTotals, ZoneStats
 from agent.vision.motion import MotionGate, MotionSettings
@@ -161,11 +167,13 @@ class Pipeline:
         suppress_below: int = 0,
         start_s: float | None = None,
         motion: MotionGate | None = None,
+        background: Background | None = None,
         tracker: Tracker | None = None,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.detector = detector
         self.motion = motion
+        self.background = background
         self.tracker = tracker or Tracker()
         self.scene = SceneCounter(lines, zones, coast_s=COAST_S)
         self.interval_s = interval_s
@@ -182,6 +190,8 @@ class Pipeline:
         self._recent_t: deque[float] = deque(maxlen=RECENT_FRAMES)
         """Times of the last frames: their mean spacing is the source's frame period."""
         self._detections: list[Detection] = []
+        self._rows = np.zeros((0, 6))
+        """The detections as the tracker takes them, with each box's foreground share."""
         self._analysed = False
         self._tentative = False
         self._inference_ms: list[float] = []
@@ -201,10 +211,11 @@ class Pipeline:
         inferred = changed or self._tentative or not self._analysed
         if inferred:
             self._detections = self._detect(frame)
+            self._rows = self._with_foreground(frame, t)
             self._analysed = True
         height, width = frame.image.shape[:2]
         self.scene.frame_size = (width * frame.scale, height * frame.scale)
-        tracks = self.tracker.update(self._detections, t)
+        tracks = self.tracker.update(self._rows, t)
         self._tentative = bool(tracks.tentative)
         counts = self.scene.update(tracks)
         late = self._intervals.add(counts)
@@ -247,6 +258,15 @@ class Pipeline:
             return found
         s = frame.scale
         return [Detection(d.x1 * s, d.y1 * s, d.x2 * s, d.y2 * s, d.score) for d in found]
+
+    def _with_foreground(self, frame: Frame, t_s: float) -> NDArray[np.float64]:
+        """The detections as rows for the tracker, the last column from the background."""
+        rows = np.array([(d.x1, d.y1, d.x2, d.y2, d.score, 0.0) for d in self._detections],
+                        dtype=np.float64).reshape(-1, 6)
+        if self.background is not None:
+            rows = rows[np.argsort(-rows[:, 4], kind="stable")]  # most confident first
+            rows[:, 5] = self.background.update(frame.image, t_s, rows[:, :4] / frame.scale)
+        return rows
 
     def _report(self, record: IntervalRecord) -> IntervalReport:
         times = np.asarray(self._inference_ms)
@@ -313,4 +333,4 @@ def build_pipeline(config: CameraConfig, *, start_s: float | None = None,
         else None
     return Pipeline(detector, lines, zones, roi_ignore=config.roi_ignore,
                     interval_s=config.interval_s, suppress_below=config.suppress_below,
-                    start_s=start_s, motion=gate, tracker=tracker)
+                    start_s=start_s, motion=gate, background=Background(), tracker=tracker)

@@ -40,8 +40,11 @@ ByteTrack's (Zhang et al., ECCV 2022), with the box filter of
    up, seconds bound the extrapolation when frames are sparse.
 10. A track is *proven* (``Track.proven``) while it has shown within the last
    ``proof_s`` seconds that it is a person: a matched detection scoring
-   ``proof_score``, or its foot point seen ``proof_move`` box heights from where
-   it last showed it. The counters count proven tracks only: a traffic cone
+   ``proof_score``, or sure ones whose boxes differ from the scene's slow
+   background over ``proof_foreground`` of their area at least
+   ``proof_foreground_s`` apart (``agent.vision.background``: something that was
+   not there a while ago and stays), or its foot point seen ``proof_move`` box
+   heights from where it last showed it. The counters count proven tracks only: a traffic cone
    that the detector scores 0.45 in every frame becomes a confirmed track (it
    must, or it would start a new one every frame) but never a person.
 
@@ -157,6 +160,10 @@ class _State:
     """Foot point of the last matched detection."""
     seen_h: float
     """Height of the last matched detection's box."""
+    stood_out_s: float = math.inf
+    """When a sure detection of it began to stand out from the background (inf: never)..."""
+    stood_out_last_s: float = -math.inf
+    """... and when one last did: a run of them ends after ``proof_s`` without."""
     age: int = 1
     hits: int = 1
     misses: int = 0
@@ -164,18 +171,25 @@ class _State:
 
 
 def detections_array(detections: Detections) -> Array:
-    """Detections as an (N, 5) float array; non-finite and empty boxes are dropped."""
+    """Detections as an (N, 6) float array; non-finite and empty boxes are dropped.
+
+    Columns x1, y1, x2, y2, score and the share of the box that differs from the
+    scene's background (``agent.vision.background``): an array's sixth column, or 0
+    when it has none (a sequence of boxes, or no background kept).
+    """
     if isinstance(detections, np.ndarray):
         arr = np.asarray(detections, dtype=np.float64)
         if arr.size == 0:
-            return np.zeros((0, 5))
+            return np.zeros((0, 6))
         if arr.ndim != 2 or arr.shape[1] < 5:
             raise ValueError("a detection array needs shape (N, >=5): x1, y1, x2, y2, score")
-        arr = arr[:, :5]
+        if arr.shape[1] == 5:
+            arr = np.hstack([arr, np.zeros((len(arr), 1))])
+        arr = arr[:, :6]
     else:
         arr = np.array(
-            [(d.x1, d.y1, d.x2, d.y2, d.score) for d in detections], dtype=np.float64
-        ).reshape(-1, 5)
+            [(d.x1, d.y1, d.x2, d.y2, d.score, 0.0) for d in detections], dtype=np.float64
+        ).reshape(-1, 6)
     ok = np.isfinite(arr).all(axis=1) & (arr[:, 2] > arr[:, 0]) & (arr[:, 3] > arr[:, 1])
     return arr[ok]
 
@@ -337,8 +351,21 @@ class Tracker:
         foot = foot_point(*row[:4])
         t.seen, t.seen_h = foot, float(row[3] - row[1])
         walked = moved and math.dist(foot, t.anchor) >= self.config.proof_move * t.seen_h
-        if row[4] >= self.config.proof_score or walked:
+        if row[4] >= self.config.proof_score or walked or self._stands_out(t, row, t_s):
             t.anchor, t.shown_s = foot, t_s
+
+    def _stands_out(self, t: _State, row: Array, t_s: float) -> bool:
+        """Whether a sure detection that stands out from the background proves a person: only
+        when one of this track already did ``proof_foreground_s`` before. A person who walked
+        in and stays does so for seconds; a second box on part of a walker (NMS leaves one
+        now and then) stands out too, but for a frame or two."""
+        cfg = self.config
+        if row[4] < cfg.high_score or row[5] < cfg.proof_foreground:
+            return False
+        if t_s - t.stood_out_last_s > cfg.proof_s:  # two passers-by 30 s apart are no run
+            t.stood_out_s = t_s
+        t.stood_out_last_s = t_s
+        return t_s - t.stood_out_s >= cfg.proof_foreground_s
 
     def _birth(self, rows: Array, t_s: float) -> list[_State]:
         if rows.shape[0] == 0:
@@ -361,6 +388,7 @@ class Tracker:
                     confirmed=self.config.n_init <= 1,
                 )
             )
+            self._stands_out(born[-1], row, t_s)
             self._next_id += 1
         return born
 

@@ -68,6 +68,15 @@ class TrackerConfig:
     proof_score: float = 0.6
     """A track shows it is a person when a detection matched to it scores this much
     (vtest's cones, rock and bollards never score above 0.5 with the bundled model) ..."""
+    proof_foreground: float = 0.2
+    """... or when the detection's box differs from the scene's slow background
+    (``agent.vision.background``) over this share of its area: a person who walked in
+    and stands half hidden behind a sign scores low and does not move, but was not
+    there ten seconds ago; a cone was (vtest: cones 0.00–0.02, that man 0.19–0.38).
+    Only detections scoring ``high_score`` or more: a low box beside a walker lies on
+    the walker's pixels."""
+    proof_foreground_s: float = 1.0
+    """... the second time at least this long after the first (``Tracker._stands_out``)."""
     proof_move: float = 1.0
     """... or when its foot point is seen this many box heights away from where it last
     showed it."""

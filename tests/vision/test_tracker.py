@@ -220,8 +220,9 @@ def test_bad_detections_are_dropped_and_bad_input_refused():
     arr = detections_array(
         np.array([[0, 0, 10, 10, 0.9], [5, 5, 5, 20, 0.9], [0, 0, np.nan, 10, 0.9]])
     )
-    assert arr.shape == (1, 5)
-    assert detections_array([]).shape == (0, 5)
+    assert arr.shape == (1, 6) and arr[0, 5] == 0.0  # no foreground column: share 0
+    assert detections_array([]).shape == (0, 6)
+    assert detections_array([Det(0.0, 0.0, 10.0, 20.0, 0.5)]).shape == (1, 6)
     with pytest.raises(ValueError):
         detections_array(np.zeros((3, 4)))
     tracker = Tracker()
@@ -403,3 +404,37 @@ def test_a_track_that_latched_onto_a_static_thing_stops_counting_after_proof_s()
     proven = {k: f.confirmed[0].proven for k, f in enumerate(frames) if f.confirmed}
     assert all(proven[k] for k in range(3, 24))  # last confident hit at 0.4 s, + 2 s
     assert not any(proven[k] for k in range(25, 60))
+
+
+@pytest.mark.parametrize(("later", "proven"), [
+    ((0.45, 0.0), False),  # a cone: there from the start, part of the background
+    ((0.45, 0.3), True),  # someone who walked in and stands behind a sign, fidgeting
+    ((0.3, 0.9), False),  # a low box on a walker's pixels: foreground, but not sure enough
+])
+def test_a_sure_box_new_in_the_scene_proves_a_person_who_stands_still(
+        later: tuple[float, float], proven: bool) -> None:
+    """The sixth column, the box's foreground share (agent.vision.background), is the third
+    way to show a person: a static box scoring below proof_score is proven by it when it
+    differs from the background, the detector is sure enough (high_score), and it still does
+    proof_foreground_s (1 s) after it first did."""
+    tracker = Tracker(TrackerConfig(high_score=0.4, low_score=0.2, new_track_score=0.4))
+    box = [300.0, 200.0, 325.0, 280.0]
+    frames = [tracker.update(np.array([[*box, *((0.45, 0.0) if k < 3 else later)]]), k * 0.1)
+              for k in range(100)]
+    assert frames[-1].confirmed
+    assert not any(t.proven for f in frames[:13] for t in f.confirmed)
+    assert all(t.proven is proven for f in frames[13:] for t in f.confirmed)
+
+
+def test_a_box_that_stands_out_only_briefly_proves_nothing() -> None:
+    """A second box on part of a walker stands out from the background for a frame or two,
+    then is gone or matched no more: not proof of another person; nor is a cone's box that
+    a passer-by brushes now and then (more than proof_s apart)."""
+    tracker = Tracker(TrackerConfig(high_score=0.4, low_score=0.2, new_track_score=0.4,
+                                    max_age=1000, max_lost_s=100.0))
+    box = [300.0, 200.0, 325.0, 280.0]
+    shares = [0.5 if k in (3, 4, 5, 90) else 0.0 for k in range(100)]  # 8.7 s apart
+    frames = [tracker.update(np.array([[*box, 0.45, share]]), k * 0.1)
+              for k, share in enumerate(shares)]
+    assert frames[-1].confirmed
+    assert not any(t.proven for f in frames for t in f.confirmed)
