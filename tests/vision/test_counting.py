@@ -279,6 +279,21 @@ def test_a_coasting_track_counts_while_inside_the_frame_not_at_its_border():
     assert SceneCounter(coast_s=1.5).update(frame(1.0, hidden, gone)).occupancy == 2
 
 
+@pytest.mark.parametrize(("foot", "counts"), [
+    ((585.0, 300.0), True),  # box 565-605: 35 px = 0.9 widths from the right border
+    ((605.0, 300.0), False),  # box 585-625: 15 px = 0.4 widths: about half out, gone
+    ((35.0, 300.0), False),  # box 15-55: the same at the left border
+    ((300.0, 465.0), False),  # box bottom 15 px above the bottom border
+    ((300.0, 110.0), True),  # box top 10 px below the top border: far away, not leaving
+])
+def test_a_coasting_track_half_a_box_width_from_the_border_has_walked_out(
+        foot: tuple[float, float], counts: bool) -> None:
+    """The detector loses someone leaving when about half of them is out of the frame, so
+    a prediction that stops within half a box width of a side or the bottom is gone."""
+    counter = SceneCounter(coast_s=1.5, frame_size=(640.0, 480.0))
+    assert counter.update(frame(1.0, trk(1, *foot, tsu=5))).occupancy == int(counts)
+
+
 def sparse_walk(track_id, points, stride):
     """Every ``stride``-th step of a walk; the counter sees a frame only then."""
     return walk(track_id, points)[::stride]
