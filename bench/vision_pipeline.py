@@ -9,8 +9,10 @@ For the float and the int8 default model, at default camera settings
   goes), in a fresh process: end-to-end frames per second (decode, motion
   gate, detector, tracker, counters), inference p50 / p95, CPU % of one core
   and peak RSS of that process, and the count errors: the crossings of the
-  hand-counted line (frames 0-629, 2 in and 6 out) and the per-frame people
-  count against the 42 hand-counted frames (MAE, bias);
+  hand-counted line (frames 0-629, 2 in and 6 out) and the detector's raw
+  count per frame (boxes scoring at least 0.4, before the tracker) against the
+  42 hand-counted frames of vtest_counts.csv (MAE, bias); the counter's
+  occupancy against the 200-frame evaluation set is bench/accuracy.py's;
 * live, as the daemon runs it: the real counter process under a
   ``CounterSupervisor`` on the video replayed in real time (10 fps, looped)
   for ``--live-s`` seconds: its CPU % and RSS, frames dropped, fps and
@@ -155,7 +157,7 @@ def main():
               f"peak RSS {r['rss_peak_mb']:.0f} MB")
         c = r["crossings"]
         print(f"  line crossings, frames 0-629: in {c['in']} out {c['out']} (hand count: in 2 "
-              f"out 6); people per frame vs 42 hand counts: MAE {r['mae']:.2f}, "
+              f"out 6); raw detections per frame vs 42 hand counts: MAE {r['mae']:.2f}, "
               f"bias {r['bias']:+.2f}")
         lv = live(model, args.video, args.live_s)
         print(f"  live ({args.live_s:.0f} s at the video's 10 fps): {lv['fps']:.1f} frames/s, "
