@@ -15,6 +15,7 @@ from typing import Any
 
 from agent import __version__
 from agent.bus.provider import BusProvider
+from agent.clock import SYSTEM, Clock
 from agent.config import AgentConfig, load_config
 from agent.config.camera_write import PROPOSAL_FILE
 from agent.config.sinks import sensor_community_channels
@@ -48,7 +49,6 @@ from agent.redact import redact_text
 from agent.reload import changes, refuse_fixed_settings
 from agent.sampling import Sampler, SensorHealth
 from agent.sampling.humidity import HumidityCorrector
-from agent.sampling.worker import Clock
 from agent.status.camera_setup import CameraSetup
 from agent.status.facts import BoxFacts, CameraFacts, SensorFacts
 from agent.status.service import StatusService
@@ -86,7 +86,7 @@ class Agent:
         self.plan = the_plan
         self.config = the_plan.config
         self.boot_id = boot_id or uuid.uuid4().hex
-        self._clock = clock or Clock()
+        self._clock = clock or SYSTEM
         self._buses = buses
         self._loader = loader
         self._stop = threading.Event()
@@ -167,7 +167,8 @@ class Agent:
             return None
         return SensorCommunitySink(
             self.outbox, config, community_node(the_plan.config, the_plan.source) or "",
-            sensor_community_channels(config, the_plan.sensors), f"lokaalmeten-{__version__}")
+            sensor_community_channels(config, the_plan.sensors), f"lokaalmeten-{__version__}",
+            clock=self._clock)
 
     def _make_influx(self, the_plan: Plan) -> InfluxDBSink | None:
         """The InfluxDB sink; which rows are data and of which model follows the sensors."""
@@ -177,7 +178,7 @@ class Agent:
         cameras = [cid for cid, camera in the_plan.config.cameras.items() if camera.enabled]
         return InfluxDBSink(self.outbox, Layout(config, the_plan.config.device_id,
                                                 sources(the_plan.sensors, cameras)),
-                            f"lokaalmeten/{__version__}")
+                            f"lokaalmeten/{__version__}", clock=self._clock)
 
     def _make_sensorthings(self, the_plan: Plan) -> SensorThingsSink | None:
         """The SensorThings sink; its Datastreams follow the sensors and their models."""
@@ -189,7 +190,7 @@ class Agent:
             self.outbox, config,
             catalog(config, box.device_id, the_plan.sensors, box.location,
                     agent_version=__version__, box_serial=cpu_serial()),
-            f"lokaalmeten/{__version__}")
+            f"lokaalmeten/{__version__}", clock=self._clock)
 
     def _http_sinks(self) -> list[HttpSink[Any]]:
         return [sink for sink in (self.community, self.influx, self.sensorthings)
@@ -200,7 +201,7 @@ class Agent:
         for sink in self._http_sinks():
             sink.stop()
         for sink in self._http_sinks():
-            sink.join(timeout=sink.timeout_s + 5.0)
+            sink.join(sink.timeout_s + 5.0)
 
     def _restart_http_sinks(self, the_plan: Plan) -> None:
         """New sensors: new pins and value types, new models ([sinks] itself never reloads)."""
@@ -265,7 +266,7 @@ class Agent:
         last_commit = last_ping = now
         next_heartbeat = now + min(self.config.health.interval_s, 10.0)
         healthy = True
-        while not self._stop.wait(LOOP_PERIOD_S):
+        while not self._clock.wait(self._stop, LOOP_PERIOD_S):
             if self.forwarder.gave_up:
                 log.critical("the forwarder kept crashing; exiting so systemd restarts the agent")
                 self._shutdown()
@@ -325,7 +326,7 @@ class Agent:
         self.announcer.update(self._announcement(new))
         if change.broker:  # the old one sends what is committed (3 s at most), says offline
             self.forwarder.stop(drain_timeout_s=3.0)
-            self.forwarder.join(timeout=10.0)
+            self.forwarder.join(10.0)
             self.forwarder = self._make_forwarder(new.config)
             self.forwarder.start()
         if change.status:
@@ -453,7 +454,7 @@ class Agent:
         self._commit()
         self.forwarder.stop(drain_timeout_s=3.0)
         self._stop_http_sinks()
-        self.forwarder.join(timeout=10.0)
+        self.forwarder.join(10.0)
         self.status.stop()
         self.outbox.close()
         log.info("agent stopped")

@@ -13,6 +13,12 @@ daemon exits non-zero and systemd restarts it) instead of spinning. A loop whose
 work ends in a way that is not a bug but still calls for a fresh start (a counter
 process that died or hung) raises :class:`Restart` and is handled the same way.
 
+Every component with such a loop (a sensor worker, the MQTT forwarder, an HTTP sink,
+a camera's counter supervisor) owns a :class:`SupervisedThread` rather than being a
+``Thread``: the thread, its stop event and the restart loop are set up in one place,
+and a component shows its callers only start, stop and join, never a ``run`` anyone
+could call or override its own way.
+
 Every retry loop (the MQTT reconnect, a camera stream, a crashed thread, a counter
 process) waits by one :class:`Backoff` policy and keeps its state in one
 :class:`Retries`, so the rule "double from the first wait up to the cap, back to
@@ -29,6 +35,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from agent.clock import SYSTEM, Clock
 
@@ -118,3 +125,42 @@ def supervise(name: str, body: Callable[[], None], stop: threading.Event,
                 return True
         else:
             return True
+
+
+class SupervisedThread:
+    """A component's long-lived loop on a daemon thread it owns, run by :func:`supervise`.
+
+    The component hands in its loop (``body``), what a crash means to it
+    (``on_crash``: count it, drop a connection, release a bus) and what must happen
+    on the way out (``on_exit``: a partial window, a sensor put to sleep), and stops
+    it by setting :attr:`stopping`, the event every wait of its loop watches.
+    """
+
+    def __init__(self, name: str, body: Callable[[], None], policy: RestartPolicy,
+                 on_crash: Callable[[Exception], None], *, clock: Clock = SYSTEM,
+                 on_exit: Callable[[], None] | None = None) -> None:
+        self.name: Final = name
+        self.stopping: Final = threading.Event()
+        """Set to end the loop: :func:`supervise` neither restarts it nor waits out a backoff."""
+        self.gave_up = False
+        """The policy gave up on a loop that kept crashing; its owner decides what follows."""
+        self._body = body
+        self._policy = policy
+        self._on_crash = on_crash
+        self._on_exit = on_exit
+        self._clock = clock
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout_s: float | None = None) -> bool:
+        """Wait up to ``timeout_s`` for the loop to end; True when it has."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        self.gave_up = not supervise(self.name, self._body, self.stopping, self._policy,
+                                     self._on_crash, clock=self._clock)
+        if self._on_exit is not None:
+            self._on_exit()

@@ -1,5 +1,6 @@
 """supervise(): a crashed loop is logged with its traceback, counted, restarted, given up on;
-Backoff and Retries: the one backoff rule every retry loop waits by."""
+SupervisedThread: the same on a thread a component owns; Backoff and Retries: the one
+backoff rule every retry loop waits by."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import threading
 
 import pytest
 
-from agent.supervision import Backoff, Restart, RestartPolicy, Retries, supervise
+from agent.supervision import (
+    Backoff,
+    Restart,
+    RestartPolicy,
+    Retries,
+    SupervisedThread,
+    supervise,
+)
 from tests.clock import FakeClock
 
 FAST = RestartPolicy(first_delay_s=0.001, max_delay_s=0.004, give_up_after=4)
@@ -119,3 +127,26 @@ def test_stop_during_the_backoff_ends_supervision() -> None:
     stop.set()
     assert supervise("forwarder", body, stop, slow, body.seen.append)
     assert body.runs == 1
+
+
+def test_a_supervised_thread_gives_up_then_runs_its_exit() -> None:
+    body = Flaky(crashes=100)
+    exits: list[bool] = []
+    thread = SupervisedThread("forwarder", body, FAST, body.seen.append,
+                              on_exit=lambda: exits.append(True))
+    thread.start()
+    assert thread.join(10) and thread.gave_up
+    assert body.runs == 4 and exits == [True], "the exit runs once, after the last crash"
+
+
+def test_stopping_a_supervised_thread_ends_its_backoff_and_runs_its_exit() -> None:
+    body = Flaky(crashes=1)
+    exits: list[bool] = []
+    slow = RestartPolicy(first_delay_s=3600, give_up_after=None)
+    thread = SupervisedThread("sensor-pm", body, slow, body.seen.append,
+                              on_exit=lambda: exits.append(True))
+    thread.start()
+    assert not thread.join(0.2), "waiting out an hour's backoff"
+    thread.stopping.set()
+    assert thread.join(5) and not thread.gave_up
+    assert body.runs == 1 and exits == [True]

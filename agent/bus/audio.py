@@ -28,7 +28,6 @@ import logging
 import math
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from agent.clock import SYSTEM, Clock
 from agent.errors import BusError
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,11 @@ class AudioSource(Protocol):
     @property
     def overruns(self) -> int:
         """Blocks lost since the source was made (driver overflow or full queue)."""
+
+    @property
+    def clock(self) -> Clock:
+        """The source's time, as an I2C device's or a serial link's: the driver measures
+        silence on it, so a test's clock can make a capture fall silent for minutes."""
 
     def start(self) -> None:
         """Begin capturing; raises :class:`~agent.errors.BusError` if the device cannot."""
@@ -91,7 +96,7 @@ class PacedSource:
 
     def __init__(self, produce: Producer, sample_rate: int, *,
                  block_s: float = DEFAULT_BLOCK_S, buffer_s: float = DEFAULT_BUFFER_S,
-                 name: str = "generated", clock: Callable[[], float] = time.monotonic) -> None:
+                 name: str = "generated", clock: Clock = SYSTEM) -> None:
         if sample_rate <= 0 or block_s <= 0:
             raise ValueError("sample rate and block length must be positive")
         self.name = name
@@ -99,7 +104,8 @@ class PacedSource:
         self._rate = int(sample_rate)
         self._frames = frames_per_block(self._rate, block_s)
         self._max_lag_blocks = max(1, math.floor(buffer_s / block_s))
-        self._clock = clock
+        self.clock = clock
+        """Paces the blocks and every wait for one."""
         self._wake = threading.Event()
         self._running = False
         self._ended = False
@@ -118,7 +124,7 @@ class PacedSource:
 
     def start(self) -> None:
         self._wake.clear()
-        self._t0 = self._clock()
+        self._t0 = self.clock.monotonic()
         self._emitted = 0
         self._running = True
 
@@ -126,13 +132,13 @@ class PacedSource:
         if not self._running:
             raise BusError(f"audio {self.name}: read before start")
         due = self._t0 + (self._emitted + self._frames) / self._rate
-        wait = due - self._clock()
+        wait = due - self.clock.monotonic()
         if self._ended or wait > timeout_s:
-            self._wake.wait(max(0.0, timeout_s))
+            self.clock.wait(self._wake, max(0.0, timeout_s))
             return None
-        if wait > 0 and self._wake.wait(wait):
+        if wait > 0 and self.clock.wait(self._wake, wait):
             return None  # stopped meanwhile
-        lag_blocks = math.floor((self._clock() - due) * self._rate / self._frames)
+        lag_blocks = math.floor((self.clock.monotonic() - due) * self._rate / self._frames)
         self._skip(self._to_drop + max(0, lag_blocks - self._max_lag_blocks))
         self._to_drop = 0
         block = self._next()
@@ -207,7 +213,7 @@ class WavSource(PacedSource):
 
     def __init__(self, path: str | Path, *, channel: int = 0, loop: bool = True,
                  block_s: float = DEFAULT_BLOCK_S, buffer_s: float = DEFAULT_BUFFER_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Clock = SYSTEM) -> None:
         from agent.sound.wav import read_format  # noqa: PLC0415 - replay only
 
         self.path = Path(path)
@@ -238,6 +244,8 @@ class SoundDeviceSource:
     def __init__(self, device: str | int, sample_rate: int, *, channel: int = 0,
                  block_s: float = DEFAULT_BLOCK_S, buffer_s: float = DEFAULT_BUFFER_S) -> None:
         self.device = device
+        self.clock = SYSTEM
+        """A sound card keeps real time: its blocks come when they come."""
         self._rate = int(sample_rate)
         self._channel = channel
         self._frames = frames_per_block(self._rate, block_s)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -131,14 +130,14 @@ def _capture(source: AudioSource, seconds: float) -> NDArray[np.float64]:
     source.start()
     try:
         overruns = source.overruns
-        last = time.monotonic()
+        last = source.clock.monotonic()
         while have < skip + want:
             block = source.read(0.5)
             if block is None:
-                if time.monotonic() - last > NO_AUDIO_S:
+                if source.clock.monotonic() - last > NO_AUDIO_S:
                     raise BusError(f"no audio from the microphone for {NO_AUDIO_S:g} s")
                 continue
-            last = time.monotonic()
+            last = source.clock.monotonic()
             blocks.append(block)
             have += block.size
         if source.overruns != overruns:

@@ -17,6 +17,7 @@ from agent.cli._common import (
     setup_logging,
     simulated_buses,
 )
+from agent.clock import SYSTEM
 from agent.errors import ConfigError, DataNotReady
 from agent.plan import sensor_opener
 
@@ -50,13 +51,13 @@ def cmd_read(args: argparse.Namespace) -> int:
         driver.start()
         done = 0
         while done < args.count:
-            time.sleep(interval)
+            SYSTEM.sleep(interval)
             try:
                 readings = driver.read()
             except DataNotReady:
                 continue
             done += 1
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(SYSTEM.wall_ms() / 1000))
             for r in readings:
                 if args.json:
                     print(json.dumps({"time": stamp, "sensor": sensor.sensor_id,

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import math
 import struct
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
 from agent.bus.crc import sensirion_crc8
+from agent.clock import SYSTEM
 from agent.emulators._log import BoundedLog
 from agent.emulators.i2c_bus import Nack
 
@@ -87,7 +87,7 @@ class SensirionDevice:
     """What the next read returns (framed words), None: nothing to read."""
     _after_read: Callable[[], None] | None
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         self.clock = clock
         self.log: BoundedLog[tuple[str, bytes]] = BoundedLog()
         """Every transaction as ("w", bytes written) or ("r", bytes returned; b"" if NACKed)."""

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import random
 import struct
-import time
 from collections.abc import Callable
 
+from agent.clock import SYSTEM
 from agent.emulators import register
 
 # BMP280 datasheet §3.12 example: 0x88..0xA1 (0xA0/0xA1 do not exist on the BMP280).
@@ -105,7 +105,7 @@ class Bme280Device:
     def __init__(self, *, chip_id: int = 0x60, calib_tp: bytes = PIMORONI_CALIB_TP,
                  calib_h: bytes = PIMORONI_CALIB_H, temperature: float | None = None,
                  humidity: float | None = None, pressure: float | None = None,
-                 seed: int = 5, clock: Callable[[], float] = time.monotonic) -> None:
+                 seed: int = 5, clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         self.chip_id = chip_id
         self.has_humidity = chip_id == 0x60
         self.walk = temperature is None and humidity is None and pressure is None

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
+from agent.clock import SYSTEM
 from agent.emulators import register
 from agent.emulators._sensirion import (
     Handler,
@@ -115,7 +115,7 @@ class DnmsDevice(SensirionDevice):
                  lz_offset_db: float = 8.0, pinned: tuple[float, float, float] | None = None,
                  block_s: float | None = None, start_phase_s: float | None = None,
                  version: str | None = None, strict_crc: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         if variant not in _VARIANTS:
             raise ValueError(f"unknown DNMS variant {variant!r} (known: {sorted(_VARIANTS)})")
         default_version, default_block, default_start = _VARIANTS[variant]

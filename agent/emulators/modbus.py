@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import random
 import struct
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from agent.bus.crc import crc16_modbus
+from agent.clock import SYSTEM
 from agent.config.modbus import MAX_REGISTERS, ModbusOptions, RegisterSpec
 from agent.emulators import register
 from agent.emulators._log import BoundedLog
@@ -81,7 +81,7 @@ class ModbusSlave:
                  ranges: Mapping[str, tuple[float, float, str]] | None = None,
                  baudrate: int = 4800, seed: int = 0,
                  values: Mapping[str, float] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         self.slave_id = slave_id
         self.function = function
         self.registers = [RegisterSpec.model_validate(entry) for entry in registers]

@@ -18,9 +18,9 @@ vanish and errno failures.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 
+from agent.clock import SYSTEM
 from agent.emulators import register
 from agent.emulators._log import BoundedLog
 from agent.emulators._walk import Walk
@@ -48,7 +48,7 @@ class PcbaDbmDevice:
 
     def __init__(self, *, version: int = 0x31, device_id: int = 0x1A2B3C4D, seed: int = 0,
                  level_db: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         self.version = version
         self.device_id = device_id
         self.level_db = level_db

@@ -15,11 +15,11 @@ Fault injection (from :class:`~agent.emulators._sensirion.SensirionDevice`):
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from enum import IntEnum
 from functools import partial
 
+from agent.clock import SYSTEM
 from agent.emulators import register
 from agent.emulators._sensirion import Handler, SensirionDevice, float_words
 from agent.emulators._walk import Walk
@@ -56,7 +56,7 @@ class Scd30Device(SensirionDevice):
                  temperature_c: float | None = None, humidity_pct: float | None = None,
                  sample_interval_s: float | None = None, boot_s: float = BOOT_S,
                  firmware: int = 0x0342, measuring: bool = False,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         """``sample_interval_s`` overrides the configured interval for sample timing only
         (tests and demos); pinned values stay constant; ``clock`` is the device's time."""
         super().__init__(clock)

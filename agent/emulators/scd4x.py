@@ -20,12 +20,12 @@ offset of 4 °C cancels its self-heating.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from enum import IntEnum
 from functools import partial
 
+from agent.clock import SYSTEM
 from agent.emulators import register
 from agent.emulators._sensirion import Handler, SensirionDevice
 from agent.emulators._walk import Walk
@@ -101,7 +101,7 @@ class Scd4xDevice(SensirionDevice):
                  co2_ppm: float | None = None, temperature_c: float | None = None,
                  humidity_pct: float | None = None, serial: int = DEFAULT_SERIAL,
                  periodic_interval_s: float = 5.0, low_power_interval_s: float = 30.0,
-                 single_shot_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 single_shot_s: float = 5.0, clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         """Intervals can be shortened for tests and demos; pinned values stay constant."""
         if variant not in _VARIANT_WORDS:
             raise ValueError(f"unknown SCD4x variant {variant!r}")

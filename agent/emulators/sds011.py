@@ -20,12 +20,12 @@ Behaviour the tests rely on, taken as the stricter reading of the sources:
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
 from agent.bus.crc import sum8
+from agent.clock import SYSTEM
 from agent.emulators import register
 from agent.emulators._log import BoundedLog
 
@@ -89,7 +89,7 @@ class Sds011Device:
                  pm2_5: float | None = None, pm10: float | None = None, seed: int = 0,
                  query_mode: bool = False, working_period_min: int = 0,
                  report_interval_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         self.device_id = device_id
         self.firmware = firmware
         self.pm2_5 = pm2_5

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import Callable, Mapping
 from enum import IntEnum
 
+from agent.clock import SYSTEM
 from agent.emulators import register
 from agent.emulators._sensirion import IDLE, MEASURING, Handler, SensirionDevice, ascii_words
 from agent.emulators._walk import Walk
@@ -74,7 +74,7 @@ class Sen5xDevice(SensirionDevice):
                  serial: str = "A1B2C3D4E5F60718", firmware: tuple[int, int] = (2, 0),
                  auto_cleaning_interval_s: int = 604800, sample_period_s: float = 1.0,
                  nox_startup_s: float = 10.0, cleaning_s: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         super().__init__(clock)
         if model not in _MODEL_FIELDS:
             raise ValueError(f"unknown SEN5x model {model!r}")

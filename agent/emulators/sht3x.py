@@ -13,12 +13,12 @@ limits and break. Periodic mode, ART and fetch are not modelled and are NACKed.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from enum import IntEnum
 from functools import partial
 from typing import NoReturn
 
+from agent.clock import SYSTEM
 from agent.emulators import register
 from agent.emulators._log import BoundedLog
 from agent.emulators._sensirion import Handler, SensirionDevice, split_write
@@ -106,7 +106,7 @@ class Sht3xDevice(SensirionTRH):
 
     def __init__(self, *, temperature: float | None = None, humidity: float | None = None,
                  serial: int = 0x0B5E_2F01, seed: int = 3,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         super().__init__(temperature=temperature, humidity=humidity, serial=serial,
                          seed=seed, clock=clock)
         self.status = 0

@@ -8,11 +8,11 @@ longer than one byte are NACKed: the SHT4x has no command with an argument.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from enum import IntEnum
 from functools import partial
 
+from agent.clock import SYSTEM
 from agent.emulators import register
 from agent.emulators._log import BoundedLog
 from agent.emulators._sensirion import Handler
@@ -57,7 +57,7 @@ class Sht4xDevice(SensirionTRH):
 
     def __init__(self, *, temperature: float | None = None, humidity: float | None = None,
                  serial: int = 0x1C7A_33D5, seed: int = 4,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         super().__init__(temperature=temperature, humidity=humidity, serial=serial,
                          seed=seed, clock=clock)
         self.heater_pulses: BoundedLog[tuple[float, float]] = BoundedLog()

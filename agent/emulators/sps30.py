@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import Callable, Mapping, Sequence
 from enum import IntEnum
 
+from agent.clock import SYSTEM
 from agent.emulators import register
 from agent.emulators._sensirion import (
     IDLE,
@@ -64,7 +64,7 @@ class Sps30Device(SensirionDevice):
                  firmware: tuple[int, int] = (2, 2), serial: str = "3E5F0A1B2C3D4E5F",
                  auto_cleaning_interval_s: int = 604800, asleep: bool = False,
                  sample_period_s: float = 1.0, cleaning_s: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         super().__init__(clock)
         if sample_period_s <= 0:
             raise ValueError("sample_period_s must be positive")

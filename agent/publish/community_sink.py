@@ -17,6 +17,7 @@ import random
 import urllib.request
 from collections.abc import Sequence
 
+from agent.clock import SYSTEM, Clock
 from agent.config.sinks import Channels, SensorCommunityConfig
 from agent.models import OutboxRecord
 from agent.publish import sensor_community as sc
@@ -37,8 +38,8 @@ class SensorCommunitySink(HttpSink[sc.Push]):
 
     def __init__(self, outbox: Outbox, config: SensorCommunityConfig, node_id: str,
                  channels: Channels, software_version: str, *,
-                 rng: random.Random | None = None) -> None:
-        super().__init__(SINK, outbox, config, BATCH_ROWS, rng=rng)
+                 rng: random.Random | None = None, clock: Clock = SYSTEM) -> None:
+        super().__init__(SINK, outbox, config, BATCH_ROWS, rng=rng, clock=clock)
         self._config = config
         self._node_id = node_id
         self._channels = channels

@@ -10,11 +10,12 @@ connect. paho's built-in reconnect has no jitter, and a fleet of boxes that lost
 the same broker would otherwise return in lockstep. Every wait and time stamp goes
 through the injected clock.
 
-The thread never dies quietly: its loop runs under :func:`agent.supervision.supervise`.
+The forwarder never dies quietly: its loop runs on a
+:class:`agent.supervision.SupervisedThread`, as every worker of the daemon does.
 A crash drops the connection *without* DISCONNECT (so the broker publishes the
 Last Will and the retained status stops saying ``online``), is counted in
 ``crashes`` and the loop restarts after a backoff; after ``give_up_after``
-quick crashes in a row :attr:`Forwarder.gave_up` is set and the thread ends,
+quick crashes in a row :attr:`Forwarder.gave_up` is true and the thread ends,
 for the daemon to exit non-zero.
 """
 
@@ -43,7 +44,7 @@ from agent.publish.payload import (
 from agent.publish.refusals import Refusals, Verdict
 from agent.storage import Outbox
 from agent.storage.ledger import MQTT_SINK
-from agent.supervision import Backoff, RestartPolicy, Retries, supervise
+from agent.supervision import Backoff, RestartPolicy, Retries, SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class ForwarderStats:
     """When the broker last acknowledged a message (wall clock)."""
 
 
-class Forwarder(threading.Thread):
+class Forwarder:
     """Publishes committed outbox rows in order; at most ``max_inflight`` unacknowledged."""
 
     def __init__(self, outbox: Outbox, config: MqttConfig, device_id: str, client_id: str,
@@ -87,11 +88,11 @@ class Forwarder(threading.Thread):
                  session_factory: SessionFactory | None = None,
                  restarts: RestartPolicy = RESTARTS,
                  announcer: Announcer | None = None, clock: Clock = SYSTEM) -> None:
-        super().__init__(name="forwarder", daemon=True)
-        self._restarts = restarts
         self._clock = clock
-        self.gave_up = False
-        """The loop kept crashing and was given up on: the daemon must exit non-zero."""
+        self._thread = SupervisedThread("forwarder", self._serve, restarts, self._crashed,
+                                        clock=clock)
+        self._stop_event = self._thread.stopping
+        self._first_run = True
         self._outbox = outbox
         self._config = config
         self._device_id = device_id
@@ -103,7 +104,6 @@ class Forwarder(threading.Thread):
             if config.health_topic else self._topic
         self._rng = rng or random.Random()
         self._wake = threading.Event()
-        self._stop_event = threading.Event()
         self._drain_deadline = 0.0
         self._session: MqttSession | None = None
         self._make_session = session_factory or (lambda on_event: MqttSession(
@@ -114,6 +114,18 @@ class Forwarder(threading.Thread):
         self._lock = threading.Lock()
 
     # -- control (other threads) ----------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout_s: float | None = None) -> bool:
+        """Wait up to ``timeout_s`` for the forwarder to end; True when it has."""
+        return self._thread.join(timeout_s)
+
+    @property
+    def gave_up(self) -> bool:
+        """The loop kept crashing and was given up on: the daemon must exit non-zero."""
+        return self._thread.gave_up
 
     def notify(self) -> None:
         """New rows were committed: look now rather than at the next poll."""
@@ -131,14 +143,15 @@ class Forwarder(threading.Thread):
 
     # -- thread -------------------------------------------------------------------------
 
-    def run(self) -> None:
-        if self._pause(self._rng.uniform(0.0, self._config.first_connect_jitter_s)):
-            return
-        self.gave_up = not supervise(self.name, self._serve, self._stop_event,
-                                     self._restarts, self._crashed, clock=self._clock)
-
     def _serve(self) -> None:
-        """Connect, pump, reconnect with backoff, until stopped."""
+        """Connect, pump, reconnect with backoff, until stopped.
+
+        The very first connect waits a random time as well (a fleet powering up
+        together); a restart after a crash has already waited its backoff.
+        """
+        first, self._first_run = self._first_run, False
+        if first and self._pause(self._rng.uniform(0.0, self._config.first_connect_jitter_s)):
+            return
         retries = Retries(Backoff(self._config.reconnect_min_s, self._config.reconnect_max_s,
                                   jitter=True), self._rng)
         while not self._stop_event.is_set():

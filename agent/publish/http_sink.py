@@ -35,7 +35,6 @@ import http.client
 import logging
 import random
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections import deque
@@ -43,12 +42,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic
 
+from agent.clock import SYSTEM, Clock
 from agent.config.delivery import DeliveryConfig
 from agent.errors import StorageError
 from agent.models import OutboxRecord
 from agent.publish.delivery import Answer, R, Verdict, Work
 from agent.storage import Outbox
-from agent.supervision import Backoff, RestartPolicy, Retries, supervise
+from agent.supervision import Backoff, RestartPolicy, Retries, SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +81,25 @@ class SinkStats:
     crashes: int = 0
 
 
-class HttpSink(threading.Thread, Generic[R]):
-    """Sends committed rows in outbox order; subclasses say what and where."""
+class HttpSink(Generic[R]):
+    """Sends committed rows in outbox order on a thread of its own; subclasses say what
+    and where."""
 
     RECEIVER = "the server"
     """How log lines name the receiver."""
 
     def __init__(self, name: str, outbox: Outbox, config: DeliveryConfig, batch_rows: int, *,
-                 rng: random.Random | None = None) -> None:
-        super().__init__(name=name, daemon=True)
+                 rng: random.Random | None = None, clock: Clock = SYSTEM) -> None:
+        self.name = name
+        """The sink's name in the outbox (its position) and in the heartbeat."""
         self._outbox = outbox
         self._delivery = config
         self._batch_rows = batch_rows
         self._rng = rng or random.Random()
+        self._clock = clock
+        self._thread = SupervisedThread(name, self._serve, RESTARTS, self._crashed, clock=clock)
+        self._stop_event = self._thread.stopping
         self._wake = threading.Event()
-        self._stop_event = threading.Event()
         self._lock = threading.Lock()
         self._stats = SinkStats()
         self._reasons: set[str] = set()
@@ -135,6 +139,13 @@ class HttpSink(threading.Thread, Generic[R]):
 
     # -- control (other threads) ------------------------------------------------------
 
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout_s: float | None = None) -> bool:
+        """Wait up to ``timeout_s`` for the sink to end; True when it has."""
+        return self._thread.join(timeout_s)
+
     def notify(self) -> None:
         """New rows were committed: look now rather than at the next poll."""
         self._wake.set()
@@ -155,9 +166,6 @@ class HttpSink(threading.Thread, Generic[R]):
 
     # -- thread -------------------------------------------------------------------------
 
-    def run(self) -> None:
-        supervise(self.name, self._serve, self._stop_event, RESTARTS, self._crashed)
-
     def _serve(self) -> None:
         cursor = 0
         retries = Retries(Backoff(self._delivery.retry_min_s, self._delivery.retry_max_s,
@@ -170,7 +178,7 @@ class HttpSink(threading.Thread, Generic[R]):
                 self._pause(IDLE_POLL_S)
                 continue
             if not records:
-                self._wake.wait(IDLE_POLL_S)
+                self._clock.wait(self._wake, IDLE_POLL_S)
                 self._wake.clear()
                 continue
             full = len(records) == self._batch_rows
@@ -215,7 +223,7 @@ class HttpSink(threading.Thread, Generic[R]):
             if self.stats().refused:
                 log.info("%s accepts %s again", self.RECEIVER, self.subject())
             self._bump(pushes=1, delivered=len(request.row_ids), refused=False,
-                       last_success_utc_ms=time.time_ns() // 1_000_000)
+                       last_success_utc_ms=self._clock.wall_ms())
             return
         error = f"HTTP {answer.status}: {answer.reason}" if answer.status is not None \
             else answer.reason
@@ -255,7 +263,7 @@ class HttpSink(threading.Thread, Generic[R]):
         self._bump(crashes=1, errors_total=1, last_error=f"crashed: {exc!r}"[:300])
 
     def _pause(self, seconds: float) -> None:
-        self._stop_event.wait(seconds)
+        self._clock.wait(self._stop_event, seconds)
 
     def _bump(self, *, last_error: str | None = None, refused: bool | None = None,
               last_success_utc_ms: int | None = None, **increments: int) -> None:

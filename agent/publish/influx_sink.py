@@ -21,6 +21,7 @@ import random
 import urllib.request
 from collections.abc import Sequence
 
+from agent.clock import SYSTEM, Clock
 from agent.config.influxdb import InfluxDBConfig
 from agent.models import OutboxRecord
 from agent.publish import influxdb as influx
@@ -37,11 +38,11 @@ class InfluxDBSink(HttpSink[influx.Batch]):
     RECEIVER = "InfluxDB"
 
     def __init__(self, outbox: Outbox, layout: influx.Layout, user_agent: str, *,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, clock: Clock = SYSTEM) -> None:
         config = layout.config
         # A point holds a window's quantities: claiming as many rows as points keeps a
         # write under batch_lines points whatever the sensors.
-        super().__init__(SINK, outbox, config, config.batch_lines, rng=rng)
+        super().__init__(SINK, outbox, config, config.batch_lines, rng=rng, clock=clock)
         self._config: InfluxDBConfig = config
         self._layout = layout
         self._url = influx.write_url(config)

@@ -23,6 +23,7 @@ import random
 import urllib.request
 from collections.abc import Sequence
 
+from agent.clock import SYSTEM, Clock
 from agent.config.sensorthings import SensorThingsConfig
 from agent.errors import PublishError
 from agent.models import OutboxRecord
@@ -42,8 +43,8 @@ class SensorThingsSink(HttpSink[sta.ObservationPost]):
 
     def __init__(self, outbox: Outbox, config: SensorThingsConfig, catalog: sta.Catalog,
                  user_agent: str, *,
-                 rng: random.Random | None = None) -> None:
-        super().__init__(SINK, outbox, config, config.batch_rows, rng=rng)
+                 rng: random.Random | None = None, clock: Clock = SYSTEM) -> None:
+        super().__init__(SINK, outbox, config, config.batch_rows, rng=rng, clock=clock)
         self._catalog = catalog
         self._ids: dict[str, sta.EntityId] | None = None
         self._server = Server.for_config(config, user_agent)

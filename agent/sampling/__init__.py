@@ -31,10 +31,9 @@ class Sampler:
         for worker in self._workers:
             worker.stop()
         for worker in self._workers:
-            worker.join(timeout_s)
-            if worker.is_alive():
-                log.warning("%s did not stop within %.0f s (hung in a read?)",
-                            worker.name, timeout_s)
+            if not worker.join(timeout_s):
+                log.warning("sensor %s did not stop within %.0f s (hung in a read?)",
+                            worker.sensor.sensor_id, timeout_s)
 
     def health(self) -> list[SensorHealth]:
         return [worker.health() for worker in self._workers]

@@ -5,9 +5,10 @@ delay itself. Failures escalate: retry once at once (a checksum hit by line
 noise), soft reset after ``reset_after_failures`` consecutive failures, and
 close and reopen the bus after ``reopen_after_failures`` (a USB adapter that
 was unplugged and replugged). Anything unexpected beyond that (a bug, an
-untranslated library error) is caught by :func:`agent.supervision.supervise`:
-logged with its traceback, counted in ``crashes``, the bus released, and the
-loop restarted after a backoff; a sensor worker is never given up on.
+untranslated library error) is caught by the worker's
+:class:`agent.supervision.SupervisedThread`: logged with its traceback, counted in
+``crashes``, the bus released, and the loop restarted after a backoff; a sensor
+worker is never given up on.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from agent.sampling.quality import check_reading
 from agent.sampling.schedule import Schedule
 from agent.sampling.window import Identity, Window
 from agent.sensors.base import DutyCycled, Identifiable, SensorDriver
-from agent.supervision import RestartPolicy, supervise
+from agent.supervision import RestartPolicy, SupervisedThread
 
 __all__ = ["Clock", "Opener", "SensorHealth", "SensorWorker"]
 
@@ -71,18 +72,21 @@ class SensorHealth:
     """What the device said of itself (serial, firmware) when opened; () if it cannot say."""
 
 
-class SensorWorker(threading.Thread):
-    """Samples one sensor until :meth:`stop`, handing finished measurements to ``sink``."""
+class SensorWorker:
+    """Samples one sensor on a thread of its own until :meth:`stop`, handing finished
+    measurements to ``sink``."""
 
     def __init__(self, sensor: ResolvedSensor, opener: Opener, sink: Sink,
                  clock: Clock | None = None) -> None:
-        super().__init__(name=f"sensor-{sensor.sensor_id}", daemon=True)
         self.sensor = sensor
         self._opener = opener
         self._sink = sink
         self._clock = clock or SYSTEM
         """Schedules, stamps and every wait (a test's clock makes them cost nothing)."""
-        self._stop_event = threading.Event()
+        self._thread = SupervisedThread(f"sensor-{sensor.sensor_id}", self._loop, RESTARTS,
+                                        self._crashed, clock=self._clock,
+                                        on_exit=self._finish)
+        self._stop_event = self._thread.stopping
         self._lock = threading.Lock()
         self._health = SensorHealth(sensor.sensor_id, sensor.profile.model)
         self._driver: SensorDriver | None = None
@@ -103,8 +107,16 @@ class SensorWorker(threading.Thread):
 
     # -- public -----------------------------------------------------------------
 
+    def start(self) -> None:
+        self._thread.start()
+
     def stop(self) -> None:
+        """Ask the loop to end; it emits its partial window and stops its sensor first."""
         self._stop_event.set()
+
+    def join(self, timeout_s: float | None = None) -> bool:
+        """Wait up to ``timeout_s`` for the worker to end; True when it has."""
+        return self._thread.join(timeout_s)
 
     def health(self) -> SensorHealth:
         with self._lock:
@@ -114,12 +126,6 @@ class SensorWorker(threading.Thread):
             return replace(self._health, frames_rejected=rejected, bytes_discarded=discarded)
 
     # -- thread -----------------------------------------------------------------
-
-    def run(self) -> None:
-        supervise(self.name, self._loop, self._stop_event, RESTARTS, self._crashed,
-                  clock=self._clock)
-        self._emit()
-        self._shutdown()
 
     def _loop(self) -> None:
         now = self._clock.monotonic()
@@ -151,6 +157,11 @@ class SensorWorker(threading.Thread):
         self._update(state="failing", crashes=self._health.crashes + 1,
                      last_error=f"crashed: {exc!r}"[:200])
         self._release()
+
+    def _finish(self) -> None:
+        """On the way out: the partial window goes out, the sensor is stopped."""
+        self._emit()
+        self._shutdown()
 
     # -- steps ------------------------------------------------------------------
 

@@ -36,7 +36,6 @@ their headers).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -245,9 +244,9 @@ def _found(port: PortChoice, baudrate: int, identity: Identity) -> PortOutcome:
 
 def _listen(link: SerialLink, seconds: float, plan: BaudPlan) -> bytes:
     """Read without sending until the window closes or a known frame is complete."""
-    deadline = time.monotonic() + seconds
+    deadline = link.clock.monotonic() + seconds
     data = bytearray()
-    while time.monotonic() < deadline:
+    while link.clock.monotonic() < deadline:
         chunk = link.read_some(_READ_CHUNK)
         if chunk:
             data += chunk
@@ -355,9 +354,9 @@ def _match_modbus(group: Sequence[ModbusCandidate], values: dict[str, float],
 
 
 def _read_for(link: SerialLink, seconds: float, done: Callable[[bytes], bool]) -> bytes:
-    deadline = time.monotonic() + seconds
+    deadline = link.clock.monotonic() + seconds
     data = bytearray()
-    while time.monotonic() < deadline:
+    while link.clock.monotonic() < deadline:
         data += link.read_some(_READ_CHUNK)
         if done(bytes(data)):
             break

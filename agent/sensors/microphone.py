@@ -29,7 +29,8 @@ driver keeps a meter thread of its own:
   raises :class:`SensorError` naming the lost blocks (the heartbeat counts it
   in ``errors_total``), and ``frames_rejected`` counts lost blocks since start.
 * No audio at all for ``_STALL_S`` raises :class:`SensorError` (a dead stream);
-  the sampler's reset then restarts the capture and the meter.
+  the sampler's reset then restarts the capture and the meter. Silence is measured
+  on the source's clock (``AudioSource.clock``), as other drivers time on their bus's.
 
 Privacy: samples live only in the queue and the meter's buffers. Nothing here
 writes, logs or sends audio; only the per-interval levels leave ``read``.
@@ -40,7 +41,6 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -175,7 +175,7 @@ class Microphone:
         self._lost_pending = 0
         self._overruns_seen = self._source.overruns
         self._source.start()
-        self._last_audio = time.monotonic()
+        self._last_audio = self._source.clock.monotonic()
         self._halt.clear()
         self._thread = threading.Thread(target=self._run, name="sound-meter", daemon=True)
         self._thread.start()
@@ -194,7 +194,7 @@ class Microphone:
                 raise self._fatal
             done = list(self._done)
             self._done.clear()
-        silent_s = time.monotonic() - self._last_audio
+        silent_s = self._source.clock.monotonic() - self._last_audio
         if not done and silent_s > _STALL_S:
             raise SensorError(f"microphone: no audio from the capture device for "
                               f"{silent_s:.1f} s")
@@ -232,7 +232,7 @@ class Microphone:
                 block = self._source.read(_READ_TIMEOUT_S)
                 self._count_overruns()
                 if block is not None:
-                    self._last_audio = time.monotonic()
+                    self._last_audio = self._source.clock.monotonic()
                     self._feed(block)
         except AgentError as exc:
             self._fail(exc)

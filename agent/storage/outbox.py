@@ -32,7 +32,6 @@ import json
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any
 
 import sqlite_utils
 
+from agent.clock import SYSTEM
 from agent.errors import StorageError
 from agent.models import Measurement, OutboxRecord, Quality, Stats
 from agent.storage.age import AgeRule, kernel_boot_id
@@ -94,8 +94,8 @@ class Outbox:
     """A thread-safe outbox; the main loop adds and commits, each sink claims and acks."""
 
     def __init__(self, path: Path, boot_id: str, *, max_rows: int, max_age_days: float,
-                 wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
-                 monotonic: Callable[[], float] = time.monotonic,
+                 wall_ms: Callable[[], int] = SYSTEM.wall_ms,
+                 monotonic: Callable[[], float] = SYSTEM.monotonic,
                  kernel_boot: str | None = None, space: DiskSpace | None = None,
                  sinks: Sequence[str] = (MQTT_SINK,)) -> None:
         self.boot_id = boot_id

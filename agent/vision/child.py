@@ -21,11 +21,11 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from agent.clock import SYSTEM, Clock
 from agent.config.camera import CameraConfig
 from agent.logformat import configure
 from agent.vision.record import Kind, Schema, schema_for
@@ -57,7 +57,7 @@ def run_counter(spec: ChildSpec, channel: Connection) -> None:
         return terminated.is_set() or os.getppid() != parent
 
     config = CameraConfig.model_validate(spec.settings)
-    outbound = Outbound(schema_for(config), channel)
+    outbound = Outbound(schema_for(config), channel, SYSTEM)
     # FFmpeg's RTSP client would negotiate UDP, which the sandbox forbids.
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
     try:
@@ -69,7 +69,7 @@ def run_counter(spec: ChildSpec, channel: Connection) -> None:
             require=os.environ.get("LOKAALMETEN_REQUIRE_SANDBOX") == "1")
     config = config.model_copy(update={"source": camera.source})
     try:
-        code = _count(config, outbound, should_stop)
+        code = _count(config, outbound, should_stop, SYSTEM)
     except ConfigError as exc:
         log.error("camera %s cannot start: %s", spec.camera_id, exc)
         code = EXIT_CONFIG
@@ -91,9 +91,10 @@ class Outbound:
     nothing, and a change that must wait goes out with the next frame.
     """
 
-    def __init__(self, schema: Schema, channel: Connection) -> None:
+    def __init__(self, schema: Schema, channel: Connection, clock: Clock) -> None:
         self.schema = schema
         self._channel = channel
+        self._clock = clock
         self._wanted: dict[str, tuple[Kind, int]] = {}
         self._sent: dict[str, int] = {}
         self._sent_s: dict[str, int] = {}
@@ -110,7 +111,7 @@ class Outbound:
         self.flush()
 
     def flush(self) -> None:
-        now_s = int(time.time())
+        now_s = self._clock.wall_ms() // 1000
         for name, (kind, state) in self._wanted.items():
             if self._sent.get(name, 0 if kind is Kind.ALERT else -1) == state:
                 continue
@@ -122,14 +123,19 @@ class Outbound:
 
     def setup(self, values: Iterable[tuple[str, float]]) -> None:
         """Send a set-up record (``agent.vision.setup_mode``), stamped in whole seconds."""
-        self._send(Kind.SETUP, int(time.time()) * 1000, values)
+        self._send(Kind.SETUP, self._clock.wall_ms() // 1000 * 1000, values)
 
     def _send(self, kind: Kind, utc_ms: int, values: Iterable[tuple[str, float]]) -> None:
         self._channel.send_bytes(self.schema.encode(kind, utc_ms, values))
 
 
-def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], bool]) -> int:
-    """The live loop: frames in, records out, until ``should_stop`` or a file ends."""
+def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], bool],
+           clock: Clock) -> int:
+    """The live loop: frames in, records out, until ``should_stop`` or a file ends.
+
+    Every time it reads (interval grid, frame pace, set-up lease) and the frame
+    source's waits come from ``clock``, the one clock of the daemon's components.
+    """
     import cv2  # noqa: PLC0415 - the counter process only
 
     from agent.vision.pace import AnalysisPace  # noqa: PLC0415
@@ -138,23 +144,24 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
     from agent.vision.source import LiveSource, parse_source  # noqa: PLC0415
 
     cv2.setNumThreads(1)  # resizes are small; leave the cores to the detector
-    now = time.monotonic()
-    wall = time.time()
+    now = clock.monotonic()
+    wall = clock.wall_ms() / 1000
     # Intervals end on multiples of interval_s in UTC, so every box reports the same grid.
     start = now - (wall % config.interval_s)
     pipeline = build_pipeline(config, start_s=start)
     source = LiveSource(parse_source(config.source), fps_cap=config.fps_cap,
                         resize_width=config.resize_width, loop=config.loop,
                         reconnect_min_s=config.reconnect_min_s,
-                        reconnect_max_s=config.reconnect_max_s).start()
+                        reconnect_max_s=config.reconnect_max_s, clock=clock).start()
     pace = AnalysisPace(config.fps_cap)
     log.info("counting on %s", source.spec)
-    setup = SetupMode(config.setup, [x.name for x in config.lines], outbound.setup)
+    setup = SetupMode(config.setup, [x.name for x in config.lines], outbound.setup,
+                      clock=clock)
     signal.signal(SETUP_SIGNAL, lambda *_: setup.renew())
     connected: bool | None = None
 
     def utc_ms(t_s: float) -> int:
-        return round((t_s + time.time() - time.monotonic()) * 1000)
+        return round(t_s * 1000) + clock.wall_ms() - round(clock.monotonic() * 1000)
 
     def send_intervals(reports: list[Any]) -> None:
         stats = source.stats()
@@ -177,19 +184,19 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
             outbound.flush()
             setup.flush()
             if frame is None:
-                send_intervals(pipeline.tick(time.monotonic()))
+                send_intervals(pipeline.tick(clock.monotonic()))
                 if stats.finished:
                     break
                 continue
-            began = time.monotonic()
+            began = clock.monotonic()
             result = pipeline.process(frame)
             setup.observe(pipeline.scene.frame_size, result.tracks, result.counts)
-            pace.observe(time.monotonic() - began)
+            pace.observe(clock.monotonic() - began)
             source.set_rate(pace.fps)
             for alert in result.counts.alerts:
                 outbound.switch(Kind.ALERT, f"zone_{alert.zone}_density_alert", alert.on)
             send_intervals(list(result.closed))
-        send_intervals(pipeline.finish(time.monotonic()))
+        send_intervals(pipeline.finish(clock.monotonic()))
     finally:
         source.stop()
     return EXIT_FINISHED if source.stats().finished else 0

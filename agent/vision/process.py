@@ -8,12 +8,12 @@ worth of bytes at a time, decodes and checks every record, and on anything
 it does not admit counts it (``records_rejected_total``), kills that counter
 process and starts a fresh one.
 
-``CounterSupervisor`` (a daemon thread) has the zygote (``agent.vision.zygote``)
-fork the child, which holds the camera group the daemon gave up, turns its records
-into ``Measurement``s on ``output`` for the main loop, and restarts a child
-that died under :func:`agent.supervision.supervise`, the same restart loop as every
-thread of the daemon: a wait that doubles from ``backoff_min_s`` to ``backoff_max_s``
-(back to the minimum once a child has run ``stable_s``).
+``CounterSupervisor`` (on a :class:`agent.supervision.SupervisedThread`, as every
+worker of the daemon) has the zygote (``agent.vision.zygote``) fork the child, which
+holds the camera group the daemon gave up, turns its records into ``Measurement``s on
+``output`` for the main loop, and restarts a child that died by the same restart loop
+as every thread of the daemon: a wait that doubles from ``backoff_min_s`` to
+``backoff_max_s`` (back to the minimum once a child has run ``stable_s``).
 
 A child can also hang while alive: stuck in a camera read the source's own timeout
 does not cover, or in the detector. A counter sends a record at least every interval
@@ -34,7 +34,7 @@ from multiprocessing.connection import Connection, Pipe
 from agent.clock import SYSTEM, Clock
 from agent.config.camera import CameraConfig
 from agent.models import Measurement, MeasurementQueue
-from agent.supervision import Restart, RestartPolicy, supervise
+from agent.supervision import Restart, RestartPolicy, SupervisedThread
 from agent.vision.child import EXIT_FINISHED, POLL_S
 from agent.vision.record import Gate, Kind, Record, RecordRejected, Schema, schema_for
 from agent.vision.setup_session import SetupSession
@@ -126,12 +126,12 @@ class CounterSupervisor:
         self._clock = clock
         self._log_level = log_level
         self._zygote = zygote or Zygote.shared()
-        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._process: Counter | None = None
         self._source_up = False
-        self._thread = threading.Thread(target=self._run, name=f"counter-{camera_id}",
-                                        daemon=True)
+        self._thread = SupervisedThread(f"camera {camera_id}", self._life, self.policy,
+                                        self._ended, clock=clock)
+        self._stopping = self._thread.stopping
 
     def start(self) -> None:
         self._thread.start()
@@ -162,10 +162,6 @@ class CounterSupervisor:
                                     ("restarts_total", self.restarts),
                                     ("hangs_total", self.hangs),
                                     ("records_rejected_total", self.rejected))]
-
-    def _run(self) -> None:
-        supervise(f"camera {self.camera_id}", self._life, self._stopping, self.policy,
-                  self._ended, clock=self._clock)
 
     def _ended(self, reason: Exception) -> None:
         """A counter process died, hung or was replaced: count it before the backoff."""

@@ -17,9 +17,9 @@ accumulated while set-up mode is off.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable, Sequence
 
+from agent.clock import SYSTEM, Clock
 from agent.config.camera_setup import SetupConfig
 from agent.vision.counting import FrameCounts
 from agent.vision.heatmap import HeatGrid
@@ -34,11 +34,11 @@ class SetupMode:
 
     def __init__(self, config: SetupConfig, lines: Sequence[str],
                  send: Callable[[Iterable[tuple[str, float]]], None], *,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 clock: Clock = SYSTEM) -> None:
         self._grid = HeatGrid(config.min_people, config.window_s)
         self._lines = tuple(lines)
         self._send = send
-        self._monotonic = monotonic
+        self._clock = clock
         self._lease_until = -math.inf
         self._totals: dict[str, int] = {}
         self._frame_size: tuple[float, float] | None = None
@@ -46,11 +46,11 @@ class SetupMode:
 
     def renew(self) -> None:
         """The daemon's signal arrived (safe to call from a signal handler)."""
-        self._lease_until = self._monotonic() + LEASE_S
+        self._lease_until = self._clock.monotonic() + LEASE_S
 
     @property
     def on(self) -> bool:
-        return self._monotonic() < self._lease_until
+        return self._clock.monotonic() < self._lease_until
 
     def observe(self, frame_size: tuple[float, float] | None, tracks: FrameTracks,
                 counts: FrameCounts) -> None:
@@ -58,7 +58,7 @@ class SetupMode:
         if not self.on or frame_size is None:
             return
         self._frame_size = frame_size
-        self._grid.add(self._monotonic(), *frame_size,
+        self._grid.add(self._clock.monotonic(), *frame_size,
                        ((t.track_id, *t.foot) for t in tracks.confirmed
                         if t.proven and t.time_since_update == 0))
         for crossing in counts.crossings:
@@ -67,7 +67,7 @@ class SetupMode:
 
     def flush(self) -> None:
         """Send the state when it is due; forget everything once the lease has run out."""
-        now = self._monotonic()
+        now = self._clock.monotonic()
         if not self.on:
             if self._frame_size is not None:
                 self._grid.clear()

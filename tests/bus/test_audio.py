@@ -27,17 +27,12 @@ from agent.bus.audio import (
 from agent.bus.provider import HardwareBuses
 from agent.emulators.simulation import SimulatedBuses
 from agent.errors import BusError
+from tests.clock import FakeClock
 from tests.wavfile import write_wav
 
 FS = 8000
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+START_S = 100.0
+"""Where the fake clock starts: the block arithmetic below comes out exact from here."""
 
 
 def next_block(source: PacedSource, clock: FakeClock, block_s: float = 0.1) -> np.ndarray | None:
@@ -65,7 +60,7 @@ def test_block_size_follows_the_rate() -> None:
 
 
 def test_paced_source_hands_out_a_block_only_once_its_time_has_passed() -> None:
-    clock = FakeClock()
+    clock = FakeClock(START_S)
     source = ramp_source(clock)
     source.start()
     assert source.read(0.0) is None  # block 0 is due 0.1 s after start
@@ -93,7 +88,7 @@ def test_paced_source_keeps_real_time_pace_on_the_real_clock() -> None:
 
 
 def test_consumer_falling_behind_the_buffer_loses_and_counts_blocks() -> None:
-    clock = FakeClock()
+    clock = FakeClock(START_S)
     source = ramp_source(clock, buffer_s=1.0)  # holds 10 blocks
     source.start()
     clock.now += 3.0  # 30 blocks became due; only the newest 10 are still buffered
@@ -107,7 +102,7 @@ def test_consumer_falling_behind_the_buffer_loses_and_counts_blocks() -> None:
 
 
 def test_injected_overrun_skips_the_next_blocks() -> None:
-    clock = FakeClock()
+    clock = FakeClock(START_S)
     source = ramp_source(clock)
     source.start()
     source.inject_overrun(2)
@@ -117,7 +112,7 @@ def test_injected_overrun_skips_the_next_blocks() -> None:
 
 
 def test_a_finished_producer_ends_the_stream() -> None:
-    clock = FakeClock()
+    clock = FakeClock(START_S)
     chunks = [np.ones(800), np.ones(300)]
     source = PacedSource(lambda n: chunks.pop(0) if chunks else None, FS, block_s=0.1,
                          clock=clock)
@@ -128,14 +123,13 @@ def test_a_finished_producer_ends_the_stream() -> None:
     assert next_block(source, clock) is None
 
 
-def test_stop_wakes_a_waiting_reader_and_start_restarts_the_clock() -> None:
-    clock = FakeClock()
-    source = ramp_source(clock)
+def test_stop_wakes_a_reader_waiting_on_the_real_clock() -> None:
+    source = PacedSource(np.zeros, FS, block_s=30.0)
     with pytest.raises(BusError, match="before start"):
         source.read(0.0)
     source.start()
     result: list[object] = []
-    reader = threading.Thread(target=lambda: result.append(source.read(30.0)))
+    reader = threading.Thread(target=lambda: result.append(source.read(60.0)))
     reader.start()
     time.sleep(0.05)
     source.stop()
@@ -143,7 +137,16 @@ def test_stop_wakes_a_waiting_reader_and_start_restarts_the_clock() -> None:
     assert not reader.is_alive() and result == [None]
     with pytest.raises(BusError, match="before start"):
         source.read(0.0)  # a stopped source refuses rather than blocks
+
+
+def test_start_restarts_the_pace() -> None:
+    clock = FakeClock(START_S)
+    source = ramp_source(clock)
     source.start()
+    clock.now += 5.0
+    source.stop()
+    source.start()
+    assert source.read(0.0) is None, "the time before the restart makes no block due"
     clock.now += 0.1
     assert source.read(0.0) is not None
 
@@ -153,7 +156,7 @@ def test_stop_wakes_a_waiting_reader_and_start_restarts_the_clock() -> None:
 def test_wav_source_loops_the_recording_seamlessly(tmp_path: Path) -> None:
     samples = np.linspace(-0.5, 0.5, 2000)  # 0.25 s at 8 kHz
     wav = write_wav(tmp_path / "ramp.wav", samples, FS)
-    clock = FakeClock()
+    clock = FakeClock(START_S)
     source = WavSource(wav, clock=clock)
     assert source.sample_rate == FS
     source.start()
@@ -165,7 +168,7 @@ def test_wav_source_loops_the_recording_seamlessly(tmp_path: Path) -> None:
 
 def test_wav_source_without_loop_ends(tmp_path: Path) -> None:
     wav = write_wav(tmp_path / "short.wav", np.zeros(1000), FS)
-    clock = FakeClock()
+    clock = FakeClock(START_S)
     source = WavSource(wav, loop=False, clock=clock)
     source.start()
     assert next_block(source, clock).size == 800  # type: ignore[union-attr]
@@ -176,7 +179,7 @@ def test_wav_source_without_loop_ends(tmp_path: Path) -> None:
 def test_wav_source_takes_the_asked_channel(tmp_path: Path) -> None:
     stereo = np.column_stack([np.full(800, 0.25), np.full(800, -0.5)])
     wav = write_wav(tmp_path / "stereo.wav", stereo, FS)
-    clock = FakeClock()
+    clock = FakeClock(START_S)
     source = WavSource(wav, channel=1, clock=clock)
     source.start()
     assert next_block(source, clock)[0] == pytest.approx(-0.5)  # type: ignore[index]

@@ -188,8 +188,7 @@ def start_sink(outbox: Outbox, config: InfluxDBConfig) -> InfluxDBSink:
 
 def stop(sink: InfluxDBSink) -> None:
     sink.stop()
-    sink.join(10)
-    assert not sink.is_alive()
+    assert sink.join(10)
 
 
 def stored(server: InfluxServer, query: str) -> list[dict[str, object]]:

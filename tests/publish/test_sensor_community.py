@@ -173,8 +173,7 @@ def start_sink(outbox: Outbox, server: SensorCommunityServer, **overrides: objec
 
 def stop(sink: SensorCommunitySink) -> None:
     sink.stop()
-    sink.join(10)
-    assert not sink.is_alive()
+    assert sink.join(10)
 
 
 def test_a_backlog_arrives_with_original_times_and_only_this_sink_advances(

@@ -301,7 +301,7 @@ def test_an_unexpected_crash_is_counted_and_the_worker_restarted(
     worker = run_worker(resolved(interval_s=0.1), flaky_open, sink)
     try:
         assert wait_until(lambda: len(sink.of("pm2_5")) >= 2, 10), "restarted and sampling"
-        assert worker.is_alive()
+        assert not worker.join(0), "still running"
     finally:
         worker.stop()
         worker.join(5)

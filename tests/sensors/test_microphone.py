@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import agent.sensors.microphone as mic
 from agent.bus.audio import PacedSource, WavSource
+from agent.clock import SYSTEM, Clock
 from agent.config.profiles import all_profiles
 from agent.emulators import registry as emulator_registry
 from agent.emulators.microphone import MEMS_OFFSET_DB, steady_tone
@@ -28,6 +28,7 @@ from agent.sensors import registry
 from agent.sensors.base import BusKind, SensorDriver
 from agent.sensors.microphone import DEFAULT_OFFSET_DB, Microphone, MicrophoneOptions
 from agent.sound import offset_from_sensitivity
+from tests.clock import FakeClock
 from tests.wavfile import write_wav
 
 FS = 48000
@@ -49,6 +50,7 @@ class ArraySource:
         self.fail_at = fail_at
         self.overruns = 0
         self.sample_rate = FS
+        self.clock: Clock = SYSTEM
         self.starts = 0
         self.stops = 0
         self._index = 0
@@ -341,13 +343,16 @@ def test_a_dead_capture_surfaces_in_read_and_reset_recovers() -> None:
         driver.stop()
 
 
-def test_silence_from_the_device_is_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mic, "_STALL_S", 0.2)
-    driver = Microphone(ArraySource(np.zeros(0)), options())
+def test_silence_from_the_device_is_a_failure() -> None:
+    source = ArraySource(np.zeros(0))
+    source.clock = clock = FakeClock()
+    driver = Microphone(source, options())
     driver.start()
     try:
-        time.sleep(0.3)
-        with pytest.raises(SensorError, match="no audio"):
+        with pytest.raises(DataNotReady):
+            driver.read()  # quiet for a moment is no failure yet
+        clock.now += 3.5
+        with pytest.raises(SensorError, match=r"no audio .* for 3\.5 s"):
             driver.read()
     finally:
         driver.stop()
