@@ -68,6 +68,11 @@ class Window:
         self._window_s = window_s
         self._aggregate = aggregate
         self._series: dict[str, _Series] = {}
+        self._opened_s: float | None = None
+
+    def open(self, monotonic_s: float) -> None:
+        """Say where the window began on the schedule: :meth:`close` spans from there."""
+        self._opened_s = monotonic_s
 
     def add(self, sample: Checked) -> None:
         self._series.setdefault(sample.quantity, _Series()).add(sample)
@@ -76,7 +81,17 @@ class Window:
         return sum(len(s.values) + len(s.warm_values) for s in self._series.values())
 
     def close(self, utc_ms: int, monotonic_s: float) -> list[Measurement]:
-        """Emit one measurement per quantity and start empty again."""
+        """Emit one measurement per quantity and start empty again.
+
+        An aggregate's ``window_s`` is the time it really spans, at most the configured
+        window: the partial window a worker closes when it stops (SIGTERM, a reload)
+        covers only the seconds since the last one, and a receiver that places it at
+        end − ``window_s`` (a SensorThings phenomenonTime) must not see it overlap the
+        window before.
+        """
+        span = self._window_s
+        if self._opened_s is not None and monotonic_s - self._opened_s < span * (1 - 1e-9):
+            span = max(0.0, monotonic_s - self._opened_s)  # cut short (not float dust)
         out: list[Measurement] = []
         for quantity, series in self._series.items():
             values, flags = series.settled()
@@ -84,7 +99,7 @@ class Window:
                 continue
             stats = None
             if self._aggregate:
-                stats = Stats(min(values), max(values), len(values), self._window_s)
+                stats = Stats(min(values), max(values), len(values), span)
             out.append(Measurement(
                 sensor_id=self._identity.sensor_id, quantity=quantity,
                 value=combine(values, self._identity.rules.get(quantity, Aggregation.MEAN)),

@@ -131,6 +131,7 @@ class SensorWorker:
         now = self._clock.monotonic()
         schedule = Schedule(now, self.sensor.interval_s)
         window_end = now + self.sensor.window_s
+        self._window.open(now)
         slot = now
         while not self._stop_event.is_set():
             self._beat()
@@ -182,6 +183,7 @@ class SensorWorker:
                 self._emit()
                 window_end += self.sensor.window_s * max(
                     1, int((now - window_end) // self.sensor.window_s) + 1)
+                self._window.open(window_end - self.sensor.window_s)
             if now >= deadline:
                 break
             wake_at = min(deadline, window_end) if self._aggregate else deadline

@@ -70,6 +70,21 @@ def test_window_emits_mean_min_max_n_per_quantity() -> None:
     assert w.close(2000, 6.0) == [], "a closed window starts empty"
 
 
+def test_a_window_says_how_long_it_really_spans() -> None:
+    """A full window spans the configured 60 s even when closed a little late; the partial
+    window a stopping worker closes spans only the seconds since its scheduled start, so
+    a receiver placing it at end - window_s does not overlap it with the window before."""
+    w = window()
+    w.open(100.0)
+    w.add(Checked("pm2_5", 10.0, frozenset()))
+    (full,) = w.close(1000, 160.02)
+    w.open(160.0)
+    w.add(Checked("pm2_5", 11.0, frozenset()))
+    (partial,) = w.close(2000, 172.5)
+    assert (full.stats.window_s, partial.stats.window_s) == (60.0, pytest.approx(12.5))
+    assert (full.span_s, partial.span_s) == (60.0, pytest.approx(12.5))
+
+
 def test_warm_up_samples_are_withheld_when_settled_ones_exist() -> None:
     w = window()
     w.add(Checked("pm2_5", 100.0, frozenset({Quality.WARMING_UP})))

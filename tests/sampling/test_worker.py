@@ -135,6 +135,12 @@ def test_aggregation_window_reports_mean_min_max_n(emulator: PtySerialEmulator,
         worker.join(5)
     full = sink.of("pm2_5")[0]
     assert full.stats is not None and full.stats.count == 6, "0.6 s of slots 0.1 s apart"
+    *whole, last = sink.of("pm2_5")
+    assert all(m.stats is not None and m.stats.window_s == 0.6 for m in whole)
+    assert last.stats is not None and last.stats.window_s <= 0.6, "the stop's partial window"
+    # It spans from the last full window's end (its close, on the fake clock) to the stop.
+    assert last.stats.window_s == pytest.approx(
+        min(0.6, last.monotonic_s - whole[-1].monotonic_s), abs=0.01)
     assert full.stats.minimum == full.stats.maximum == 12.3
     assert full.value == pytest.approx(12.3)
 
