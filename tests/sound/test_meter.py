@@ -176,3 +176,16 @@ def test_third_octave_bands_locate_a_tone():
 def test_rejects_an_interval_shorter_than_the_tick():
     with pytest.raises(ValueError, match="shorter"):
         SoundLevelMeter(FS, 0.001)
+
+
+def test_a_long_interval_keeps_its_ticks_not_the_filtered_blocks():
+    # A tick slice used to be a view of its whole filtered block, so a 60 s interval held
+    # 60 s of float64 samples until it ended: the meter's memory went up and down by
+    # tens of MB on a box. What an interval keeps is one value per 10 ms tick.
+    meter = SoundLevelMeter(FS, 60.0, OFFSET)
+    x = pink_noise(60.0, 2.0, FS, OFFSET, seed=3)
+    for i in range(0, x.size, FS // 100):
+        assert meter.feed(x[i : i + FS // 100]) == []
+    ticks = meter._ticks
+    assert all(t.base is None for t in ticks)
+    assert sum(t.nbytes for t in ticks) <= 8 * (x.size // (FS // 100) + len(ticks))
