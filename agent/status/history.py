@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 BUCKET_MS = 300_000
 MAX_SERIES = 200
 PRUNE_EVERY_MS = 3_600_000
+PAGE_CACHE_KIB = 256
+"""SQLite's page cache for the history file. Fixed, because SQLite's default (2 MiB)
+would fill over the days the file takes to grow, and the daemon's memory with it; a
+plot reads one series' index range (a week is about 100 kB), the writer one minute's
+buckets."""
 RULES = frozenset({"mean", "energy_mean", "min", "max", "sum"})
 """How a bucket folds its values: as the sampling windows do (``energy_mean`` for sound
 levels), plus ``sum`` for counts such as line crossings."""
@@ -258,6 +263,7 @@ class History:
                                        isolation_level=None)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
                 conn.executescript(_SCHEMA)
                 for key_id, sensor, quantity in conn.execute(
                         "SELECT id, sensor, quantity FROM series"):

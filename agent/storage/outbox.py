@@ -62,6 +62,17 @@ _DAY_MS = 86_400_000
 _QUALITY_NAMES = frozenset(q.value for q in Quality)
 RESERVE_CHECK_COMMITS = 60
 """Commits between checks whether the disk has room to make the reserve again."""
+PAGE_CACHE_KIB = 512
+"""SQLite's page cache for the outbox connection. Fixed, so the daemon's memory has a
+ceiling it reaches soon, not SQLite's default 2 MiB filled over days of backlogs: the
+writer appends at one end and the sinks read and delete at the other, and the kernel
+caches the file anyway."""
+_INSERT = (f"INSERT INTO outbox ({', '.join(COLUMNS[1:])}) "
+           f"VALUES ({', '.join(':' + name for name in COLUMNS[1:])})")
+"""One statement for every commit, whatever its number of rows. sqlite-utils'
+``insert_all`` wrote an INSERT per row count, each another prepared statement in the
+connection's cache (up to 128 of them, hundreds of parameters each), and read
+``sqlite_master`` twice per commit to do it."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,7 @@ class Outbox:
         self._db = sqlite_utils.Database(self._conn)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
         migrate(self._conn, self._db)
         self._ledger.load(self._conn)
         self._refresh()
@@ -247,7 +259,7 @@ class Outbox:
                     settlement = self._ledger.settle(self._conn)
                     pruned = self._make_room(len(rows))
                     if rows:
-                        self._db.table("outbox").insert_all(rows, batch_size=500)
+                        self._conn.executemany(_INSERT, rows)
                     pruned += self._prune(self._depth + len(rows) - settlement.deleted
                                           - len(pruned))
                     self._ledger.count_drops(settlement, pruned)

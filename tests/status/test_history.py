@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.status import history as history_module
-from agent.status.history import BUCKET_MS, History
+from agent.status.history import BUCKET_MS, PAGE_CACHE_KIB, History
 
 DAY_MS = 86_400_000
 START = 1_800_000_000_000 // BUCKET_MS * BUCKET_MS  # a bucket boundary in 2027
@@ -152,3 +152,9 @@ def test_a_damaged_file_is_replaced(tmp_path: Path, clock: WallClock,
     assert any("starting a new one" in r.message for r in caplog.records)
     with sqlite3.connect(tmp_path / "history.sqlite") as conn:
         assert conn.execute("SELECT count(*) FROM points").fetchone()[0] == 1
+
+
+def test_the_page_cache_has_a_fixed_size(tmp_path: Path, clock: WallClock) -> None:
+    h = make(tmp_path, clock)
+    assert h._conn is not None
+    assert h._conn.execute("PRAGMA cache_size").fetchone()[0] == -PAGE_CACHE_KIB

@@ -15,6 +15,7 @@ import pytest
 from agent.errors import StorageError
 from agent.models import Measurement, Quality, Stats
 from agent.storage import Outbox
+from agent.storage.outbox import PAGE_CACHE_KIB
 
 NOW_MS = 1_800_000_000_000
 
@@ -216,12 +217,35 @@ def test_wal_and_full_sync_are_on(tmp_path: Path) -> None:
     assert box._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
+def test_the_page_cache_has_a_fixed_size(tmp_path: Path) -> None:
+    box = open_outbox(tmp_path / "o.sqlite")
+    assert box._conn.execute("PRAGMA cache_size").fetchone()[0] == -PAGE_CACHE_KIB
+
+
+def test_every_commit_inserts_through_one_statement_whatever_its_row_count(
+        tmp_path: Path) -> None:
+    # A statement per row count would fill the connection's statement cache with up to
+    # 128 prepared INSERTs of hundreds of parameters; one is prepared once.
+    box = open_outbox(tmp_path / "o.sqlite")
+    traced: list[str] = []
+    box._conn.set_trace_callback(traced.append)
+    for count in range(1, 31):
+        box.add(measurement(i) for i in range(count))
+        box.commit()
+    box._conn.set_trace_callback(None)
+    inserts = [s for s in traced if s.startswith("INSERT INTO outbox ")]
+    assert len(inserts) == sum(range(1, 31))  # the one-row statement, stepped per row
+    assert not [s for s in traced if "sqlite_master" in s]
+    assert len(box.claim(0, 1000)) == sum(range(1, 31))
+
+
 WRITER = """
 import sys, time
 from pathlib import Path
 from agent.errors import StorageError
 from agent.models import Measurement
 from agent.storage import Outbox
+from agent.storage.outbox import PAGE_CACHE_KIB
 box = Outbox(Path(sys.argv[1]), sys.argv[2], max_rows=10**7, max_age_days=3650)
 i = 0
 while True:
