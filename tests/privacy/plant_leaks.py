@@ -123,14 +123,14 @@ LEAKS: tuple[Leak, ...] = (
          'from agent.vision.record import HEADER as _H, PAIR as _P\n'
          '_px = frame.image[::64, ::64, 0].ravel()[:40]\n'
          'outbound._channel.send_bytes(_H.pack(b"LMC", 1, 0, outbound.schema.fingerprint,\n'
-         '    int(time.time()) * 1000, len(_px)) + b"".join(\n'
+         '    clock.wall_ms() // 1000 * 1000, len(_px)) + b"".join(\n'
          '    _P.pack(100 + _i, float(_v)) for _i, _v in enumerate(_px)))',
          r"the boundary rejected records"),
     Leak("foot_points", "foot points of the people detected, under a real quantity name",
          CHILD, AFTER_FRAME,
          'for _d in list(getattr(pipeline, "_detections", []))[:3]:\n'
          '    _foot = (getattr(_d, "x1", 0.0) + getattr(_d, "x2", 0.0)) / 2\n'
-         '    outbound.interval(int(time.time() + 1) * 1000,\n'
+         '    outbound.interval((clock.wall_ms() // 1000 + 1) * 1000,\n'
          '                      (("frames", 1), ("line_path_in", _foot + 0.5)))',
          r"the boundary rejected records"),
     Leak("frame_down_the_pipe", "a whole frame sent down the record channel",
