@@ -9,13 +9,16 @@ fetched, the people counter) against a Mosquitto of its own on a free port, and 
 counter's zygote and counters), and the CPU the whole tree used since the last sample.
 A leak is a slope, so the end is a least-squares fit of RSS over time after the warm-up,
 in MB per hour: "flat" is a number. The subscriber counts what arrived, so a soak that
-stopped delivering cannot pass for a flat one.
+stopped delivering cannot pass for a flat one. The daemon gets the systemd unit's
+``Environment=`` settings (OPENBLAS_NUM_THREADS, MALLOC_ARENA_MAX), so the figures are
+those of the daemon as installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import statistics
 import subprocess
@@ -30,6 +33,7 @@ from agent_idle import cpu_seconds, rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "simulated.toml"
+UNIT = ROOT / "systemd" / "lokaalmeten-agent.service"
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,19 @@ class Sample:
     cpu_percent: float
     """Of one core, daemon and children together, since the previous sample."""
     messages: int
+
+
+def unit_environment() -> dict[str, str]:
+    """The unit's ``Environment=`` variables: they change how much memory the daemon
+    keeps (one OpenBLAS thread, two malloc arenas), so a soak without them measures
+    another daemon."""
+    found: dict[str, str] = {}
+    for line in UNIT.read_text().splitlines():
+        if line.startswith("Environment="):
+            for item in shlex.split(line.removeprefix("Environment=")):
+                name, _, value = item.partition("=")
+                found[name] = value
+    return found
 
 
 def descendants(pid: int) -> list[int]:
@@ -98,7 +115,9 @@ def run(minutes: float, every_s: float, warmup_s: float, work: Path) -> list[Sam
     broker = Broker(work)
     broker.start()
     recorder = Recorder(broker, topic="lokaalmeten/#").start()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    unit_env = unit_environment()
+    print("unit environment: " + " ".join(f"{k}={v}" for k, v in unit_env.items()))
+    env = {**os.environ, **unit_env, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "agent", "simulate", "--config", str(EXAMPLE),
          "--broker", f"{broker.host}:{broker.port}", "--state-dir", str(work / "state"),

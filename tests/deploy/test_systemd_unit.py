@@ -57,6 +57,11 @@ def test_cap_setgid_only_for_the_daemon_to_give_up_the_camera() -> None:
     assert "OPENBLAS_NUM_THREADS=1" in s["Environment"].split()
 
 
+def test_two_malloc_arenas_keep_the_daemons_memory_together() -> None:
+    # bench/soak.py measures the daemon with the unit's environment; see operations.md.
+    assert "MALLOC_ARENA_MAX=2" in service()["Environment"].split()
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
 def test_the_system_call_filter_allows_giving_up_and_the_zygote() -> None:
     allowed = subprocess.run(["systemd-analyze", "syscall-filter", service()["SystemCallFilter"]],
