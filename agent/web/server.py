@@ -23,6 +23,7 @@ import binascii
 import hmac
 import ipaddress
 import logging
+import selectors
 import socket
 import threading
 from collections.abc import Iterable
@@ -126,12 +127,30 @@ class _Server(ThreadingHTTPServer):
                  names: frozenset[str], setup: SetupSite | None) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        self._wake_read, self._wake_write = socket.socketpair()  # before a failed bind closes
         super().__init__(address, _Handler)
         self.site = site
         self.setup = setup
         self.token = token
         self.names = names
         self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+    def serve_until_woken(self) -> None:
+        """Serve until ``wake()``. ``serve_forever`` looks for a shutdown every 0.5 s;
+        this sleeps until a client or the wake-up comes, so stopping is immediate."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._wake_read, selectors.EVENT_READ)
+            while not any(key.fileobj is self._wake_read for key, _ in selector.select()):
+                self.handle_request()  # the listening socket is readable: no wait
+
+    def wake(self) -> None:
+        self._wake_write.send(b"\0")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_read.close()
+        self._wake_write.close()
 
     def process_request(self, request: socket.socket,  # type: ignore[override]
                         client_address: tuple[str, int]) -> None:
@@ -285,7 +304,7 @@ class StatusServer:
             log.error("status page not started on %s port %d: %s (the agent runs on "
                       "without it)", self._bind, self._port, exc.strerror or exc)
             return False
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        self._thread = threading.Thread(target=self._server.serve_until_woken,
                                         name="status-page", daemon=True)
         self._thread.start()
         log.info("status page on http://%s:%d/%s", self._bind if ":" not in self._bind
@@ -294,10 +313,11 @@ class StatusServer:
         return True
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._server is None:
+            return
+        self._server.wake()
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
+        self._server.server_close()
+        self._server = None

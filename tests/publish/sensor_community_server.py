@@ -94,7 +94,9 @@ class SensorCommunityServer:
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # Polls for shutdown every 50 ms, not 0.5 s: each test stops one.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
+                                        kwargs={"poll_interval": 0.05})
 
     @property
     def url(self) -> str:
