@@ -134,6 +134,7 @@ def assert_no_secret(output: str) -> None:
     assert not leaked, f"{leaked} printed:\n{output}"
 
 
+@pytest.mark.slow  # runs lokaalmeten as a process
 def test_count_on_an_unreachable_camera_names_it_without_the_password() -> None:
     port = free_port()  # nothing listens there
     result = run_cli("count", secret_url(port), "--line", "door=10,10,20,20",
@@ -144,6 +145,7 @@ def test_count_on_an_unreachable_camera_names_it_without_the_password() -> None:
            "?password=***&token=***" in result.stdout
 
 
+@pytest.mark.slow  # runs lokaalmeten as a process
 def test_a_bad_config_with_a_camera_url_is_refused_without_the_password(
         tmp_path: Path) -> None:
     url = secret_url(free_port())

@@ -57,6 +57,7 @@ def test_watchdog_interval_is_half_of_watchdog_usec(monkeypatch: pytest.MonkeyPa
     assert systemd.watchdog_interval_s() is None
 
 
+@pytest.mark.slow  # a whole agent against a real broker
 def test_agent_reports_ready_pings_while_healthy_and_stops_pinging_when_not(
         tmp_path: Path, notify_socket: socket.socket, broker: Broker,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,6 +47,7 @@ def test_a_quantity_sent_in_another_unit_is_not_announced() -> None:
     assert ha_quantity("pressure", "Pa") is None  # the table says hPa: never mislabel
 
 
+@pytest.mark.slow  # Home Assistant's own code, run in its venv
 def test_home_assistant_accepts_every_config(home_assistant_python: Path) -> None:
     configs = discovery_configs(BOX, every_sensor())
     assert len(configs) == 1 + sum(len(p.quantities) for p in all_profiles().values()) + \
@@ -58,6 +59,7 @@ def test_home_assistant_accepts_every_config(home_assistant_python: Path) -> Non
     assert len(unique_ids) == len(set(unique_ids))
 
 
+@pytest.mark.slow  # Home Assistant's own code, run in its venv
 def test_the_check_catches_what_home_assistant_would_refuse(home_assistant_python: Path
                                                             ) -> None:
     """The guard above is only worth something if it fails on the faults it is for."""

@@ -209,6 +209,7 @@ def drained(outbox: Outbox) -> bool:
     return outbox.sink_figures(SINK).backlog == 0
 
 
+@pytest.mark.slow  # a real influxd
 def test_odd_names_round_trip_through_a_real_influxdb(server: InfluxServer) -> None:
     """What the escaping must survive, written as the sink writes it, read back by InfluxQL."""
     odd = 'a, b=c "d" \\e'
@@ -220,6 +221,7 @@ def test_odd_names_round_trip_through_a_real_influxdb(server: InfluxServer) -> N
                    "f, =1": odd, "g": 1e16, "h": 2.5e-7, "n": 7}
 
 
+@pytest.mark.slow  # a real influxd
 def test_a_backlog_arrives_with_its_window_ends_and_only_this_sink_advances(
         tmp_path: Path, server: InfluxServer) -> None:
     outbox = open_outbox(tmp_path)
@@ -243,6 +245,7 @@ def test_a_backlog_arrives_with_its_window_ends_and_only_this_sink_advances(
     assert (sink.stats().skipped, sink.stats().errors_total) == (15, 0)
 
 
+@pytest.mark.slow  # a real influxd
 def test_points_influxdb_never_takes_are_set_aside_and_the_rest_is_stored(
         tmp_path: Path, server: InfluxServer) -> None:
     """A field type conflict: someone wrote sds011's pm10 as an integer, so InfluxDB 1.x
@@ -269,6 +272,7 @@ def test_points_influxdb_never_takes_are_set_aside_and_the_rest_is_stored(
         r.startswith("influxdb: HTTP 400: ") and "field type conflict" in r for r in reasons)
 
 
+@pytest.mark.slow  # a real influxd
 def test_a_missing_database_or_wrong_password_keeps_everything_until_fixed(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
@@ -302,6 +306,7 @@ def test_a_missing_database_or_wrong_password_keeps_everything_until_fixed(
         server.stop()
 
 
+@pytest.mark.slow  # a real influxd
 def test_influxdb_killed_mid_drain_loses_nothing(tmp_path: Path, server: InfluxServer) -> None:
     """kill -9 of influxd while a backlog drains (a write in flight may be lost by the
     server or answered never): every window is there once it is back, in order."""

@@ -171,6 +171,7 @@ def counts(server: StaServer) -> dict[str, int]:
                                             "ObservedProperties", "Datastreams")}
 
 
+@pytest.mark.slow  # a real SensorThings server
 def test_provisioning_twice_creates_nothing_twice_and_updates_what_changed(
         server: StaServer) -> None:
     client = Server(server.url, user_agent="test", timeout_s=10)
@@ -218,6 +219,7 @@ def observations(server: StaServer, key: str) -> list[dict]:
                   key=lambda o: o["resultTime"])
 
 
+@pytest.mark.slow  # a real SensorThings server
 def test_a_backlog_is_provisioned_then_posted_and_reads_back_window_by_window(
         tmp_path: Path, server: StaServer) -> None:
     outbox = open_outbox(tmp_path)
@@ -259,6 +261,7 @@ def interval(text: str) -> tuple[int, int]:
     return ms(start), ms(end)
 
 
+@pytest.mark.slow  # a real SensorThings server
 def test_a_server_away_keeps_everything_until_it_is_back(tmp_path: Path, python: Path
                                                          ) -> None:
     outbox = open_outbox(tmp_path)

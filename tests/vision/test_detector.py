@@ -307,6 +307,7 @@ def test_first_frame_finds_the_three_people_where_they_stand(vtest):
     assert min(d.score for d in detections) > 0.7
 
 
+@pytest.mark.slow  # the real detector over the labelled frames
 def test_count_error_on_the_ground_truth(raw_outputs):
     # Measured 0.67 (bias -0.05) without and 0.50 with the ignore regions; see models/README.md.
     errors = count_errors(raw_outputs, default_model_path())
@@ -315,6 +316,7 @@ def test_count_error_on_the_ground_truth(raw_outputs):
     assert np.abs(masked).mean() <= 0.75
 
 
+@pytest.mark.slow  # the real detector over the labelled frames
 def test_int8_model_counts_about_as_well(raw_outputs):
     assert INT8_MODEL.is_file(), "models/nanodet-g-416.int8.onnx missing"
     errors = count_errors(raw_outputs, INT8_MODEL)

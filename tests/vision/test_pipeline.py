@@ -193,6 +193,7 @@ def test_a_file_that_is_no_model_is_a_config_error(tmp_path):
         build_pipeline(CameraConfig(source="x", model=junk))
 
 
+@pytest.mark.slow  # counts a video with the real detector
 def test_line_crossings_on_vtest_match_the_hand_count():
     """Frames 150-339 hold six of the eight hand-counted crossings (2 in, 4 out)."""
     truth = json.loads(GROUND_TRUTH.read_text())

@@ -19,6 +19,7 @@ from agent.vision.source import LiveSource, open_capture, parse_source
 from tests.mqtt_broker import wait_until
 from tests.vision.streams import RtspServer, vtest_frames
 
+pytestmark = pytest.mark.slow  # a real RTSP server (GStreamer, in a subprocess)
 PASSWORD = "p@ss:w0rd"
 """With an '@' and a ':' in it, typed unencoded into the URL as people do."""
 FAITHFUL = 3.0
