@@ -1,27 +1,31 @@
-"""Serial identification: pure frame recognition, then real pyserial against emulators.
+"""Serial identification: pure frame recognition, then whole scans against emulators.
 
 The emulators record every command they receive; each test checks that only the
-documented read-only queries arrived and that the device's mode did not change.
+documented read-only queries arrived and that the device's mode did not change. Each
+scan runs twice: in memory on a fake clock with the real listening windows
+(``tests/memory_serial.py``, no real time), and, marked slow, through real pyserial on a
+pseudo-terminal with shortened windows.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from agent.bus.serial import open_serial
+from agent.bus.serial import SerialLink, open_serial
+from agent.clock import SYSTEM
 from agent.config.profiles import all_profiles, load_profile
 from agent.emulators.modbus import ModbusSlave
 from agent.emulators.pms5003 import PmsDevice
 from agent.emulators.sds011 import Sds011Device
-from agent.emulators.serial_pty import PtySerialEmulator
+from agent.emulators.serial_pty import PtySerialEmulator, SerialDevice
 from agent.scan.findings import State
 from agent.scan.serial import (
     BaudPlan,
     PortChoice,
+    PortOutcome,
     SerialTiming,
     plans_for,
     pms_frames,
@@ -30,6 +34,8 @@ from agent.scan.serial import (
     sds011_frames,
 )
 from agent.sensors.pms5003 import encode_command as pms_command
+from tests.clock import FakeClock
+from tests.memory_serial import memory_link
 
 PROFILES = Path(__file__).resolve().parents[2] / "firmware_profiles"
 PLANS = plans_for(all_profiles().values())
@@ -40,23 +46,53 @@ PMS_PYPMS = bytes.fromhex("424D001C0005000D00160005000D001602FD00FC001D000F00060
 PLAN_9600 = BaudPlan(9600, frozenset({"sds011", "pms"}), ("pms5003", "pms7003", "pmsa003"))
 
 
-@pytest.fixture
-def emulate() -> Iterator:
-    started: list[PtySerialEmulator] = []
+class MemoryRig:
+    """The device in memory on a fake clock: the real windows, waited in no real time."""
 
-    def start(device: object) -> PtySerialEmulator:
-        emulator = PtySerialEmulator(device)  # type: ignore[arg-type]
+    timing = SerialTiming()
+
+    def __init__(self) -> None:
+        self.clock: Callable[[], float] = FakeClock()
+
+    def scan(self, device: SerialDevice) -> PortOutcome:
+        clock = self.clock
+        assert isinstance(clock, FakeClock)
+
+        def open_link(name: str, baudrate: int, timeout_s: float) -> SerialLink:
+            return memory_link(device, clock, name, baudrate, timeout_s)
+
+        return scan_port(open_link, PortChoice("ttyMEM0"), PLANS, self.timing)
+
+    def close(self) -> None:
+        pass
+
+
+class PtyRig:
+    """The device behind a pseudo-terminal, read by pyserial in real (shortened) time."""
+
+    timing = FAST
+
+    def __init__(self) -> None:
+        self.clock: Callable[[], float] = SYSTEM.monotonic
+        self._started: list[PtySerialEmulator] = []
+
+    def scan(self, device: SerialDevice) -> PortOutcome:
+        emulator = PtySerialEmulator(device)
         emulator.start()
-        started.append(emulator)
-        return emulator
+        self._started.append(emulator)
+        return scan_port(open_serial, PortChoice(emulator.port), PLANS, self.timing)
 
-    yield start
-    for emulator in started:
-        emulator.close()
+    def close(self) -> None:
+        for emulator in self._started:
+            emulator.close()
 
 
-def scan(emulator: PtySerialEmulator, timing: SerialTiming = FAST):
-    return scan_port(open_serial, PortChoice(emulator.port), PLANS, timing)
+@pytest.fixture(params=[MemoryRig, pytest.param(PtyRig, marks=pytest.mark.slow)],
+                ids=["memory", "pty"])
+def rig(request: pytest.FixtureRequest) -> Iterator[MemoryRig | PtyRig]:
+    instance = request.param()
+    yield instance
+    instance.close()
 
 
 # --- pure ---------------------------------------------------------------------------------
@@ -107,9 +143,9 @@ def test_recognise_respects_the_rate_plan() -> None:
 
 
 # --- against emulators --------------------------------------------------------------------
-def test_active_sds011_is_heard_then_asked_only_its_firmware(emulate) -> None:
-    device = Sds011Device(device_id=0x1234, report_interval_s=0.1)
-    outcome = scan(emulate(device))
+def test_active_sds011_is_heard_then_asked_only_its_firmware(rig) -> None:
+    device = Sds011Device(device_id=0x1234, report_interval_s=0.1, clock=rig.clock)
+    outcome = rig.scan(device)
     finding = outcome.finding
     assert finding is not None and finding.model == "sds011" and finding.baudrate == 9600
     assert finding.identity.facts == {"device_id": "1234", "firmware": "15-07-10"}
@@ -117,9 +153,9 @@ def test_active_sds011_is_heard_then_asked_only_its_firmware(emulate) -> None:
     assert not device.query_mode and device.working and device.working_period_min == 0
 
 
-def test_sds011_in_query_mode_is_asked_read_only_queries(emulate) -> None:
-    device = Sds011Device(query_mode=True)
-    outcome = scan(emulate(device))
+def test_sds011_in_query_mode_is_asked_read_only_queries(rig) -> None:
+    device = Sds011Device(query_mode=True, clock=rig.clock)
+    outcome = rig.scan(device)
     assert outcome.finding is not None and outcome.finding.model == "sds011"
     assert outcome.finding.identity.facts["firmware"] == "15-07-10"
     assert "query reporting mode" in outcome.finding.identity.notes[0]
@@ -127,36 +163,36 @@ def test_sds011_in_query_mode_is_asked_read_only_queries(emulate) -> None:
     assert device.query_mode and device.working
 
 
-def test_sleeping_sds011_stays_asleep(emulate) -> None:
-    device = Sds011Device(query_mode=True)
+def test_sleeping_sds011_stays_asleep(rig) -> None:
+    device = Sds011Device(query_mode=True, clock=rig.clock)
     device.working = False
-    outcome = scan(emulate(device))
+    outcome = rig.scan(device)
     assert outcome.silent and outcome.finding is None
     assert all(c[2] != 6 for c in device.commands)  # sleep/work never sent
     assert device.sleeping and device.wake_count == 0
 
 
-def test_active_pms_gets_no_command(emulate) -> None:
+def test_active_pms_gets_no_command(rig) -> None:
     device = PmsDevice(period_s=0.2)
-    outcome = scan(emulate(device))
+    outcome = rig.scan(device)
     assert outcome.finding is not None and outcome.finding.model == "pms5003"
     assert device.accepted == [] and device.commands_ignored == 0
     assert device.mode == "active"
 
 
-def test_passive_pms_answers_one_passive_read(emulate) -> None:
+def test_passive_pms_answers_one_passive_read(rig) -> None:
     device = PmsDevice(period_s=0.2)
     device.mode = "passive"
-    outcome = scan(emulate(device))
+    outcome = rig.scan(device)
     assert outcome.finding is not None and outcome.finding.model == "pms5003"
     assert "passive mode" in outcome.finding.identity.notes[0]
     assert device.accepted == [pms_command(0xE2)] and device.mode == "passive"
 
 
-def test_sleeping_pms_stays_asleep(emulate) -> None:
+def test_sleeping_pms_stays_asleep(rig) -> None:
     device = PmsDevice(period_s=0.2)
     device.asleep = True
-    outcome = scan(emulate(device))
+    outcome = rig.scan(device)
     assert outcome.silent
     assert device.asleep and device.accepted == []
 
@@ -166,11 +202,11 @@ def test_sleeping_pms_stays_asleep(emulate) -> None:
     (12.5, "modbus_wind_rs_fsjt_n01", ()),  # 12.5 dB is below the noise range
     (30.0, "modbus_noise_rs_zs_n01", ("modbus_wind_rs_fsjt_n01",)),  # fits both
 ])
-def test_modbus_read_matched_by_valid_range(emulate, value: float, model: str,
+def test_modbus_read_matched_by_valid_range(rig, value: float, model: str,
                                             alternatives: tuple[str, ...]) -> None:
     profile = load_profile(PROFILES / "modbus_noise_rs_zs_n01.toml")
-    device = ModbusSlave.from_profile(profile, values={"sound_level": value})
-    outcome = scan(emulate(device))
+    device = ModbusSlave.from_profile(profile, values={"sound_level": value}, clock=rig.clock)
+    outcome = rig.scan(device)
     finding = outcome.finding
     assert finding is not None and finding.baudrate == 4800
     assert (finding.model, finding.identity.alternatives) == (model, alternatives)
@@ -178,9 +214,10 @@ def test_modbus_read_matched_by_valid_range(emulate, value: float, model: str,
     assert device.exceptions_sent == 0
 
 
-def test_modbus_exception_means_unknown_register_map(emulate) -> None:
-    device = ModbusSlave(registers=({"quantity": "sound_level", "address": 14, "scale": 0.1},))
-    outcome = scan(emulate(device))
+def test_modbus_exception_means_unknown_register_map(rig) -> None:
+    device = ModbusSlave(registers=({"quantity": "sound_level", "address": 14, "scale": 0.1},),
+                         clock=rig.clock)
+    outcome = rig.scan(device)
     finding = outcome.finding
     assert finding is not None and finding.model is None
     assert finding.identity.state is State.UNKNOWN
@@ -201,23 +238,24 @@ class Chatter:
         return frame
 
 
-def test_unknown_chatter_is_an_unknown_device(emulate) -> None:
-    outcome = scan(emulate(Chatter()))
+def test_unknown_chatter_is_an_unknown_device(rig) -> None:
+    outcome = rig.scan(Chatter())
     assert outcome.finding is not None and outcome.finding.model is None
     assert "no known frame format" in outcome.finding.identity.notes[0]
 
 
-def test_silent_port_is_bounded_in_time(emulate) -> None:
+def test_silent_port_is_bounded_in_time(rig) -> None:
     class Silent(Chatter):
         def poll(self, now: float) -> list[bytes]:
             return []
 
-    started = time.monotonic()
-    outcome = scan(emulate(Silent()))
-    elapsed = time.monotonic() - started
+    started = rig.clock()
+    outcome = rig.scan(Silent())
+    elapsed = rig.clock() - started
     assert outcome.silent
-    budget = sum(FAST.listen_s(p.families) for p in PLANS) + 2 * FAST.reply_timeout_s \
-        + FAST.modbus_timeout_s
+    timing = rig.timing
+    budget = sum(timing.listen_s(p.families) for p in PLANS) + 2 * timing.reply_timeout_s \
+        + timing.modbus_timeout_s
     assert elapsed < budget + 3.0  # bounded, not hanging: generous for a loaded CI machine
 
 
