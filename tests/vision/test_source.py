@@ -8,7 +8,10 @@ RTSP cameras have ``test_rtsp_source.py``.
 from __future__ import annotations
 
 import functools
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,34 +33,69 @@ from tests.mqtt_broker import wait_until
 from tests.vision.streams import MjpegServer, Plan, require_media, vtest_frames, write_clip
 
 
-class FakeCamera:
-    """A camera delivering ``fps`` frames per second; read() blocks until one is due.
+class SteppedCamera:
+    """A camera at ``fps`` on a fake clock that delivers a frame when the test steps it.
 
-    The frame number is written into the first pixel so a test can see which
-    frames it got.
+    ``read()`` waits for :meth:`step`, then lets one frame period pass on the clock.
+    :meth:`step` returns once the source has dealt with that frame (kept, skipped or
+    dropped it) and asks for the next, so a test sees every decision in order and no
+    real time passes. The frame number is written into the first pixel.
     """
 
-    def __init__(self, fps: float = 30.0) -> None:
+    def __init__(self, clock: FakeClock, fps: float = 30.0) -> None:
+        self.clock = clock
         self.fps = fps
         self.n = 0
-        self.next_due = time.monotonic()
         self.released = False
+        self._cond = threading.Condition()
+        self._reads = 0
+        self._allowed = 0
+        self._closed = False
 
-    def read(self) -> tuple[bool, np.ndarray]:
-        wait = self.next_due - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        self.next_due += 1.0 / self.fps
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        with self._cond:
+            self._reads += 1
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._allowed >= self._reads or self._closed, 10)
+            if self._allowed < self._reads:
+                return False, None
+        self.clock.sleep(1.0 / self.fps)
         image = np.zeros((48, 64, 3), np.uint8)
         image[0, 0, 0] = self.n % 256
         self.n += 1
         return True, image
+
+    def step(self) -> None:
+        with self._cond:
+            self._allowed += 1
+            self._cond.notify_all()
+            assert self._cond.wait_for(lambda: self._reads > self._allowed, 10), \
+                "the source did not come back for the next frame"
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def get(self, prop: int) -> float:
         return self.fps
 
     def release(self) -> None:
         self.released = True
+
+
+@contextmanager
+def stepped(fps_cap: float) -> Iterator[tuple[LiveSource, SteppedCamera]]:
+    """A live source over a stepped 30 fps camera, both on one fake clock."""
+    clock = FakeClock()
+    camera = SteppedCamera(clock)
+    source = LiveSource(SourceSpec("url", "fake"), fps_cap=fps_cap,
+                        opener=lambda spec: camera, clock=clock).start()
+    try:
+        yield source, camera
+    finally:
+        camera.close()
+        source.stop()
 
 
 def collect(source: LiveSource, seconds: float, every_s: float = 0.0) -> list[Frame]:
@@ -114,67 +152,68 @@ def test_shrink_keeps_aspect_and_never_enlarges():
 
 
 def test_fps_cap_skips_frames_instead_of_queueing_them():
-    source = LiveSource(SourceSpec("url", "fake"), fps_cap=10,
-                        opener=lambda spec: FakeCamera(30)).start()
-    try:
-        frames = collect(source, 1.5)
-    finally:
-        source.stop()
-    stats = source.stats()
-    assert 10 <= len(frames) <= 18, len(frames)  # 10 per second
-    assert stats.frames_skipped >= 1.5 * stats.frames_read / 3  # about two of every three
+    frames: list[Frame] = []
+    with stepped(fps_cap=10) as (source, camera):
+        for _ in range(45):  # 1.5 s of a 30 fps camera, each frame taken at once
+            camera.step()
+            frame = source.get(0)
+            if frame is not None:
+                frames.append(frame)
+        stats = source.stats()
+    # The first frame, then 10 per second on the grid the source set when it opened: two
+    # of every three skipped, none queued or dropped.
+    assert len(frames) == 16
+    assert np.diff([f.t_s for f in frames[1:]]) == pytest.approx([0.1] * 14)
+    assert stats.frames_read == 45 and stats.frames_skipped == 29
     assert stats.frames_dropped == 0
-    gaps = np.diff([f.t_s for f in frames])
-    assert gaps.min() > 0.07 and np.median(gaps) == pytest.approx(0.1, abs=0.04)
 
 
 def test_slow_consumer_gets_the_newest_frame_and_the_rest_are_counted_as_dropped():
-    source = LiveSource(SourceSpec("url", "fake"), fps_cap=30,
-                        opener=lambda spec: FakeCamera(30)).start()
-    try:
-        frames = collect(source, 1.2, every_s=0.25)  # a detector at 4 fps
-    finally:
-        source.stop()
-    stats = source.stats()
-    assert 3 <= len(frames) <= 6
-    jumps = np.diff([f.index for f in frames])
-    assert jumps.min() >= 4, "old frames were queued instead of replaced"
-    assert stats.frames_dropped >= 15
-    assert stats.frames_read == stats.frames_dropped + stats.frames_skipped + len(frames) + (
-        1 if source.get(0) else 0)
+    frames: list[Frame] = []
+    with stepped(fps_cap=30) as (source, camera):
+        for n in range(1, 37):  # 1.2 s of a 30 fps camera
+            camera.step()
+            if n % 8 == 0:  # a detector at about 4 fps
+                frame = source.get(0)
+                assert frame is not None
+                frames.append(frame)
+        stats = source.stats()
+        waiting = 1 if source.get(0) else 0
+    assert [f.index for f in frames] == [7, 15, 23, 31], "old frames were queued, not replaced"
+    assert stats.frames_dropped == 36 - len(frames) - waiting
+    assert stats.frames_read == stats.frames_dropped + stats.frames_skipped + len(frames) + waiting
 
 
 def test_a_counter_that_paces_the_source_gets_evenly_spaced_frames_instead_of_drops():
     """The counter's loop (agent.vision.child): analyse, note the time, set the rate."""
-    source = LiveSource(SourceSpec("url", "fake"), fps_cap=30,
-                        opener=lambda spec: FakeCamera(30)).start()
     pace = AnalysisPace(30)
     frames: list[Frame] = []
     settling = None  # the source's counters once the pace has been measured
-    deadline = time.monotonic() + 2.5
-    try:
-        while time.monotonic() < deadline:
-            frame = source.get(0.05)
+    with stepped(fps_cap=30) as (source, camera):
+        busy_until = camera.clock.now
+        for _ in range(75):  # 2.5 s of a 30 fps camera
+            camera.step()
+            if camera.clock.now < busy_until:
+                continue  # still analysing the last frame
+            frame = source.get(0)
             if frame is None:
                 continue
             frames.append(frame)
             if len(frames) == 4:
                 settling = source.stats()
-            began = time.monotonic()
-            time.sleep(0.15)  # a detector at about 6.7 frames/s
-            pace.observe(time.monotonic() - began)
+            busy_until = camera.clock.now + 0.15  # a detector at about 6.7 frames/s
+            pace.observe(0.15)
             source.set_rate(pace.fps)
-    finally:
-        source.stop()
-    stats = source.stats()
+        stats = source.stats()
+        with pytest.raises(ValueError):
+            source.set_rate(0)
     assert pace.fps < 30 * 0.5, "the rate did not follow the time per frame"
     assert settling is not None and len(frames) >= 9
     # Paced, the source leaves the frames the counter cannot take out (skipped) instead of
     # replacing them in the slot (dropped), as it must until the first frames are measured.
-    assert stats.frames_dropped - settling.frames_dropped <= 1, (settling, stats)
+    assert stats.frames_dropped == settling.frames_dropped, (settling, stats)
     assert stats.frames_skipped - settling.frames_skipped >= 2 * (len(frames) - 4)
-    with pytest.raises(ValueError):
-        source.set_rate(0)
+    assert set(np.diff([f.index for f in frames[3:]])) <= {5, 6}  # 30 fps at 5.7 frames/s
 
 
 def test_file_is_replayed_at_its_own_rate_and_looped(tmp_path):
