@@ -71,6 +71,7 @@ def sent_writes(device: object) -> set[bytes]:
     return {data for kind, data in device.log if kind == "w"}
 
 
+@pytest.mark.slow  # a whole simulated box; its serial ports are pseudo-terminals read in real time
 def test_every_sensor_found_and_left_alone(box) -> None:
     buses, devices, sensors = box
     climate = devices["climate"]

@@ -95,6 +95,7 @@ def run(tmp_path: Path, script: str) -> dict[str, object]:
     return json.loads(result.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow  # 150 000 rows into a real 16 MB tmpfs, in a child process
 def test_below_the_free_space_floor_the_oldest_give_way_and_commits_never_fail(
         tmp_path: Path) -> None:
     found = run(tmp_path, FLOOR)
