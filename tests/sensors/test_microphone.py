@@ -2,7 +2,8 @@
 
 Most tests use ``ArraySource``, which hands out a prepared signal as fast as the
 meter takes it (so an interval costs no wall time); the WAV and generated
-sources run at real-time pace with short intervals.
+sources run at real-time pace with short intervals where pace is what a test is about,
+and on a fake clock where it is not.
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ def test_generated_calibrator_tone_at_real_time_pace_reads_its_level() -> None:
 
 def test_simulated_street_microphone_reads_plausible_street_levels() -> None:
     source = emulator_registry()["microphone"].factory(FS, block_s=0.05)
+    source.clock = FakeClock()  # paced in fake time: levels, not pace, are the point here
     driver = Microphone(source, MicrophoneOptions(interval_s=0.5, block_s=0.05,
                                                   settle_s=0.0))
     driver.start()
@@ -390,7 +392,7 @@ sys.addaudithook(_audit)
 
 def test_metering_a_recording_writes_no_file_and_opens_no_socket(tmp_path: Path) -> None:
     wav = write_wav(tmp_path / "speech-like.wav", tone(440, 60.0, 1.0, FS, OFFSET))
-    source = WavSource(wav, block_s=0.05)
+    source = WavSource(wav, block_s=0.05, clock=FakeClock())  # paced in fake time
     driver = Microphone(source, options(interval_s=0.5, block_s=0.05))
     _WATCH["events"].clear()
     _WATCH["on"] = True
