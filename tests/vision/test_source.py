@@ -98,15 +98,13 @@ def stepped(fps_cap: float) -> Iterator[tuple[LiveSource, SteppedCamera]]:
         source.stop()
 
 
-def collect(source: LiveSource, seconds: float, every_s: float = 0.0) -> list[Frame]:
+def collect(source: LiveSource, seconds: float) -> list[Frame]:
     frames: list[Frame] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         frame = source.get(0.05)
         if frame is not None:
             frames.append(frame)
-            if every_s:
-                time.sleep(every_s)
     return frames
 
 
