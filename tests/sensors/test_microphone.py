@@ -285,8 +285,9 @@ def wait_for_intervals(driver: Microphone, count: int) -> None:
 
 
 def test_interval_with_lost_blocks_is_withheld_and_counted() -> None:
-    # Blocks of 0.1 s: block 3 arrives after 2 lost blocks, inside the only interval.
-    source = ArraySource(tone(1000, 70.0, 1.5, FS, OFFSET), lose={3: 2})
+    # Blocks of 0.1 s: block 3 arrives after 2 lost blocks, inside the only interval. The
+    # 0.4 s after it leave the next interval further off than read() waits for one.
+    source = ArraySource(tone(1000, 70.0, 1.4, FS, OFFSET), lose={3: 2})
     driver = Microphone(source, options())
     driver.start()
     try:
