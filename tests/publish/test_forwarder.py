@@ -88,6 +88,7 @@ def test_delivers_in_order_and_deletes_only_after_puback(
     assert max(sizes) <= 200
 
 
+@pytest.mark.slow  # a fault run: the broker stopped and started again, in real time
 def test_broker_outage_loses_nothing_and_keeps_order(
         tmp_path: Path, broker: Broker, recorder: Recorder) -> None:
     outbox = make_outbox(tmp_path)
@@ -187,6 +188,7 @@ def test_tls_with_client_certificate(tmp_path: Path) -> None:
         broker.stop()
 
 
+@pytest.mark.slow  # a fault run: refused publishes and real reconnect backoff
 def test_broker_rejecting_publishes_keeps_rows_and_backs_off(tmp_path: Path) -> None:
     """MQTT 5 PUBACK 'not authorized': rows stay in the outbox, reconnects slow down."""
     broker = Broker(tmp_path)
@@ -369,6 +371,7 @@ class SilentBroker:
         self._server.close()
 
 
+@pytest.mark.slow  # a fault run: two real PUBACK timeouts
 def test_a_broker_that_stops_acknowledging_is_left_and_nothing_is_lost(tmp_path: Path) -> None:
     silent = SilentBroker()
     outbox = make_outbox(tmp_path)

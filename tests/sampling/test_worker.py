@@ -161,6 +161,7 @@ def test_bad_checksum_is_retried_flagged_and_never_published(emulator: PtySerial
     assert health.consecutive_failures == 0
 
 
+@pytest.mark.slow  # a fault run: 12 silent replies through a pseudo-terminal in real time
 def test_silence_escalates_to_reset_then_reopen_then_recovers(
         emulator: PtySerialEmulator) -> None:
     sink = Collector()
