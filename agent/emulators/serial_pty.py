@@ -51,6 +51,20 @@ class Fault(StrEnum):
 _GARBAGE = bytes([0x13, 0x00, 0xFF, 0x42, 0xAA, 0x07, 0xAB, 0x5A])
 
 
+def apply_fault(device: SerialDevice, frame: bytes, fault: Fault | None) -> bytes | None:
+    """What the line carries of ``frame`` under ``fault``; None when it is swallowed."""
+    match fault:
+        case Fault.BAD_CHECKSUM:
+            return device.corrupt(frame)
+        case Fault.TRUNCATED:
+            return frame[: len(frame) // 2]
+        case Fault.GARBAGE:
+            return _GARBAGE + frame
+        case Fault.SILENCE:
+            return None
+    return frame
+
+
 class PtySerialEmulator:
     """Runs a :class:`SerialDevice` on a pseudo-terminal until :meth:`close`.
 
@@ -157,20 +171,14 @@ class PtySerialEmulator:
             fault = self._faults.popleft() if self._faults else None
             if self._master is None:
                 return
-            match fault:
-                case Fault.BAD_CHECKSUM:
-                    frame = self.device.corrupt(frame)
-                case Fault.TRUNCATED:
-                    frame = frame[: len(frame) // 2]
-                case Fault.GARBAGE:
-                    frame = _GARBAGE + frame
-                case Fault.SILENCE:
-                    return
+            sent = apply_fault(self.device, frame, fault)
+            if sent is None:
+                return
             # Counted before the write: the reader may hold the frame before this thread
             # runs again, and a test comparing the count with what it read must not race.
             self.frames_sent += 1
             try:
-                os.write(self._master, frame)
+                os.write(self._master, sent)
             except OSError as exc:
                 self.frames_sent -= 1
                 log.debug("emulator write failed: %s", exc)

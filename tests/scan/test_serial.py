@@ -35,7 +35,7 @@ from agent.scan.serial import (
 )
 from agent.sensors.pms5003 import encode_command as pms_command
 from tests.clock import FakeClock
-from tests.memory_serial import memory_link
+from tests.memory_serial import MemoryLine
 
 PROFILES = Path(__file__).resolve().parents[2] / "firmware_profiles"
 PLANS = plans_for(all_profiles().values())
@@ -55,13 +55,13 @@ class MemoryRig:
         self.clock: Callable[[], float] = FakeClock()
 
     def scan(self, device: SerialDevice) -> PortOutcome:
-        clock = self.clock
-        assert isinstance(clock, FakeClock)
+        assert isinstance(self.clock, FakeClock)
+        line = MemoryLine(device, self.clock)
 
         def open_link(name: str, baudrate: int, timeout_s: float) -> SerialLink:
-            return memory_link(device, clock, name, baudrate, timeout_s)
+            return line.open(baudrate, timeout_s)
 
-        return scan_port(open_link, PortChoice("ttyMEM0"), PLANS, self.timing)
+        return scan_port(open_link, PortChoice(line.port), PLANS, self.timing)
 
     def close(self) -> None:
         pass

@@ -1,10 +1,12 @@
 """Generic Modbus RTU: reference frames, encode/decode round trips, profile-driven options,
-and the driver against the generic slave emulator on a real pty."""
+and the driver against the generic slave emulator on a line (in memory on a fake clock,
+and on a real pty: tests/sensors/conftest.py)."""
 
 from __future__ import annotations
 
 import time
 import tomllib
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -32,7 +34,11 @@ from agent.sensors.modbus import (
     parse_read_reply,
     plan_blocks,
 )
+from tests.memory_serial import MemoryLine
 from tests.sensors.rigs import crc_error_of, serial_link
+
+Line = MemoryLine | PtySerialEmulator
+"""Where the device is: a line in memory or a pseudo-terminal (tests/sensors/conftest.py)."""
 
 NOISE = "modbus_noise_rs_zs_n01"
 WIND = "modbus_wind_rs_fsjt_n01"
@@ -272,11 +278,12 @@ def test_registered_as_the_generic_modbus_driver() -> None:
     assert driver.baudrate == 9600  # no port to ask: the common default
 
 
-# --- the driver against the emulator on a pty --------------------------------------------
+# --- the driver against the emulator on a line -------------------------------------------
 
 @pytest.fixture
-def device() -> ModbusSlave:
-    return ModbusSlave.from_profile(all_profiles()[NOISE], values={"sound_level": 62.1})
+def device(line_clock: Callable[[], float]) -> ModbusSlave:
+    return ModbusSlave.from_profile(all_profiles()[NOISE], values={"sound_level": 62.1},
+                                    clock=line_clock)
 
 
 @pytest.fixture
@@ -303,9 +310,11 @@ def test_noise_transmitter_end_to_end(link: SerialLink, device: ModbusSlave) -> 
     assert driver.frames_rejected == 0
 
 
-def test_multi_register_device_end_to_end(emu: PtySerialEmulator, link: SerialLink) -> None:
+def test_multi_register_device_end_to_end(emu: Line, link: SerialLink,
+                                          line_clock: Callable[[], float]) -> None:
     profile = Profile.model_validate(tomllib.loads(PROFILE_TOML))
-    slave = ModbusSlave.from_profile(profile, values={"temperature": -12.3, "energy": 1234.5})
+    slave = ModbusSlave.from_profile(profile, values={"temperature": -12.3, "energy": 1234.5},
+                                     clock=line_clock)
     emu.device = slave
     driver = ModbusRtu(link, options_from({**profile.driver_options,
                                            "reply_timeout_s": TIMEOUT_S}))
@@ -319,7 +328,7 @@ def test_multi_register_device_end_to_end(emu: PtySerialEmulator, link: SerialLi
     assert slave.requests == [encode_read_request(7, 4, 1, 1), encode_read_request(7, 4, 2, 2)]
 
 
-def test_bad_crc_reply_is_rejected_and_counted(link: SerialLink, emu: PtySerialEmulator) -> None:
+def test_bad_crc_reply_is_rejected_and_counted(link: SerialLink, emu: Line) -> None:
     driver = noise_driver(link)
     emu.inject(Fault.BAD_CHECKSUM)
     with pytest.raises(CrcError) as caught:
@@ -330,7 +339,7 @@ def test_bad_crc_reply_is_rejected_and_counted(link: SerialLink, emu: PtySerialE
 
 
 def test_truncated_and_garbled_replies_are_frame_errors(link: SerialLink,
-                                                        emu: PtySerialEmulator) -> None:
+                                                        emu: Line) -> None:
     driver = noise_driver(link)
     emu.inject(Fault.TRUNCATED)
     with pytest.raises(FrameError, match="truncated") as caught:
@@ -343,7 +352,7 @@ def test_truncated_and_garbled_replies_are_frame_errors(link: SerialLink,
     assert driver.read()[0].value == pytest.approx(62.1)  # the leftovers were flushed
 
 
-def test_silence_is_a_bus_timeout(link: SerialLink, emu: PtySerialEmulator) -> None:
+def test_silence_is_a_bus_timeout(link: SerialLink, emu: Line) -> None:
     driver = noise_driver(link)
     emu.inject(Fault.SILENCE)
     started = time.monotonic()
@@ -430,6 +439,7 @@ def test_requests_keep_the_inter_frame_silence(monkeypatch: pytest.MonkeyPatch) 
     assert len(sent) == 2 and sent[1] - sent[0] >= frame_gap_s(9600) * 0.95
 
 
+@pytest.mark.parametrize("line", ["pty"], indirect=True)
 def test_vanish_then_reopen(emu: PtySerialEmulator, link: SerialLink) -> None:
     driver = noise_driver(link)
     driver.start()

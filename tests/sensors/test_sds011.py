@@ -1,9 +1,11 @@
-"""SDS011: datasheet frames, round trips, and the driver against its emulator on a real pty."""
+"""SDS011: datasheet frames, round trips, and the driver against its emulator on a line
+(in memory on a fake clock, and on a real pty: tests/sensors/conftest.py)."""
 
 from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -165,11 +167,12 @@ def test_every_encoded_command_is_accepted_by_the_device(function, data2, data3)
     assert device.commands_rejected == 0
 
 
-# --- the driver against the emulator through a real pty ------------------------
+# --- the driver against the emulator on a line ----------------------------------
 
 @pytest.fixture
-def device() -> Sds011Device:
-    return Sds011Device(pm2_5=PINNED[0], pm10=PINNED[1], report_interval_s=0.05)
+def device(line_clock: Callable[[], float]) -> Sds011Device:
+    return Sds011Device(pm2_5=PINNED[0], pm10=PINNED[1], report_interval_s=0.05,
+                        clock=line_clock)
 
 
 @pytest.fixture
@@ -213,14 +216,14 @@ def test_start_then_read_end_to_end(driver, device):
     assert driver.frames_rejected == 0
 
 
-def test_active_mode_frames_between_replies_are_tolerated(driver, device):
+def test_active_mode_frames_between_replies_are_tolerated(driver, device, pause):
     driver.start()
     device.query_mode = False  # another host switched it back to active: frames every 50 ms
     reported_before = device.frames_reported
     for _ in range(5):
         assert driver.read() == [Reading("pm2_5", 12.3), Reading("pm10", 45.6)]
         driver.wake()  # command replies arrive among the C0 frames too
-        time.sleep(0.06)
+        pause(0.06)
     assert device.frames_reported > reported_before
     assert driver.frames_rejected == 0
 
@@ -333,6 +336,7 @@ def test_periodic_sensor_sleeps_outside_its_work_window():
     assert len(device.receive(query)) == 1  # next cycle's work window
 
 
+@pytest.mark.parametrize("line", ["pty"], indirect=True)
 def test_vanish_raises_bus_error_and_reopening_works(emu, link, device):
     driver = Sds011(link, Sds011Options(reply_timeout_s=TIMEOUT_S))
     driver.start()
@@ -346,6 +350,7 @@ def test_vanish_raises_bus_error_and_reopening_works(emu, link, device):
         assert again.read() == [Reading("pm2_5", 12.3), Reading("pm10", 45.6)]
 
 
+@pytest.mark.parametrize("line", ["pty"], indirect=True)
 def test_every_read_on_a_vanished_port_raises_bus_error(emu, driver):
     driver.start()
     emu.vanish()
@@ -354,7 +359,7 @@ def test_every_read_on_a_vanished_port_raises_bus_error(emu, driver):
             driver.read()
 
 
-def test_configured_id_ignores_other_sensors_on_the_line(link, emu, device):
+def test_configured_id_ignores_other_sensors_on_the_line(link, emu, device, pause):
     neighbour = Sds011Device(device_id=0x1234, pm2_5=88.8, pm10=99.9, report_interval_s=0.02)
 
     class Line:  # two sensors sharing the host's RX line
@@ -372,7 +377,7 @@ def test_configured_id_ignores_other_sensors_on_the_line(link, emu, device):
     driver.start()
     for _ in range(5):
         assert driver.read() == [Reading("pm2_5", 12.3), Reading("pm10", 45.6)]
-        time.sleep(0.03)
+        pause(0.03)
     assert neighbour.commands == [] and neighbour.commands_for_others > 0
     assert neighbour.frames_reported > 0  # it kept chattering in active mode
     assert driver.identify()["device_id"] == "a160"
@@ -396,7 +401,7 @@ def test_emulator_ignores_malformed_commands(link, device):
     assert device.commands_rejected >= 2
     rejected = device.commands_rejected
     link.write(bad_sum)
-    assert link.read_some(10) == b""  # through the pty: silence, as the chip does
+    assert link.read_some(10) == b""  # through the line: silence, as the chip does
     assert device.commands_rejected == rejected + 1
     assert device.queries_answered == 0
     assert device.receive(b"\x00\x13" + good) == [measurement_frame(123, 456, 0xA160)]
