@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from agent.sensors.pms5003 import (
     parse_frame,
 )
 from tests.clock import FakeClock
+from tests.memory_serial import MemoryLine
 from tests.sensors.rigs import crc_error_of
 
 PROFILES = Path(__file__).resolve().parents[2] / "firmware_profiles"
@@ -213,12 +213,12 @@ def test_options_and_commands_validate():
         PmsOptions(reply_timeout_s=0)
 
 
-# -- driver over a real pty --------------------------------------------------------------
+# -- driver on a line: in memory on a fake clock, and (slow) a real pty -------------------
 
 @dataclass
 class Rig:
     device: PmsDevice
-    emulator: PtySerialEmulator
+    emulator: PtySerialEmulator | MemoryLine
     link: SerialLink
 
     def driver(self, mode: str = "passive", timeout_s: float = 0.5) -> Pms5003:
@@ -226,8 +226,12 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
+def rig(tmp_path: Path, line: str, clock: FakeClock) -> Iterator[Rig]:
     device = PmsDevice(period_s=0.1, pinned=PINNED)
+    if line == "memory":
+        on_line = MemoryLine(device, clock)
+        yield Rig(device, on_line, on_line.open(9600, 0.05))
+        return
     with PtySerialEmulator(device, link_dir=tmp_path) as emulator:
         link = open_serial(emulator.port, 9600, 0.05)
         try:
@@ -309,14 +313,14 @@ def test_error_code_in_data13_raises_sensor_error(rig):
     assert driver.frames_rejected == 0
 
 
-def test_sleeping_sensor_sends_nothing_until_woken(rig):
+def test_sleeping_sensor_sends_nothing_until_woken(rig, pause):
     driver = rig.driver("active")
     driver.start()
     driver.sleep()
     assert rig.device.asleep
-    time.sleep(0.15)
+    pause(0.15)
     rig.link.discard_input()
-    time.sleep(0.3)                               # three active periods
+    pause(0.3)                                    # three active periods
     rig.link.write(encode_command(0xE2))          # ignored while asleep
     assert rig.link.read_some(64) == b""
     with pytest.raises(BusTimeout):
@@ -340,9 +344,11 @@ def test_passive_sleep_and_wake(rig):
     assert readings(driver) == PINNED_READINGS
 
 
+@pytest.mark.parametrize("line", ["pty"], indirect=True)
 def test_vanish_then_reopen_recovers(rig):
     driver = rig.driver(timeout_s=0.3)
     driver.start()
+    assert isinstance(rig.emulator, PtySerialEmulator)
     rig.emulator.vanish()
     with pytest.raises(BusError):
         driver.read()
