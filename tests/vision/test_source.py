@@ -227,10 +227,13 @@ def test_file_is_replayed_at_its_own_rate_and_looped(tmp_path):
 
 
 def test_file_without_loop_finishes(tmp_path):
-    clip = write_clip(tmp_path / "clip.avi", vtest_frames(0, 6), fps=30)
+    # 10 fps: a consumer waiting in get() has 0.1 s to take each frame, even on a busy machine.
+    clip = write_clip(tmp_path / "clip.avi", vtest_frames(0, 6), fps=10)
     source = LiveSource(SourceSpec("file", str(clip)), fps_cap=60, loop=False).start()
     try:
-        frames = collect(source, 0.6)
+        frames: list[Frame] = []
+        while (frame := source.get(5.0)) is not None:  # None once the file has ended
+            frames.append(frame)
         assert source.get(0.05) is None
     finally:
         source.stop()
