@@ -279,7 +279,8 @@ def test_forwarder_that_cannot_be_kept_alive_gives_up_and_the_last_will_fires(
     # no longer claims ``online`` for a box that delivers nothing.
     assert wait_until(lambda: [m.payload for m in recorder.on("/box-1/status")][-1:]
                       == [b"offline"], 10)
-    late = Recorder(broker).start()
+    # A client id of its own: taking the fixture recorder's would end that session.
+    late = Recorder(broker, client_id="test-late").start()
     try:
         assert wait_until(lambda: [m.payload for m in late.on("/box-1/status")] == [b"offline"],
                           10), "the retained status is offline"
