@@ -252,6 +252,9 @@ class LiveSource:
         self._slot: Frame | None = None
         self._read = self._skipped = self._dropped = self._reconnects = 0
         self._connected = self._finished = False
+        self._file_due = 0.0
+        """When a file's next frame is due: kept across a loop, so the replay's first frame
+        comes one frame period after the last one, not at once with the same time."""
         self._thread = threading.Thread(target=self._run, name="frame-source", daemon=True)
 
     def start(self) -> LiveSource:
@@ -327,7 +330,8 @@ class LiveSource:
         """Read until stopped or the source fails: (frames delivered?, a file ended?)."""
         is_file = self.spec.kind == "file"
         frame_period = 1.0 / capture_fps(capture) if is_file else 0.0
-        next_keep = due = self._clock.monotonic()
+        next_keep = self._clock.monotonic()
+        due = max(next_keep, self._file_due)
         delivered = False
         while not self._stop.is_set():
             ok, image = capture.read()
@@ -341,6 +345,7 @@ class LiveSource:
                 if wait > 0 and self._clock.wait(self._stop, wait):
                     break
                 due = max(due, self._clock.monotonic() - frame_period) + frame_period
+                self._file_due = due
             now = self._clock.monotonic()
             keep_period = self._keep_period
             with self._ready:
