@@ -344,7 +344,10 @@ class Tracker:
         """Book a matched detection: score, time, where seen, and whether it proves a person.
 
         ``moved=False`` for a revival (stage 5): a jump to where a lost track was taken
-        back is no sign of a person walking, so only the score can prove one then.
+        back is no sign of a person walking, so only the score can prove one then, and
+        walking is measured from there on: otherwise the next frame would take the jump
+        for a walk (a walker who left at the border, revived on a bollard 60 px away,
+        proved the bollard a person for 5 s).
         """
         t.score, t.last_hit_s = float(row[4]), t_s
         t.hits += 1
@@ -353,6 +356,8 @@ class Tracker:
         walked = moved and math.dist(foot, t.anchor) >= self.config.proof_move * t.seen_h
         if row[4] >= self.config.proof_score or walked or self._stands_out(t, row, t_s):
             t.anchor, t.shown_s = foot, t_s
+        elif not moved:
+            t.anchor = foot
 
     def _stands_out(self, t: _State, row: Array, t_s: float) -> bool:
         """Whether a sure detection that stands out from the background proves a person: only

@@ -18,15 +18,15 @@ def box(foot_x: float, foot_y: float = 300.0, w: float = 50.0, h: float = 120.0)
     return [foot_x - w / 2, foot_y - h, foot_x + w / 2, foot_y, 0.9]
 
 
-def stop_behind_a_sign(reappear: list[float], config: TrackerConfig,
+def stop_behind_a_sign(reappear: list[float], config: TrackerConfig | Tracker,
                        counter: SceneCounter | None = None) -> FrameTracks:
-    """Walks left at 100 px/s from x 300 for 0.9 s, is hidden for 1.5 s, reappears.
+    """Walks left at 100 px/s from x 300 for 0.9 s, is hidden for 1.5 s, reappears (at 2.4 s).
 
     Hidden, the person stopped (to let someone pass), so the prediction runs
     150 px on: no IoU overlap, and after more than ``gap_max_s`` the distance
-    stage no longer looks.
+    stage no longer looks. Given a tracker, it is the one that sees this.
     """
-    tracker = Tracker(config)
+    tracker = config if isinstance(config, Tracker) else Tracker(config)
     t = 0.0
     frame = tracker.update(np.array([box(300.0)]), t)
     while t < 0.85:
@@ -88,6 +88,25 @@ def test_someone_else_appearing_starts_a_track_of_their_own(reappear: list[float
     frame = stop_behind_a_sign(reappear, TrackerConfig())
     assert frame.tentative and frame.tentative[0].track_id == 2
     assert frame.confirmed[0].time_since_update > 0
+
+
+def test_the_jump_of_a_revival_is_not_taken_for_a_walk() -> None:
+    # The pipeline's thresholds: boxes from 0.4 may be taken back, only 0.6 proves a person.
+    tracker = Tracker(TrackerConfig(high_score=0.4, new_track_score=0.4))
+    # Off the walker's predicted path (x 60 by then) and 130 px (1.1 box heights) from
+    # where they were last seen: only stage 5 takes it.
+    bollard = [*box(200.0, foot_y=430.0)[:4], 0.45]
+    frame = stop_behind_a_sign(bollard, tracker)
+    assert [(t.track_id, t.time_since_update) for t in frame.confirmed] == [(1, 0)], "revived"
+    proven = {}
+    t = 2.4
+    while t < 8.0:  # the track sits on the bollard, scoring 0.45, never moving
+        t = round(t + STRIDE_S, 6)
+        proven[t] = tracker.update(np.array([bollard]), t).confirmed[0].proven
+    # The walk last proved a person at 0.9 s (a 0.9 box); proof_s (5 s) after that the
+    # bollard is no one. Taking the jump for a walk would have kept it until 7.7 s.
+    assert all(proven[t] for t in proven if t <= 5.9)
+    assert not any(proven[t] for t in proven if t > 5.9)
 
 
 def test_the_nearest_lost_track_takes_a_box_and_each_track_one_box() -> None:
