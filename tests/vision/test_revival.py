@@ -90,7 +90,7 @@ def test_someone_else_appearing_starts_a_track_of_their_own(reappear: list[float
     assert frame.confirmed[0].time_since_update > 0
 
 
-def test_the_jump_of_a_revival_is_not_taken_for_a_walk() -> None:
+def test_a_revived_track_proves_again_that_it_is_a_person() -> None:
     # The pipeline's thresholds: boxes from 0.4 may be taken back, only 0.6 proves a person.
     tracker = Tracker(TrackerConfig(high_score=0.4, new_track_score=0.4))
     # Off the walker's predicted path (x 60 by then) and 130 px (1.1 box heights) from
@@ -98,15 +98,16 @@ def test_the_jump_of_a_revival_is_not_taken_for_a_walk() -> None:
     bollard = [*box(200.0, foot_y=430.0)[:4], 0.45]
     frame = stop_behind_a_sign(bollard, tracker)
     assert [(t.track_id, t.time_since_update) for t in frame.confirmed] == [(1, 0)], "revived"
-    proven = {}
+    assert not frame.confirmed[0].proven, "the walker's proof does not pass to what took it"
     t = 2.4
-    while t < 8.0:  # the track sits on the bollard, scoring 0.45, never moving
+    while t < 8.0:  # it sits there, scoring 0.45, never moving: the jump is no walk
         t = round(t + STRIDE_S, 6)
-        proven[t] = tracker.update(np.array([bollard]), t).confirmed[0].proven
-    # The walk last proved a person at 0.9 s (a 0.9 box); proof_s (5 s) after that the
-    # bollard is no one. Taking the jump for a walk would have kept it until 7.7 s.
-    assert all(proven[t] for t in proven if t <= 5.9)
-    assert not any(proven[t] for t in proven if t > 5.9)
+        assert not tracker.update(np.array([bollard]), t).confirmed[0].proven, t
+    for step in range(1, 6):  # a person after all: walks a box height (120 px) from there
+        t = round(t + STRIDE_S, 6)
+        walked = [*box(200.0 + 30.0 * step, foot_y=430.0)[:4], 0.45]
+        frame = tracker.update(np.array([walked]), t)
+    assert [(x.track_id, x.proven) for x in frame.confirmed] == [(1, True)]
 
 
 def test_the_nearest_lost_track_takes_a_box_and_each_track_one_box() -> None:
