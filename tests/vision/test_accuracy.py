@@ -1,0 +1,48 @@
+"""The default configuration's counts on vtest stay as right as they were measured.
+
+A floor under ``bench/accuracy.py``'s figures (README, "How right the counts are"):
+the same code counts the whole video through the real pipeline with the default
+(float32) model and scores it against the hand labels, at full rate and at a Raspberry
+Pi 4's (every 3rd frame). A change to the detector, tracker or counters that makes the
+counts clearly worse fails here, not only in a benchmark nobody ran. The floors sit a
+little below what was measured (occupancy MAE 0.35 / 0.36 over the 200 labelled frames,
+lines 94-100 %) so that a one-frame difference in floating point on another CPU does not
+fail the suite.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.accuracy import (
+    MODELS,
+    SCENES,
+    Setting,
+    count_video,
+    labels,
+    line_scores,
+    occupancy_error,
+    pipeline_for,
+)
+from tests.vision.streams import require_media
+
+MAX_MAE = 0.42
+"""Per-frame occupancy error, persons, over all 200 hand-counted frames."""
+MIN_LINE_ACCURACY = 0.9
+"""Each of the three labelled lines: 1 − Σ|counted − true| / Σtrue over both directions."""
+
+
+@pytest.mark.slow  # counts the whole video with the real detector (about 25 s)
+@pytest.mark.parametrize("stride", [1, 3])
+def test_the_default_counts_vtest_within_the_measured_error(stride: int) -> None:
+    require_media()
+    scene = SCENES["vtest"]
+    counts, crossings = labels(scene)
+    assert set(crossings) == {"mid", "square", "path"}, "every labelled line is scored"
+    setting = Setting.parse("float32")
+    run = count_video(pipeline_for(scene, setting, MODELS["float32"].path), scene, stride,
+                      "vtest")
+    mae, bias = occupancy_error(run, counts["all"])
+    assert mae <= MAX_MAE, (mae, bias)
+    scores = line_scores(run, crossings)
+    assert all(s["accuracy"] >= MIN_LINE_ACCURACY for s in scores.values()), scores
