@@ -10,8 +10,8 @@ counter's zygote and counters), and the CPU the whole tree used since the last s
 A leak is a slope, so the end is a least-squares fit of RSS over time after the warm-up,
 in MB per hour: "flat" is a number. The subscriber counts what arrived, so a soak that
 stopped delivering cannot pass for a flat one. The daemon gets the systemd unit's
-``Environment=`` settings (OPENBLAS_NUM_THREADS, MALLOC_ARENA_MAX), so the figures are
-those of the daemon as installed.
+``Environment=`` settings (OPENBLAS_NUM_THREADS, MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_),
+so the figures are those of the daemon as installed.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ class Sample:
 
 def unit_environment() -> dict[str, str]:
     """The unit's ``Environment=`` variables: they change how much memory the daemon
-    keeps (one OpenBLAS thread, two malloc arenas), so a soak without them measures
-    another daemon."""
+    keeps (one OpenBLAS thread, two malloc arenas, a fixed mmap threshold), so a soak
+    without them measures another daemon."""
     found: dict[str, str] = {}
     for line in UNIT.read_text().splitlines():
         if line.startswith("Environment="):

@@ -62,6 +62,12 @@ def test_two_malloc_arenas_keep_the_daemons_memory_together() -> None:
     assert "MALLOC_ARENA_MAX=2" in service()["Environment"].split()
 
 
+def test_a_fixed_mmap_threshold_keeps_frames_out_of_the_heap() -> None:
+    # Without it glibc raises the threshold past a frame's size, and the counter's heap grew
+    # a frame at a time (bench/soak.py, docs/operations.md).
+    assert "MALLOC_MMAP_THRESHOLD_=131072" in service()["Environment"].split()
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
 def test_the_system_call_filter_allows_giving_up_and_the_zygote() -> None:
     allowed = subprocess.run(["systemd-analyze", "syscall-filter", service()["SystemCallFilter"]],
