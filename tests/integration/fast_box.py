@@ -32,6 +32,23 @@ refresh_s = {health_interval_s}
 """
 
 
+AIR = """[sensors.pm]
+model = "sds011"
+port = "/dev/ttyUSB0"
+interval_s = 1
+window_s = 2
+warmup_s = 3
+[sensors.climate]
+model = "bme280"
+bus = 1
+interval_s = 1
+window_s = 2
+warmup_s = 0
+"""
+"""A particulate and a climate sensor on their emulators, a 2 s window each: what the
+platform tests send on."""
+
+
 class SimulatedBox:
     """``lokaalmeten simulate`` as a process: config, state directory and log in ``tmp_path``."""
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.influxd import InfluxServer
-from tests.integration.fast_box import SimulatedBox, fast_head
+from tests.integration.fast_box import AIR, SimulatedBox, fast_head
 from tests.mqtt_broker import Broker, Recorder, wait_until
 
 DB = "lokaalmeten"
@@ -22,19 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def config(url: str) -> str:
-    return fast_head("influx-box", 2) + f"""
-[sensors.pm]
-model = "sds011"
-port = "/dev/ttyUSB0"
-interval_s = 1
-window_s = 2
-warmup_s = 3
-[sensors.climate]
-model = "bme280"
-bus = 1
-interval_s = 1
-window_s = 2
-warmup_s = 0
+    return fast_head("influx-box", 2) + AIR + f"""
 [sinks.influxdb]
 url = "{url}"
 database = "{DB}"

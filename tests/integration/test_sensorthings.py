@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.fast_box import ROOT, SimulatedBox, fast_head
+from tests.integration.fast_box import AIR, ROOT, SimulatedBox, fast_head
 from tests.mqtt_broker import Broker, Recorder, wait_until
 from tests.sensorthings.server import StaServer, sta_python
 
@@ -32,19 +32,8 @@ name = "{name}"
 
 
 def config(url: str, place: str | None = "Oudegracht 231") -> str:
-    return fast_head("sta-box", 2) + ("" if place is None else LOCATION.format(name=place)) + f"""
-[sensors.pm]
-model = "sds011"
-port = "/dev/ttyUSB0"
-interval_s = 1
-window_s = 2
-warmup_s = 3
-[sensors.climate]
-model = "bme280"
-bus = 1
-interval_s = 1
-window_s = 2
-warmup_s = 0
+    location = "" if place is None else LOCATION.format(name=place)
+    return fast_head("sta-box", 2) + location + AIR + f"""
 [sinks.sensorthings]
 url = "{url}"
 retry_min_s = 0.2
