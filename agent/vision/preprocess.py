@@ -80,9 +80,11 @@ def letterbox_geometry(frame_size: Size, input_size: Size, keep_ratio: bool) -> 
 class Preprocessor:
     """Builds the NCHW float32 input tensor for one model input size and family.
 
-    Holds the canvas and the per-channel constants, so a frame costs one
-    resize, one copy and one fused normalisation. One instance per thread:
-    the canvas is shared scratch memory.
+    Holds the canvas, the output tensor and the per-channel constants, so a frame
+    costs one resize, one copy and one fused normalisation, and no new 2 MB tensor
+    (with the unit's fixed mmap threshold each would be mapped and faulted in afresh,
+    docs/operations.md). One instance per thread: canvas and tensor are scratch
+    memory, and the tensor returned is valid until the next call.
     """
 
     def __init__(self, spec: InputSpec, input_size: Size) -> None:
@@ -90,6 +92,7 @@ class Preprocessor:
         self.input_size = input_size
         width, height = input_size
         self._canvas = np.full((height, width, 3), spec.pad_value, dtype=np.uint8)
+        self._tensor = np.empty((1, 3, height, width), dtype=np.float32)
         self._geometry: Letterbox | None = None
         self._mean = np.asarray(spec.mean, dtype=np.float32).reshape(3, 1, 1)
         self._inv_std = (1.0 / np.asarray(spec.std, dtype=np.float32)).reshape(3, 1, 1)
@@ -125,7 +128,7 @@ class Preprocessor:
         chw = self._canvas.transpose(2, 0, 1)
         if self.spec.rgb:
             chw = chw[::-1]
-        tensor = np.empty((1, *chw.shape), dtype=np.float32)
+        tensor = self._tensor
         np.subtract(chw, self._mean, out=tensor[0], dtype=np.float32)
         np.multiply(tensor[0], self._inv_std, out=tensor[0])
         return tensor, g

@@ -63,6 +63,17 @@ def test_border_is_repainted_when_the_frame_size_changes():
     assert tensor[0, 0, 10, 10] == pytest.approx(-103.53 / 57.375, abs=1e-5)
 
 
+def test_the_input_tensor_is_scratch_memory_filled_anew_for_every_frame():
+    # No 2 MB tensor per frame: with the unit's fixed mmap threshold each one was mapped
+    # and faulted in afresh (docs/operations.md).
+    pre = Preprocessor(NANODET_INPUT, (416, 416))
+    first, _ = pre(np.full((576, 768, 3), 255, np.uint8))
+    white = first[0, :, 208, 208].copy()
+    second, _ = pre(np.zeros((576, 768, 3), np.uint8))
+    assert second is first
+    assert not np.allclose(second[0, :, 208, 208], white), "refilled from the new frame"
+
+
 def test_grey_frames_are_accepted_and_other_dtypes_are_not():
     pre = Preprocessor(NANODET_INPUT, (416, 416))
     tensor, _ = pre(np.full((100, 100), 50, np.uint8))
