@@ -117,9 +117,16 @@ class SourceStats:
 
 
 class Capture(Protocol):
-    """The part of ``cv2.VideoCapture`` a source uses (tests may pass their own)."""
+    """The part of ``cv2.VideoCapture`` a source uses (tests may pass their own).
 
-    def read(self) -> tuple[bool, Image | None]: ...
+    ``grab`` takes the next frame from the camera or file, ``retrieve`` decodes it into
+    an image: a frame skipped to keep to the analysis rate is grabbed only, never
+    converted to pixels (an MJPEG camera's JPEG stays undecoded, a video's frame is not
+    converted to BGR nor copied into a new array).
+    """
+
+    def grab(self) -> bool: ...
+    def retrieve(self) -> tuple[bool, Image | None]: ...
     def get(self, prop: int) -> float: ...
     def release(self) -> None: ...
 
@@ -210,8 +217,8 @@ def read_video(target: str | Path, resize_width: int | None = None,
     rate = fps or capture_fps(capture)
     index = 0
     try:
-        while True:
-            ok, image = capture.read()
+        while capture.grab():
+            ok, image = capture.retrieve()
             if not ok or image is None:
                 return
             small, scale = shrink(image, resize_width)
@@ -334,8 +341,7 @@ class LiveSource:
         due = max(next_keep, self._file_due)
         delivered = False
         while not self._stop.is_set():
-            ok, image = capture.read()
-            if not ok or image is None:
+            if not capture.grab():
                 return delivered, is_file and delivered
             if not delivered:
                 delivered = True
@@ -355,6 +361,9 @@ class LiveSource:
                 with self._ready:
                     self._skipped += 1
                 continue
+            ok, image = capture.retrieve()  # a frame kept: only now decoded into pixels
+            if not ok or image is None:
+                return delivered, is_file
             next_keep = max(next_keep + keep_period, now + 0.5 * keep_period)
             small, scale = shrink(image, self.resize_width)
             frame = Frame(small, now, index, scale)

@@ -68,8 +68,10 @@ FRAME_READ = "small, scale = shrink(image, self.resize_width)"
 
 LEAKS: tuple[Leak, ...] = (
     Leak("c_writer_file", "OpenCV image writer under another name, file source branch",
-         SOURCE, "if is_file:  # replay at the file's own pace, like a camera would deliver it",
-         'import cv2 as _c\ngetattr(_c, "imw" + "rite")("/tmp/lm-frame.png", image)',
+         SOURCE, "ok, image = capture.retrieve()  # a frame kept: only now decoded into pixels",
+         'if is_file:\n'
+         '    import cv2 as _c\n'
+         '    getattr(_c, "imw" + "rite")("/tmp/lm-frame.png", image)',
          r"opened for writing: '/tmp/lm-frame"),
     Leak("c_writer_stream", "OpenCV video writer under an alias, stream source branch",
          SOURCE, FRAME_READ,

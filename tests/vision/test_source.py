@@ -37,7 +37,7 @@ from tests.vision.streams import MjpegServer, Plan, require_media, vtest_frames,
 class SteppedCamera:
     """A camera at ``fps`` on a fake clock that delivers a frame when the test steps it.
 
-    ``read()`` waits for :meth:`step`, then lets one frame period pass on the clock.
+    ``grab()`` waits for :meth:`step`, then lets one frame period pass on the clock.
     :meth:`step` returns once the source has dealt with that frame (kept, skipped or
     dropped it) and asks for the next, so a test sees every decision in order and no
     real time passes. The frame number is written into the first pixel.
@@ -47,23 +47,29 @@ class SteppedCamera:
         self.clock = clock
         self.fps = fps
         self.n = 0
+        self.retrieved = 0
         self.released = False
         self._cond = threading.Condition()
         self._reads = 0
         self._allowed = 0
         self._closed = False
 
-    def read(self) -> tuple[bool, np.ndarray | None]:
+    def grab(self) -> bool:
         with self._cond:
             self._reads += 1
             self._cond.notify_all()
             self._cond.wait_for(lambda: self._allowed >= self._reads or self._closed, 10)
             if self._allowed < self._reads:
-                return False, None
+                return False
         self.clock.sleep(1.0 / self.fps)
-        image = np.zeros((48, 64, 3), np.uint8)
-        image[0, 0, 0] = self.n % 256
         self.n += 1
+        return True
+
+    def retrieve(self) -> tuple[bool, np.ndarray | None]:
+        """The frame last grabbed; counted, since only kept frames need pixels."""
+        self.retrieved += 1
+        image = np.zeros((48, 64, 3), np.uint8)
+        image[0, 0, 0] = (self.n - 1) % 256
         return True, image
 
     def step(self) -> None:
@@ -165,6 +171,8 @@ def test_fps_cap_skips_frames_instead_of_queueing_them():
     assert np.diff([f.t_s for f in frames[1:]]) == pytest.approx([0.1] * 14)
     assert stats.frames_read == 45 and stats.frames_skipped == 29
     assert stats.frames_dropped == 0
+    assert camera.retrieved == 16, "a skipped frame is grabbed, never decoded into pixels"
+    assert all(int(f.image[0, 0, 0]) == f.index for f in frames), "each the frame it says"
 
 
 def test_slow_consumer_gets_the_newest_frame_and_the_rest_are_counted_as_dropped():
