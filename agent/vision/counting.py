@@ -78,8 +78,9 @@ class CountingLine:
     name: str
     start: Point
     end: Point
-    band_px: float = 20.0
-    """Total width of the hysteresis band centred on the line, px."""
+    band_px: float
+    """Total width of the hysteresis band centred on the line, px (the configuration's
+    ``hysteresis_px``, whose default says how it was chosen)."""
 
     def __post_init__(self) -> None:
         if self.start == self.end:

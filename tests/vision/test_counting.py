@@ -196,7 +196,7 @@ def test_density_alerts_switch_with_hysteresis_and_at_once():
 
 def test_bad_configuration_is_refused():
     with pytest.raises(ValueError):
-        CountingLine("x", (1.0, 1.0), (1.0, 1.0))
+        CountingLine("x", (1.0, 1.0), (1.0, 1.0), band_px=16.0)
     with pytest.raises(ValueError):
         CountingLine("x", (0.0, 0.0), (1.0, 1.0), band_px=-1)
     with pytest.raises(ValueError):

@@ -16,8 +16,8 @@ from agent.vision.counting import (
 from agent.vision.intervals import IntervalCounter, LineTotals, ZoneStats
 
 LINES = (
-    CountingLine("door", (0.0, 100.0), (200.0, 100.0)),
-    CountingLine("gate", (0.0, 300.0), (200.0, 300.0)),
+    CountingLine("door", (0.0, 100.0), (200.0, 100.0), band_px=16.0),
+    CountingLine("gate", (0.0, 300.0), (200.0, 300.0), band_px=16.0),
 )
 SQUARE = ((0.0, 0.0), (100.0, 0.0), (100.0, 100.0), (0.0, 100.0))
 ZONES = (Zone("plein", SQUARE, area_m2=4.0), Zone("hoek", SQUARE))

@@ -55,7 +55,8 @@ def test_a_person_who_stopped_while_hidden_gets_their_track_back() -> None:
 
 
 def test_the_crossing_made_while_hidden_is_counted_once() -> None:
-    line = CountingLine("kerb", (200.0, 0.0), (200.0, 600.0))  # vertical, crossed leftwards
+    # vertical, crossed leftwards
+    line = CountingLine("kerb", (200.0, 0.0), (200.0, 600.0), band_px=16.0)
     counter = SceneCounter([line])
     stop_behind_a_sign(box(170.0), TrackerConfig(), counter)
     assert counter.update(FrameTracks(99.0, ())).crossings == ()
@@ -66,7 +67,7 @@ def test_the_crossing_made_while_hidden_is_counted_once() -> None:
 
 
 def _crossings(config: TrackerConfig) -> list[tuple[int, str]]:
-    line = CountingLine("kerb", (200.0, 0.0), (200.0, 600.0))
+    line = CountingLine("kerb", (200.0, 0.0), (200.0, 600.0), band_px=16.0)
     tracker = Tracker(config)
     counter = SceneCounter([line])
     found: list[tuple[int, str]] = []

@@ -129,7 +129,7 @@ canvas.addEventListener("mousedown", (event) => {
   const p = toNative(event);
   if (mode === "line") {
     drag = { kind: "new-line", line: { name: $("name").value.trim(), x1: p[0], y1: p[1],
-                                       x2: p[0], y2: p[1], hysteresis_px: 20 } };
+                                       x2: p[0], y2: p[1] } };
     draft.lines.push(drag.line);
     selected = { kind: "line", index: draft.lines.length - 1 };
   } else if (mode === "zone") {
