@@ -7,7 +7,8 @@ is dropped, nothing waits for real time, and interval times are video time
 quantity names as the MQTT payload, closed by a ``{"summary": ...}`` line of
 whole-video totals); a progress bar, the totals in text mode and the speed go
 to stderr. Only numbers are written: ``--per-frame`` writes ``frame,count``, the
-count left blank under ``suppress_below`` like every other figure.
+count left blank under ``suppress_below`` like every other figure. In text output a
+withheld figure is ``-``, and a note on stderr says so (a user took it for zero).
 
 Whole-video totals are folded by a second ``IntervalCounter`` whose one
 interval spans the video, so they pass the same small-count suppression as
@@ -197,6 +198,10 @@ def cmd_count(args: argparse.Namespace) -> int:
     from agent.vision.source import read_video  # noqa: PLC0415
 
     info = open_video(args, config)
+    if config.suppress_below and not args.json:
+        print(f"'-': withheld, fewer than {config.suppress_below} people or a figure that would "
+              "give such a count away (small-count suppression, docs/privacy.md)",
+              file=sys.stderr)
     fps = args.fps or info.fps
     pipeline = build_pipeline(config, start_s=0.0,
                               motion=False if args.no_motion_gate else None)

@@ -97,6 +97,7 @@ def test_text_output_and_the_partial_last_interval(clip: Path,
     assert lines[0].startswith("00:00:00.0-00:00:04.0  frames 40")
     assert lines[1].startswith("00:00:04.0-00:00:06.0  frames 20")
     assert "total 00:00:00.0-00:00:06.0  frames 60" in err, "totals go to stderr in text mode"
+    assert "'-': withheld, fewer than 3 people" in err, "a blank figure is explained"
     assert "%" not in err, "--quiet: no progress"
 
 
