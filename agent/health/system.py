@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 _THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
 _THROTTLED = Path("/sys/devices/platform/soc/soc:firmware/get_throttled")
@@ -76,14 +78,25 @@ _TIMEX_BYTES = 512
 """Room for struct timex (208 bytes on 64-bit Linux); modes = 0 only reads."""
 
 
+@functools.cache
+def _adjtimex() -> Callable[[ctypes.Array[ctypes.c_char]], int] | None:
+    """libc's adjtimex, looked up once: ``ctypes.util.find_library`` runs ``ldconfig -p``
+    in a subprocess, and every ``CDLL`` makes new function-pointer classes, which at one
+    heartbeat a minute was a fork and a few kB more on the heap every time."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).adjtimex  # the process's own libc
+    except (OSError, AttributeError):
+        return None
+    return cast(Callable[[ctypes.Array[ctypes.c_char]], int], function)
+
+
 def _clock_synchronized() -> bool | None:
     """Ask the kernel, as ``timedatectl`` does: boxes without an RTC boot with a stale
     clock, and time stamps made before NTP syncs are wrong by that much."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        state = libc.adjtimex(ctypes.create_string_buffer(_TIMEX_BYTES))
-    except (OSError, AttributeError):
+    adjtimex = _adjtimex()
+    if adjtimex is None:
         return None
+    state = adjtimex(ctypes.create_string_buffer(_TIMEX_BYTES))
     return None if state < 0 else state != _TIME_ERROR
 
 
