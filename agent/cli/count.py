@@ -19,6 +19,7 @@ that cannot be opened gets one clear line (exit 1), never their warnings.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -26,6 +27,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -36,6 +38,7 @@ from agent.config import load_config
 from agent.config.camera import CameraConfig
 from agent.config.errors import problems_from
 from agent.errors import AgentError, ConfigError
+from agent.vision.pace import next_keep_after
 
 if TYPE_CHECKING:  # the vision stack loads in cmd_count only
     from agent.vision.intervals import IntervalRecord
@@ -62,8 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="report period in video time, e.g. 10s, 1m (default 60s)")
     p.add_argument("--json", action="store_true", help="JSON lines output")
     p.add_argument("--per-frame", type=Path, metavar="FILE.csv",
-                   help="also write frame,count (people detected per frame; blank below "
-                        "--suppress-below) to this file")
+                   help="also write frame,count (people detected in each analysed frame; "
+                        "blank below --suppress-below) to this file")
     p.add_argument("--model", type=Path, help="ONNX detector (default: the bundled one)")
     p.add_argument("--input-size", type=input_size, metavar="N|WxH",
                    help="model input size (models with a dynamic input only)")
@@ -75,6 +78,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--suppress-below", type=int, metavar="N",
                    help="withhold figures below N people (default: the camera's setting, "
                         "3); 0 shows every figure, for evaluating the counter only")
+    p.add_argument("--analysis-fps", type=float, metavar="RATE",
+                   help="analyse at most RATE frames per second of video and skip the rest, as "
+                        "a slower box does (a Raspberry Pi 4 manages about 3 with the bundled "
+                        "model): see how it would count")
     p.add_argument("--no-motion-gate", action="store_true",
                    help="analyse every frame even when nothing moves")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -186,6 +193,7 @@ def outside_frame(config: CameraConfig, width: int, height: int) -> list[tuple[s
 
 def cmd_count(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    rate = AnalysisRate(args.analysis_fps)
     config = camera_settings(args)
     if config.suppress_below == 0:
         print("warning: small-count suppression is off: figures of one or two people, and "
@@ -208,43 +216,75 @@ def cmd_count(args: argparse.Namespace) -> int:
     totals = IntervalCounter(pipeline.scene.lines, pipeline.scene.zones, interval_s=math.inf,
                              suppress_below=config.suppress_below, start_s=0.0)
     progress = Progress(info.frames, sys.stderr, quiet=args.quiet)
-    per_frame = args.per_frame.open("w", newline="", encoding="utf-8") if args.per_frame else None
-    writer = csv.writer(per_frame) if per_frame else None
-    if writer:
-        writer.writerow(["frame", "count"])
     started = time.perf_counter()
     frames = inferred = 0
     end_s = 0.0
     try:
-        try:
-            for frame in read_video(args.video, config.resize_width, fps):
-                result = pipeline.process(frame)
-                totals.add(result.counts)
-                for report in result.closed:
-                    progress.write(render(report, args.json))
-                if writer:
-                    writer.writerow([frame.index, shown(result.detections,
-                                                        config.suppress_below)])
-                frames += 1
-                inferred += result.inferred
-                end_s = frame.t_s + 1.0 / fps
-                progress.step()
-        except KeyboardInterrupt:  # a stream is counted until Ctrl-C: report what was counted
-            pass
-        for report in pipeline.finish(end_s):
-            progress.write(render(report, args.json))
+        with per_frame_table(args.per_frame) as per_frame:
+            try:
+                for frame in read_video(args.video, config.resize_width, fps):
+                    frames += 1
+                    end_s = frame.t_s + 1.0 / fps
+                    progress.step()
+                    if not rate.takes(frame.t_s):
+                        continue  # skipped, as on a box that cannot analyse every frame
+                    result = pipeline.process(frame)
+                    totals.add(result.counts)
+                    for report in result.closed:
+                        progress.write(render(report, args.json))
+                    per_frame([frame.index, shown(result.detections, config.suppress_below)])
+                    inferred += result.inferred
+            except KeyboardInterrupt:  # a stream is counted until Ctrl-C: report what was counted
+                pass
+            for report in pipeline.finish(end_s):
+                progress.write(render(report, args.json))
     finally:
-        if per_frame:
-            per_frame.close()
         progress.close()
     elapsed = time.perf_counter() - started
     speed = frames / max(elapsed, 1e-9)
     whole = totals.flush(end_s)
     if whole is not None:
         print_totals(whole, inferred, speed, args.json)
-    print(f"{frames} frames ({end_s:.1f} s of video) in {elapsed:.1f} s: "
+    analysed = f", {rate.taken} analysed" if rate.fps else ""
+    print(f"{frames} frames ({end_s:.1f} s of video{analysed}) in {elapsed:.1f} s: "
           f"{speed:.1f} frames/s", file=sys.stderr)
     return EXIT_OK
+
+
+class AnalysisRate:
+    """Which frames a box that analyses at most ``fps`` frames per second of video would
+    take (None: every frame), by the live source's own rule (``next_keep_after``): so a
+    fast machine shows how a Raspberry Pi, skipping frames it cannot keep up with, counts."""
+
+    def __init__(self, fps: float | None) -> None:
+        if fps is not None and not 0 < fps < math.inf:
+            raise ConfigError("command line", [("--analysis-fps", "must be a number above 0")])
+        self.fps = fps
+        self.taken = 0
+        self._next_s = 0.0
+
+    def takes(self, t_s: float) -> bool:
+        """Whether the frame at video time ``t_s`` is analysed (call once per frame, in order)."""
+        if self.fps is not None:
+            following = next_keep_after(t_s, self._next_s, 1.0 / self.fps)
+            if following is None:
+                return False
+            self._next_s = following
+        self.taken += 1
+        return True
+
+
+@contextlib.contextmanager
+def per_frame_table(path: Path | None) -> Iterator[Callable[[list[int | str]], None]]:
+    """A function that writes one row of ``--per-frame``'s CSV (frame, count), or does
+    nothing without the option; the file is closed however counting ends."""
+    if path is None:
+        yield lambda row: None
+        return
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["frame", "count"])
+        yield writer.writerow
 
 
 def shown(count: int, suppress_below: int) -> int | str:

@@ -63,3 +63,17 @@ class AnalysisPace:
         if not self._mean_s:
             return self.fps_cap
         return max(min(self.fps_cap, self.share / self._mean_s), min(MIN_FPS, self.fps_cap))
+
+
+def next_keep_after(now_s: float, next_keep_s: float, period_s: float) -> float | None:
+    """When the frame after one arriving at ``now_s`` may be kept, or None to skip this one.
+
+    Keeping at most one frame per ``period_s``, evenly: a frame up to a fifth of a
+    period early is kept (a source's own timing jitters), and a late one does not
+    make the next come sooner than half a period after it, so frames kept after a
+    stall are not bunched. The live source and ``lokaalmeten count --analysis-fps``
+    (a slower box, emulated on video time) keep frames by this one rule.
+    """
+    if now_s < next_keep_s - 0.2 * period_s:
+        return None
+    return max(next_keep_s + period_s, now_s + 0.5 * period_s)

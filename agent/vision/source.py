@@ -44,6 +44,7 @@ from numpy.typing import NDArray
 from agent.clock import SYSTEM, Clock
 from agent.redact import redact_url
 from agent.supervision import Backoff, Retries
+from agent.vision.pace import next_keep_after
 
 log = logging.getLogger(__name__)
 
@@ -357,14 +358,15 @@ class LiveSource:
             with self._ready:
                 self._read += 1
                 index = self._read - 1
-            if now < next_keep - 0.2 * keep_period:
+            following = next_keep_after(now, next_keep, keep_period)
+            if following is None:
                 with self._ready:
                     self._skipped += 1
                 continue
             ok, image = capture.retrieve()  # a frame kept: only now decoded into pixels
             if not ok or image is None:
                 return delivered, is_file
-            next_keep = max(next_keep + keep_period, now + 0.5 * keep_period)
+            next_keep = following
             small, scale = shrink(image, self.resize_width)
             frame = Frame(small, now, index, scale)
             with self._ready:

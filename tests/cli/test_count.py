@@ -125,11 +125,31 @@ def test_camera_section_from_a_config_file(clip: Path, tmp_path: Path,
     (["--zone", "a=1,2,3,4"], "at least three x,y points"),
     (["--line", "Bad-Name=0,0,9,9"], "lines[0].name"),
     (["--camera", "street"], "--config and --camera go together"),
+    (["--analysis-fps", "0"], "--analysis-fps: must be a number above 0"),
+    (["--analysis-fps", "nan"], "--analysis-fps: must be a number above 0"),
 ])
 def test_mistakes_are_usage_errors(clip: Path, argv: list[str], message: str,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["count", str(clip), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_slower_box_is_emulated_by_analysing_fewer_frames(clip: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    """--analysis-fps 3 on the 10 fps clip: the frames a Pi 4 would take, and only those."""
+    per_frame = tmp_path / "counts.csv"
+    assert main(["count", str(clip), *unsuppressed(tmp_path), "--interval", "2s", "--json",
+                 "--per-frame", str(per_frame), "--analysis-fps", "3",
+                 "--line", "path=230,340,230,170"]) == 0
+    out, err = capsys.readouterr()
+    *rows, last = [json.loads(x) for x in out.splitlines()]
+    assert [r["frames"] for r in rows] == [6, 6, 6] and last["summary"]["frames"] == 18
+    with per_frame.open(newline="") as f:
+        analysed = [int(row[0]) for row in list(csv.reader(f))[1:]]
+    assert analysed == [0, 3, 6, 10, 13, 16, 20, 23, 26, 30, 33, 36, 40, 43, 46, 50, 53, 56]
+    assert "60 frames (6.0 s of video, 18 analysed)" in err
+    assert 3 <= rows[0]["occupancy_max"] <= 6, "the people are still counted"
 
 
 def test_whole_video_totals_add_up_the_intervals(clip15s: Path, tmp_path: Path,

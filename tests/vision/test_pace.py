@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.vision.pace import MIN_FPS, SHARE, AnalysisPace
+from agent.vision.pace import MIN_FPS, SHARE, AnalysisPace, next_keep_after
 
 
 def test_the_cap_holds_until_a_frame_was_measured_and_the_first_frame_is_left_out():
@@ -55,3 +55,30 @@ def test_the_rate_never_falls_below_the_floor_or_rises_above_a_low_cap():
 def test_nonsense_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         AnalysisPace(**kwargs)
+
+
+def kept(times_s: list[float], period_s: float) -> list[int]:
+    """Indices of the frames the keep rule takes from frames arriving at ``times_s``."""
+    taken, next_s = [], 0.0
+    for i, t in enumerate(times_s):
+        following = next_keep_after(t, next_s, period_s)
+        if following is not None:
+            taken.append(i)
+            next_s = following
+    return taken
+
+
+def test_frames_are_kept_evenly_at_the_asked_rate():
+    # A 10 fps video analysed at 3 frames/s, as a Pi 4 does with the bundled model.
+    taken = kept([i / 10 for i in range(60)], 1 / 3)
+    assert taken == [0, 3, 6, 10, 13, 16, 20, 23, 26, 30, 33, 36, 40, 43, 46, 50, 53, 56]
+    assert kept([i / 10 for i in range(60)], 1 / 20) == list(range(60)), \
+        "a rate above the source's keeps every frame"
+
+
+def test_a_frame_slightly_early_is_kept_and_after_a_stall_the_next_is_not_bunched():
+    assert next_keep_after(0.95, 1.0, 0.5) == pytest.approx(1.5), "a fifth of a period early"
+    assert next_keep_after(0.85, 1.0, 0.5) is None
+    assert next_keep_after(3.0, 1.0, 0.5) == pytest.approx(3.25), \
+        "a frame 2 s late: the next may come half a period after it, not at once"
+
