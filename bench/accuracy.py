@@ -1,7 +1,7 @@
 """How right the counts are, against hand labels, at full rate and when frames are skipped.
 
     python bench/accuracy.py [--scenes vtest,market-street] [--settings float32,int8]
-                             [--strides 1,2,3,5] [--json]
+                             [--strides 1,2,3,5,3/s] [--json]
 
 A setting is a model (``float32``: the bundled default, ``int8``: its quantised
 copy, ``centernet``: the MobileNetV3-CenterNet candidate that
@@ -15,8 +15,11 @@ each scene's video through the real pipeline (``build_pipeline``: motion
 gate, detector, tracker, line and zone counters) at each analysis stride N:
 every Nth frame is analysed, as by a box that keeps up with only 1/N of the
 video's frame rate (a Raspberry Pi 4 manages about 3 frames/s with the bundled
-model). The scenes (``SCENES``; tests/vision/ground_truth/README.md says how
-their labels were made):
+model). A stride ``R/s`` analyses at most R frames per second of video instead,
+chosen by the live counter's own rule (``agent.vision.pace.next_keep_after``): ``3/s``
+is a Pi 4 whatever the video's frame rate (every 3rd or 4th frame of vtest's 10 fps,
+every 10th of market-street's 30). The scenes (``SCENES``;
+tests/vision/ground_truth/README.md says how their labels were made):
 
 * ``vtest``: OpenCV's vtest.avi, 10 fps, a square seen from a first floor;
   occupancy is the whole frame's;
@@ -56,6 +59,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -66,6 +70,7 @@ from tqdm import tqdm
 from agent.config.camera import CameraConfig
 from agent.vision.counting import Direction
 from agent.vision.detector import Detector
+from agent.vision.pace import next_keep_after
 from agent.vision.pipeline import Pipeline, build_pipeline
 from agent.vision.preprocess import Preprocessor
 from agent.vision.source import read_video
@@ -238,14 +243,44 @@ def pipeline_for(scene: Scene, setting: Setting, model: Path) -> Pipeline:
     return pipeline
 
 
-def count_video(pipeline: Pipeline, scene: Scene, stride: int, label: str) -> Run:
+@dataclass(frozen=True)
+class Stride:
+    """Which frames a run analyses: every ``every``-th, or at most ``rate`` per second."""
+
+    text: str
+    every: int = 1
+    rate: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Stride:
+        """``N`` (every Nth frame) or ``R/s`` (at most R frames per second of video)."""
+        if text.endswith("/s"):
+            return cls(text, rate=float(text.removesuffix("/s")))
+        return cls(text, every=int(text))
+
+    def chooser(self, fps: float) -> Callable[[int], bool]:
+        """Whether frame ``index`` is analysed; call it for every frame, in order."""
+        if self.rate is None:
+            return lambda index: index % self.every == 0
+        period, due = 1.0 / self.rate, [0.0]
+
+        def takes(index: int) -> bool:
+            following = next_keep_after(index / fps, due[0], period)
+            if following is not None:
+                due[0] = following
+            return following is not None
+        return takes
+
+
+def count_video(pipeline: Pipeline, scene: Scene, stride: Stride, label: str) -> Run:
     run = Run(crossings={name: [] for name in scene.lines})
     current = 0
     started = time.perf_counter()
     frames = read_video(media_path(scene), None, scene.fps)
+    takes = stride.chooser(scene.fps)
     for frame in tqdm(frames, total=scene.frames, desc=label, leave=False, unit="frame",
                       disable=None):
-        if frame.index % stride == 0:
+        if takes(frame.index):
             result = pipeline.process(frame)
             run.analysed += 1
             counts = result.counts
@@ -319,32 +354,32 @@ def labels(scene: Scene) -> tuple[dict[str, dict[int, int]], dict[str, list[tupl
     return counts, crossings
 
 
-def score_scene(scene: Scene, models: dict[Setting, tuple[Path, float]], strides: list[int],
+def score_scene(scene: Scene, models: dict[Setting, tuple[Path, float]], strides: list[Stride],
                 as_json: bool) -> None:
     """Count the scene's video once per setting and stride; print one row (or JSON line) each."""
     counts, crossings = labels(scene)
     if not as_json:
-        print(f"{'scene':<13} {'setting':<16} {'N':>2} "
+        print(f"{'scene':<13} {'setting':<16} {'N':>4} "
               + " ".join(f"{'MAE/bias ' + h:>13}" for h in counts)
               + " " + " ".join(f"{n + ' in, out (acc)':>23}" for n in crossings)
               + f" {'fps':>6} {'GFLOP':>6} {'Pi 4 fps':>8}")
     for setting, (model, gflop) in models.items():
         for stride in strides:
             run = count_video(pipeline_for(scene, setting, model), scene, stride,
-                              f"{scene.name} {setting.name} 1/{stride}")
+                              f"{scene.name} {setting.name} {stride.text}")
             errors = {half: occupancy_error(run, truth) for half, truth in counts.items()}
             lines = line_scores(run, crossings)
             fps = run.analysed / run.seconds
             if as_json:
                 print(json.dumps({"scene": scene.name, "setting": setting.name,
-                                  "stride": stride, "occupancy": errors, "lines": lines,
+                                  "stride": stride.text, "occupancy": errors, "lines": lines,
                                   "fps": fps, "gflop": gflop, "pi4_fps": PI4_GFLOP_S / gflop}))
                 continue
             occupancy = " ".join(f"{m:6.2f} {b:+6.2f}" for m, b in errors.values())
             cells = " ".join(
                 f"{s['in'][0]}/{s['in'][1]}, {s['out'][0]}/{s['out'][1]} "
                 f"({(s['accuracy'] or 0) * 100:3.0f} %)".rjust(23) for s in lines.values())
-            print(f"{scene.name:<13} {setting.name:<16} {stride:>2} {occupancy} {cells} "
+            print(f"{scene.name:<13} {setting.name:<16} {stride.text:>4} {occupancy} {cells} "
                   f"{fps:6.1f} {gflop:6.2f} {PI4_GFLOP_S / gflop:8.1f}", flush=True)
 
 
@@ -354,7 +389,8 @@ def main() -> int:
                         help=f"comma-separated, of {', '.join(SCENES)}")
     parser.add_argument("--settings", default="float32,int8",
                         help="comma-separated model[:WxH][:stretch][@score]")
-    parser.add_argument("--strides", default="1,2,3,5")
+    parser.add_argument("--strides", default="1,2,3,5",
+                        help="comma-separated: N (every Nth frame) or R/s (R frames per second)")
     parser.add_argument("--json", action="store_true", help="one JSON line per run")
     args = parser.parse_args()
     scenes = []
@@ -379,7 +415,8 @@ def main() -> int:
                 model = dynamic_copy(model, Path(tmp))
             models[setting] = (model, gflop_per_frame(model, setting.input_size))
         for scene in scenes:
-            score_scene(scene, models, [int(n) for n in args.strides.split(",")], args.json)
+            score_scene(scene, models, [Stride.parse(n) for n in args.strides.split(",")],
+                        args.json)
     return 0
 
 

@@ -18,6 +18,7 @@ from bench.accuracy import (
     MODELS,
     SCENES,
     Setting,
+    Stride,
     count_video,
     labels,
     line_scores,
@@ -40,8 +41,8 @@ def test_the_default_counts_vtest_within_the_measured_error(stride: int) -> None
     counts, crossings = labels(scene)
     assert set(crossings) == {"mid", "square", "path"}, "every labelled line is scored"
     setting = Setting.parse("float32")
-    run = count_video(pipeline_for(scene, setting, MODELS["float32"].path), scene, stride,
-                      "vtest")
+    run = count_video(pipeline_for(scene, setting, MODELS["float32"].path), scene,
+                      Stride.parse(str(stride)), "vtest")
     mae, bias = occupancy_error(run, counts["all"])
     assert mae <= MAX_MAE, (mae, bias)
     scores = line_scores(run, crossings)
