@@ -16,7 +16,7 @@ gate, detector, tracker, line and zone counters) at each analysis stride N:
 every Nth frame is analysed, as by a box that keeps up with only 1/N of the
 video's frame rate (a Raspberry Pi 4 manages about 3 frames/s with the bundled
 model). A stride ``R/s`` analyses at most R frames per second of video instead,
-chosen by the live counter's own rule (``agent.vision.pace.next_keep_after``): ``3/s``
+chosen by the live counter's own rule (``agent.vision.pace.KeepRate``): ``3/s``
 is a Pi 4 whatever the video's frame rate (every 3rd or 4th frame of vtest's 10 fps,
 every 10th of market-street's 30). The scenes (``SCENES``;
 tests/vision/ground_truth/README.md says how their labels were made):
@@ -71,7 +71,7 @@ from tqdm import tqdm
 from agent.config.camera import CameraConfig
 from agent.vision.counting import Direction
 from agent.vision.detector import Detector
-from agent.vision.pace import next_keep_after
+from agent.vision.pace import KeepRate
 from agent.vision.pipeline import Pipeline, build_pipeline
 from agent.vision.preprocess import Preprocessor
 from agent.vision.source import read_video
@@ -271,16 +271,8 @@ class Stride:
         """Whether frame ``index`` is analysed; call it for every frame, in order."""
         if self.rate is None:
             return lambda index: index % self.every == self.phase
-        period, due = 1.0 / self.rate, [self.phase / fps]
-
-        def takes(index: int) -> bool:
-            if index < self.phase:
-                return False
-            following = next_keep_after(index / fps, due[0], period)
-            if following is not None:
-                due[0] = following
-            return following is not None
-        return takes
+        rate = KeepRate(self.rate, start_s=self.phase / fps)
+        return lambda index: index >= self.phase and rate.keeps(index / fps)
 
 
 def count_video(pipeline: Pipeline, scene: Scene, stride: Stride, label: str) -> Run:

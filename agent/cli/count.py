@@ -38,7 +38,7 @@ from agent.config import load_config
 from agent.config.camera import CameraConfig
 from agent.config.errors import problems_from
 from agent.errors import AgentError, ConfigError
-from agent.vision.pace import next_keep_after
+from agent.vision.pace import KeepRate
 
 if TYPE_CHECKING:  # the vision stack loads in cmd_count only
     from agent.vision.intervals import IntervalRecord
@@ -193,7 +193,10 @@ def outside_frame(config: CameraConfig, width: int, height: int) -> list[tuple[s
 
 def cmd_count(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
-    rate = AnalysisRate(args.analysis_fps)
+    try:
+        rate = KeepRate(args.analysis_fps)
+    except ValueError as exc:
+        raise ConfigError("command line", [("--analysis-fps", str(exc))]) from None
     config = camera_settings(args)
     if config.suppress_below == 0:
         print("warning: small-count suppression is off: figures of one or two people, and "
@@ -226,7 +229,7 @@ def cmd_count(args: argparse.Namespace) -> int:
                     frames += 1
                     end_s = frame.t_s + 1.0 / fps
                     progress.step()
-                    if not rate.takes(frame.t_s):
+                    if not rate.keeps(frame.t_s):
                         continue  # skipped, as on a box that cannot analyse every frame
                     result = pipeline.process(frame)
                     totals.add(result.counts)
@@ -249,29 +252,6 @@ def cmd_count(args: argparse.Namespace) -> int:
     print(f"{frames} frames ({end_s:.1f} s of video{analysed}) in {elapsed:.1f} s: "
           f"{speed:.1f} frames/s", file=sys.stderr)
     return EXIT_OK
-
-
-class AnalysisRate:
-    """Which frames a box that analyses at most ``fps`` frames per second of video would
-    take (None: every frame), by the live source's own rule (``next_keep_after``): so a
-    fast machine shows how a Raspberry Pi, skipping frames it cannot keep up with, counts."""
-
-    def __init__(self, fps: float | None) -> None:
-        if fps is not None and not 0 < fps < math.inf:
-            raise ConfigError("command line", [("--analysis-fps", "must be a number above 0")])
-        self.fps = fps
-        self.taken = 0
-        self._next_s = 0.0
-
-    def takes(self, t_s: float) -> bool:
-        """Whether the frame at video time ``t_s`` is analysed (call once per frame, in order)."""
-        if self.fps is not None:
-            following = next_keep_after(t_s, self._next_s, 1.0 / self.fps)
-            if following is None:
-                return False
-            self._next_s = following
-        self.taken += 1
-        return True
 
 
 @contextlib.contextmanager

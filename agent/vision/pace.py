@@ -20,6 +20,8 @@ operator sees what each box manages.
 
 from __future__ import annotations
 
+import math
+
 SHARE = 0.85
 """Fraction of the time the counter may spend analysing: the rest absorbs frame-to-frame
 variation, so a frame is seldom due while the previous one is still in the detector."""
@@ -77,3 +79,28 @@ def next_keep_after(now_s: float, next_keep_s: float, period_s: float) -> float 
     if now_s < next_keep_s - 0.2 * period_s:
         return None
     return max(next_keep_s + period_s, now_s + 0.5 * period_s)
+
+
+class KeepRate:
+    """Which frames, taken in order with their times, a box that analyses at most ``fps``
+    per second keeps (None: every frame), by ``next_keep_after``: on video time it shows
+    on a fast machine what a Raspberry Pi, skipping what it cannot keep up with, would
+    analyse (``lokaalmeten count --analysis-fps``, ``bench/accuracy.py``)."""
+
+    def __init__(self, fps: float | None, *, start_s: float = 0.0) -> None:
+        if fps is not None and not 0 < fps < math.inf:
+            raise ValueError("must be a number above 0")
+        self.fps = fps
+        self.taken = 0
+        """Frames kept so far."""
+        self._next_s = start_s
+
+    def keeps(self, t_s: float) -> bool:
+        """Whether the frame at ``t_s`` is kept; call it once per frame, in order."""
+        if self.fps is not None:
+            following = next_keep_after(t_s, self._next_s, 1.0 / self.fps)
+            if following is None:
+                return False
+            self._next_s = following
+        self.taken += 1
+        return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.vision.pace import MIN_FPS, SHARE, AnalysisPace, next_keep_after
+from agent.vision.pace import MIN_FPS, SHARE, AnalysisPace, KeepRate, next_keep_after
 
 
 def test_the_cap_holds_until_a_frame_was_measured_and_the_first_frame_is_left_out():
@@ -57,23 +57,26 @@ def test_nonsense_settings_are_refused(kwargs):
         AnalysisPace(**kwargs)
 
 
-def kept(times_s: list[float], period_s: float) -> list[int]:
-    """Indices of the frames the keep rule takes from frames arriving at ``times_s``."""
-    taken, next_s = [], 0.0
-    for i, t in enumerate(times_s):
-        following = next_keep_after(t, next_s, period_s)
-        if following is not None:
-            taken.append(i)
-            next_s = following
+def kept(times_s: list[float], fps: float | None) -> list[int]:
+    """Indices of the frames a box analysing at most ``fps`` per second keeps."""
+    rate = KeepRate(fps)
+    taken = [i for i, t in enumerate(times_s) if rate.keeps(t)]
+    assert rate.taken == len(taken)
     return taken
 
 
 def test_frames_are_kept_evenly_at_the_asked_rate():
     # A 10 fps video analysed at 3 frames/s, as a Pi 4 does with the bundled model.
-    taken = kept([i / 10 for i in range(60)], 1 / 3)
-    assert taken == [0, 3, 6, 10, 13, 16, 20, 23, 26, 30, 33, 36, 40, 43, 46, 50, 53, 56]
-    assert kept([i / 10 for i in range(60)], 1 / 20) == list(range(60)), \
-        "a rate above the source's keeps every frame"
+    video = [i / 10 for i in range(60)]
+    assert kept(video, 3) == [0, 3, 6, 10, 13, 16, 20, 23, 26, 30, 33, 36, 40, 43, 46, 50, 53, 56]
+    assert kept(video, 20) == kept(video, None) == list(range(60)), \
+        "a rate above the source's, or none, keeps every frame"
+
+
+@pytest.mark.parametrize("fps", [0, -1, float("nan"), float("inf")])
+def test_a_rate_that_is_no_rate_is_refused(fps):
+    with pytest.raises(ValueError, match="above 0"):
+        KeepRate(fps)
 
 
 def test_a_frame_slightly_early_is_kept_and_after_a_stall_the_next_is_not_bunched():
