@@ -47,3 +47,24 @@ def test_the_default_counts_vtest_within_the_measured_error(stride: int) -> None
     assert mae <= MAX_MAE, (mae, bias)
     scores = line_scores(run, crossings)
     assert all(s["accuracy"] >= MIN_LINE_ACCURACY for s in scores.values()), scores
+
+
+def test_the_phases_of_a_stride_share_out_every_frame_once() -> None:
+    """``--every-phase``: N runs of every Nth frame from each start cover the video once."""
+    frames = range(60)
+    runs = Stride.parse("3").phases(10.0)
+    picked = [[i for i in frames if choose(i)] for choose in (r.chooser(10.0) for r in runs)]
+    assert [r.phase for r in runs] == [0, 1, 2]
+    assert sorted(i for p in picked for i in p) == list(frames)
+    assert picked[1][:3] == [1, 4, 7]
+
+
+def test_a_rate_stride_keeps_frames_as_the_live_counter_does_from_each_start() -> None:
+    runs = Stride.parse("3/s").phases(10.0)
+    assert len(runs) == 4, "at 3/s of a 10 fps video a box analyses every 3rd or 4th frame"
+    picked = []
+    for run in runs:
+        choose = run.chooser(10.0)
+        picked.append([i for i in range(30) if choose(i)])
+    assert picked[0] == [0, 3, 6, 10, 13, 16, 20, 23, 26]
+    assert picked[2] == [2, 5, 8, 12, 15, 18, 22, 25, 28]
