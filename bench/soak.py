@@ -75,19 +75,31 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def tree_cpu_s(pids: list[int]) -> float:
-    """CPU seconds of the live processes; one that ended meanwhile counts no more."""
-    total = 0.0
+def tree_cpu_s(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each live process; one that ended meanwhile is left out."""
+    found: dict[int, float] = {}
     for pid in pids:
         try:
-            total += cpu_seconds(pid)
+            found[pid] = cpu_seconds(pid)
         except OSError:
             continue
-    return total
+    return found
 
 
-def take(pid: int, start: float, cpu_before: float, wall_before: float,
-         recorder: Recorder) -> tuple[Sample, float]:
+def cpu_used_s(before: dict[int, float], now: dict[int, float]) -> float:
+    """CPU seconds the tree used between two readings, process by process.
+
+    Why not the difference of the sums: a counter the daemon replaced takes its
+    CPU time with it, and the sums then drop (a soak once printed -2465 %). A
+    process seen only now counts whole (it started after ``before``); one that
+    ended meanwhile cannot be read any more, so its last stretch is missed,
+    never subtracted.
+    """
+    return sum(max(0.0, used - before.get(pid, 0.0)) for pid, used in now.items())
+
+
+def take(pid: int, start: float, cpu_before: dict[int, float], wall_before: float,
+         recorder: Recorder) -> tuple[Sample, dict[int, float]]:
     children = descendants(pid)
     cpu_now = tree_cpu_s([pid, *children])
     now = time.monotonic()
@@ -98,7 +110,7 @@ def take(pid: int, start: float, cpu_before: float, wall_before: float,
         except OSError:
             continue
     sample = Sample(now - start, rss_mb(pid), children_rss, len(children),
-                    100 * (cpu_now - cpu_before) / max(now - wall_before, 1e-9),
+                    100 * cpu_used_s(cpu_before, cpu_now) / max(now - wall_before, 1e-9),
                     len(recorder.on("/measurements")))
     return sample, cpu_now
 
@@ -170,7 +182,7 @@ def main() -> None:
               f"slope {slope_mb_per_h(samples, value):+.2f} MB/h "
               f"(second half {slope_mb_per_h(later, value):+.2f} MB/h)")
     print(f"CPU (one core = 100 %): mean {statistics.fmean(cpu):.1f} %, "
-          f"max {max(cpu):.1f} %")
+          f"median {statistics.median(cpu):.1f} %, max {max(cpu):.1f} %")
     print(f"log: {work / 'agent.log'}")
 
 
