@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import threading
@@ -28,6 +29,7 @@ from typing import Any
 from agent.clock import SYSTEM, Clock
 from agent.config.camera import CameraConfig
 from agent.logformat import configure
+from agent.vision.grid import UtcGrid
 from agent.vision.record import Kind, Schema, schema_for
 from agent.vision.sandbox import confine, pin_camera
 from agent.vision.zygote import SETUP_SIGNAL, ChildSpec
@@ -88,7 +90,10 @@ class Outbound:
     hovers at its threshold can flip several times within a second, so a
     switch is sent only when its state differs from the last one sent and a
     second has passed since; a flip and a flip back within that second send
-    nothing, and a change that must wait goes out with the next frame.
+    nothing, and a change that must wait goes out with the next frame. The
+    second is kept on the monotonic clock as well as in the stamps: after the
+    wall clock stepped back, a switch waits one real second, not until the wall
+    clock has passed the last stamp again (the daemon's gate allows for the step).
     """
 
     def __init__(self, schema: Schema, channel: Connection, clock: Clock) -> None:
@@ -97,13 +102,12 @@ class Outbound:
         self._clock = clock
         self._wanted: dict[str, tuple[Kind, int]] = {}
         self._sent: dict[str, int] = {}
-        self._sent_s: dict[str, int] = {}
-        self._last_end_ms = 0
+        self._sent_at: dict[str, tuple[int, float]] = {}
+        """Per switch: the whole second it was stamped with, the monotonic time it went."""
 
     def interval(self, utc_ms: int, values: Iterable[tuple[str, float]]) -> None:
-        """Send an interval record; its end in whole seconds, always after the last one."""
-        self._last_end_ms = max(1000 * round(utc_ms / 1000), self._last_end_ms + 1000)
-        self._send(Kind.INTERVAL, self._last_end_ms, values)
+        """Send an interval record; its end comes from ``UtcGrid.reported`` (whole seconds)."""
+        self._send(Kind.INTERVAL, utc_ms, values)
 
     def switch(self, kind: Kind, name: str, on: bool) -> None:
         """Note the wanted state of an alert or of the source; ``flush`` sends it."""
@@ -112,14 +116,16 @@ class Outbound:
 
     def flush(self) -> None:
         now_s = self._clock.wall_ms() // 1000
+        mono = self._clock.monotonic()
         for name, (kind, state) in self._wanted.items():
             if self._sent.get(name, 0 if kind is Kind.ALERT else -1) == state:
                 continue
-            if now_s < self._sent_s.get(name, 0) + 1:
+            stamped_s, sent_mono = self._sent_at.get(name, (-1, -math.inf))
+            if mono < sent_mono + 1 or now_s == stamped_s:
                 continue
             self._send(kind, now_s * 1000, ((name, state),))
             self._sent[name] = state
-            self._sent_s[name] = now_s
+            self._sent_at[name] = (now_s, mono)
 
     def setup(self, values: Iterable[tuple[str, float]]) -> None:
         """Send a set-up record (``agent.vision.setup_mode``), stamped in whole seconds."""
@@ -144,11 +150,9 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
     from agent.vision.source import LiveSource, parse_source  # noqa: PLC0415
 
     cv2.setNumThreads(1)  # resizes are small; leave the cores to the detector
-    now = clock.monotonic()
-    wall = clock.wall_ms() / 1000
     # Intervals end on multiples of interval_s in UTC, so every box reports the same grid.
-    start = now - (wall % config.interval_s)
-    pipeline = build_pipeline(config, start_s=start)
+    grid = UtcGrid(clock, config.interval_s)
+    pipeline = build_pipeline(config, start_s=grid.start_s)
     source = LiveSource(parse_source(config.source), fps_cap=config.fps_cap,
                         resize_width=config.resize_width, loop=config.loop,
                         reconnect_min_s=config.reconnect_min_s,
@@ -160,13 +164,10 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
     signal.signal(SETUP_SIGNAL, lambda *_: setup.renew())
     connected: bool | None = None
 
-    def utc_ms(t_s: float) -> int:
-        return round(t_s * 1000) + clock.wall_ms() - round(clock.monotonic() * 1000)
-
     def send_intervals(reports: list[Any]) -> None:
         stats = source.stats()
         for report in reports:
-            outbound.interval(on_grid(utc_ms(report.record.end_s), config.interval_s),
+            outbound.interval(grid.reported(report.record.end_s),
                               (*report.values(),
                                ("fps_target", pace.fps),
                                ("frames_dropped_total", stats.frames_dropped),
@@ -175,6 +176,8 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
     try:
         while not should_stop():
             frame = source.get(POLL_S)
+            if grid.moved():
+                send_intervals(pipeline.follow(grid.follow()))
             stats = source.stats()
             if stats.connected != connected:
                 connected = stats.connected
@@ -201,15 +204,3 @@ def _count(config: CameraConfig, outbound: Outbound, should_stop: Callable[[], b
         source.stop()
     return EXIT_FINISHED if source.stats().finished else 0
 
-
-def on_grid(utc_ms: int, interval_s: float, tolerance_ms: int = 1000) -> int:
-    """An interval end snapped to the UTC grid of ``interval_s`` when it is that close.
-
-    The monotonic and the wall clock drift apart slowly (NTP slews the wall
-    clock by up to 0.5 ms/s), so an end computed from the monotonic clock
-    lands a few ms off the grid; receivers should see 12:05:00.000. Ends
-    farther off (the partial interval at shutdown) are left as they are.
-    """
-    step = round(interval_s * 1000)
-    nearest = round(utc_ms / step) * step
-    return nearest if abs(utc_ms - nearest) <= min(tolerance_ms, step // 4) else utc_ms

@@ -8,7 +8,9 @@ Rules, stated once:
 
 * Intervals lie on a grid of ``interval_s`` starting at ``start_s`` (default:
   the first frame's time): interval k holds frames with
-  start + k·I ≤ t < start + (k+1)·I. Intervals without any frame (the
+  start + k·I ≤ t < start + (k+1)·I. ``move_end`` moves the current
+  interval's end (the wall clock stepped, ``agent.vision.grid``) and the grid
+  goes on from the new end. Intervals without any frame (the
   camera or detector stalled) are still reported, with ``frames == 0`` and
   every value ``None``: no data is not zero people.
 * Means are over processed frames (each frame one sample), maxima are the
@@ -110,18 +112,19 @@ class IntervalCounter:
         self.interval_s = interval_s
         self.suppress_below = suppress_below
         self._start = start_s
+        self._end = None if start_s is None else start_s + interval_s
         self._index = {x.name: k for k, x in enumerate(self.lines)}
         self._sums = _Sums(len(self.lines), len(self.zones))
 
     def add(self, counts: FrameCounts) -> list[IntervalRecord]:
         """Add one frame; return the intervals it closed (usually none, sometimes one)."""
-        if self._start is None:
-            self._start = counts.t_s
+        if self._start is None or self._end is None:
+            self._start, self._end = counts.t_s, counts.t_s + self.interval_s
         if counts.t_s < self._start:
             raise ValueError("frame time is before the current interval")
         closed: list[IntervalRecord] = []
-        while counts.t_s >= self._start + self.interval_s:
-            closed.append(self._close(self._start + self.interval_s))
+        while counts.t_s >= self._end:
+            closed.append(self._close(self._end))
         s = self._sums
         s.frames += 1
         for crossing in counts.crossings:
@@ -144,9 +147,17 @@ class IntervalCounter:
         The grid restarts at ``end_s``. Returns None when no frame has arrived
         since the last record.
         """
-        if self._start is None or self._sums.frames == 0:
+        if self._start is None:
             return None
-        return self._close(max(end_s, self._start))
+        end_s = max(end_s, self._start)
+        if self._sums.frames == 0:
+            self._start, self._end = end_s, end_s + self.interval_s
+            return None
+        return self._close(end_s)
+
+    def move_end(self, end_s: float) -> None:
+        """End the current interval at ``end_s`` instead; the grid goes on from there."""
+        self._end = end_s
 
     def _close(self, end_s: float) -> IntervalRecord:
         assert self._start is not None
@@ -187,7 +198,7 @@ class IntervalCounter:
             alerts=tuple(s.alerts),
             suppress_below=k,
         )
-        self._start = end_s
+        self._start, self._end = end_s, end_s + self.interval_s
         self._sums = _Sums(len(self.lines), len(self.zones))
         return record
 

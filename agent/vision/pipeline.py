@@ -51,6 +51,7 @@ from agent.config.camera import CameraConfig
 from agent.vision import Detection
 from agent.vision.background import Background
 from agent.vision.counting import CountingLine, FrameCounts, SceneCounter, Zone
+from agent.vision.grid import Anchoring
 from agent.vision.intervals import IntervalCounter, IntervalRecord, LineTotals, ZoneStats
 from agent.vision.motion import MotionGate, MotionSettings
 from agent.vision.source import Frame
@@ -182,6 +183,8 @@ class Pipeline:
         self._roi = tuple(tuple((float(x), float(y)) for x, y in p) for p in roi_ignore)
         self._roi_scale: float | None = None
         self._timer = timer
+        self._start = start_s
+        """Where the interval in progress began: the grid's start or the last end."""
         self._end = None if start_s is None else start_s + interval_s
         self._reported_end = -math.inf
         self._last_t = -math.inf
@@ -204,7 +207,7 @@ class Pipeline:
             self._first_t = t
         self._recent_t.append(t)
         if self._end is None:
-            self._end = t + self.interval_s
+            self._start, self._end = t, t + self.interval_s
         closed = self.tick(t)
         changed = self.motion is None or self.motion.check(frame.image, t)
         # A new track needs consecutive real hits to be confirmed: never hold those back.
@@ -232,10 +235,28 @@ class Pipeline:
         self._last_t = max(self._last_t, t_s)
         reports: list[IntervalReport] = []
         while self._end is not None and t_s >= self._end:
-            start = self._end - self.interval_s
+            start = self._end if self._start is None else self._start
             record = self._intervals.flush(self._end) or self._empty(start, self._end)
             reports.append(self._report(record))
-            self._end += self.interval_s
+            self._start, self._end = self._end, self._end + self.interval_s
+        return reports
+
+    def follow(self, anchoring: Anchoring) -> list[IntervalReport]:
+        """Go on after the counter's wall clock moved (``agent.vision.grid``).
+
+        Drift moves the monotonic end of the interval in progress; a step cuts
+        it at ``cut_s`` (reported like the partial one at a stop) and the next
+        interval ends at the new grid point.
+        """
+        reports = []
+        if anchoring.cut_s is not None:
+            record = self._intervals.flush(anchoring.cut_s)
+            if record is not None:
+                reports.append(self._report(record))
+            self._start = anchoring.cut_s
+            self._last_t = max(self._last_t, anchoring.cut_s)
+        self._end = anchoring.end_s
+        self._intervals.move_end(anchoring.end_s)
         return reports
 
     def finish(self, t_s: float) -> list[IntervalReport]:

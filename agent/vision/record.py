@@ -24,7 +24,9 @@ touches it:
   camera can drop frames or the source can reconnect.
 * **Times are whole seconds** and interval ends lie on the UTC grid of
   ``interval_s`` (one partial interval per process life is allowed: the
-  one reported at shutdown or at the end of a video).
+  one reported at shutdown or at the end of a video; and one more per step of
+  the wall clock the daemon sees, where the counter cuts its interval in
+  progress, ``agent.vision.grid``).
 * **Set-up records** (only while the daemon has set-up mode on, see
   ``agent.vision.setup_session``) say the frame's size, per-line crossing totals
   since set-up began and the heat map (``agent.vision.heatmap``): a cell is a
@@ -301,6 +303,8 @@ class Gate:
 
     SLACK_INTERVALS = 3
     """Interval records beyond one per interval: a catch-up after a stall, the last partial."""
+    STEP_MS = 500
+    """A move of the wall clock against the monotonic one beyond drift: a step."""
 
     def __init__(self, schema: Schema, started_s: float, *,
                  now_s: Callable[[], float], wall_ms: Callable[[], int]) -> None:
@@ -316,10 +320,14 @@ class Gate:
         self._totals: dict[str, float] = {}
         self._events = 0
         self._setups = 0
+        self._offset_ms = self._wall_ms() - round(self._now_s() * 1000)
+        self._steps = 0
+        """Wall-clock steps seen: each lets the counter cut one interval short."""
 
     def admit(self, record: Record) -> Record:
         """Return the record when it keeps every rule, else raise :class:`RecordRejected`."""
         elapsed = max(0.0, self._now_s() - self._started)
+        self._follow_wall_clock()
         if record.utc_ms > self._wall_ms() + 5000:
             raise RecordRejected("a record from the future")
         if record.kind is Kind.INTERVAL:
@@ -332,17 +340,43 @@ class Gate:
             self._admit_switch(record, elapsed)
         return record
 
+    def _follow_wall_clock(self) -> None:
+        """Allow for a step of the wall clock, seen on the daemon's own clocks.
+
+        The counter cuts its interval in progress at a step (``agent.vision.grid``):
+        one more record, off the grid. After a step back its stamps also lie
+        before the last ones, so the last end and switch times the rules compare
+        with move back by the step, in whole seconds and one more for the
+        rounding of the stamps: "ends increase" and "one switch a second" keep
+        holding in real time. The counter cannot make the daemon's clock step,
+        so this gives it no way to send more at will. The threshold lies well
+        under the counter's (a quarter interval, at most 1 s), so a step the
+        counter cuts at is always one this gate saw.
+        """
+        offset = self._wall_ms() - round(self._now_s() * 1000)
+        moved = offset - self._offset_ms
+        self._offset_ms = offset
+        if abs(moved) <= min(self.STEP_MS, round(self._schema.interval_s * 1000) // 8):
+            return
+        self._steps += 1
+        if moved < 0:
+            shift = 1000 * (math.ceil(-moved / 1000) + 1)
+            self._last_end -= shift
+            self._last_switch_ms = {k: v - shift for k, v in self._last_switch_ms.items()}
+
     def _admit_interval(self, record: Record, elapsed: float) -> None:
         self._intervals += 1
-        if self._intervals > elapsed / self._schema.interval_s + self.SLACK_INTERVALS:
+        if self._intervals > (elapsed / self._schema.interval_s + self.SLACK_INTERVALS
+                              + self._steps):
             raise RecordRejected("more interval records than intervals have passed")
         if record.utc_ms <= self._last_end:
             raise RecordRejected("interval ends must increase")
         self._last_end = record.utc_ms
         if record.utc_ms % round(self._schema.interval_s * 1000):
             self._off_grid += 1
-            if self._off_grid > 1:
-                raise RecordRejected("only one partial interval per counter process")
+            if self._off_grid > 1 + self._steps:
+                raise RecordRejected("only one partial interval per counter process and "
+                                     "wall-clock step")
         for name, value in record.values:
             growth = self._schema.quantities[self._schema.index[name]].total_growth
             if growth is not None:

@@ -113,9 +113,10 @@ def test_flush_returns_nothing_without_frames_and_restarts_the_grid():
     assert ic.flush(5.0) is None
     ic.add(counts(0.0, everyone=1))
     assert ic.flush(4.0).end_s == 4.0
-    assert ic.flush(6.0) is None
-    (record,) = ic.add(counts(14.5))
-    assert (record.start_s, record.end_s, record.frames) == (4.0, 14.0, 0)
+    assert ic.flush(6.0) is None, "no frame since 4.0: nothing to report, but the grid moves"
+    assert ic.add(counts(14.5)) == []
+    (record,) = ic.add(counts(16.5))
+    assert (record.start_s, record.end_s, record.frames) == (6.0, 16.0, 1)
 
 
 def test_records_are_frozen_and_bad_settings_refused():

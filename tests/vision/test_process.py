@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from agent.config.camera import CameraConfig
-from agent.vision.child import on_grid
 from agent.vision.process import CounterSupervisor, hang_after_s, to_measurements, unit_of
 from agent.vision.record import Kind, Record
 from agent.vision.zygote import Zygote
@@ -162,14 +161,6 @@ def test_anything_outside_the_schema_is_refused_counted_and_the_counter_replaced
     assert frames == [2.0], "the record before the leak arrived; nothing after it"
     health = {m.quantity: m.value for m in supervisor.health(0, 0.0)}
     assert health["records_rejected_total"] == 1.0 and health["restarts_total"] == 1.0
-
-
-def test_interval_ends_snap_to_the_utc_grid_when_the_clocks_drifted_a_little():
-    assert on_grid(1_795_808_460_004, 60) == 1_795_808_460_000
-    assert on_grid(1_795_808_459_991, 60) == 1_795_808_460_000
-    assert on_grid(1_795_808_443_517, 60) == 1_795_808_443_517, "a partial interval"
-    assert on_grid(10_500, 2) == 10_000 and on_grid(10_020, 1) == 10_000
-    assert on_grid(10_300, 1) == 10_300, "more than a quarter interval off: not snapped"
 
 
 def test_measurements_and_units() -> None:
