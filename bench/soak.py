@@ -8,10 +8,11 @@ fetched, the people counter) against a Mosquitto of its own on a free port, and 
 /proc every ``--every`` seconds: the daemon's RSS, the RSS of its child processes (the
 counter's zygote and counters), and the CPU the whole tree used since the last sample.
 A leak is a slope, so the end is a least-squares fit of RSS over time after the warm-up,
-in MB per hour: "flat" is a number. The subscriber counts what arrived, so a soak that
-stopped delivering cannot pass for a flat one. The daemon gets the systemd unit's
-``Environment=`` settings (OPENBLAS_NUM_THREADS, MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_),
-so the figures are those of the daemon as installed.
+in MB per hour: "flat" is a number; the slope of each quarter beside it tells a leak
+(steady) from caches and heap filling up (falling towards 0). The subscriber counts what
+arrived, so a soak that stopped delivering cannot pass for a flat one. The daemon gets the
+systemd unit's ``Environment=`` settings (OPENBLAS_NUM_THREADS, MALLOC_ARENA_MAX,
+MALLOC_MMAP_THRESHOLD_), so the figures are those of the daemon as installed.
 """
 
 from __future__ import annotations
@@ -177,10 +178,12 @@ def main() -> None:
     print(f"\n{len(samples)} samples over {samples[-1].elapsed_s / 60:.1f} min after "
           f"{args.warmup:g} s warm-up; {samples[-1].messages} measurement messages received")
     later = samples[len(samples) // 2:]  # caches still filling show in the first half only
+    quarters = [samples[k * len(samples) // 4:(k + 1) * len(samples) // 4] for k in range(4)]
     for label, value in (("daemon RSS  ", "daemon_rss_mb"), ("children RSS", "children_rss_mb")):
         print(f"{label} {getattr(samples[0], value):.1f} → {getattr(samples[-1], value):.1f} MB, "
               f"slope {slope_mb_per_h(samples, value):+.2f} MB/h "
-              f"(second half {slope_mb_per_h(later, value):+.2f} MB/h)")
+              f"(second half {slope_mb_per_h(later, value):+.2f} MB/h; by quarter "
+              + " ".join(f"{slope_mb_per_h(q, value):+.2f}" for q in quarters) + ")")
     print(f"CPU (one core = 100 %): mean {statistics.fmean(cpu):.1f} %, "
           f"median {statistics.median(cpu):.1f} %, max {max(cpu):.1f} %")
     print(f"log: {work / 'agent.log'}")
