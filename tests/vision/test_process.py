@@ -14,10 +14,12 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
+from agent.clock import Clock
 from agent.config.camera import CameraConfig
 from agent.vision.process import CounterSupervisor, hang_after_s, to_measurements, unit_of
 from agent.vision.record import Kind, Record
@@ -222,11 +224,72 @@ def test_the_real_counter_sends_intervals_and_alerts_and_survives_kill_9(clip: P
         <= full.items()
 
 
+STEPPING_SITE = """
+import os
+import time
+
+_steps = [(float(at), int(ms)) for at, ms in
+          (step.split(":") for step in os.environ["LOKAALMETEN_TEST_WALL_STEPS"].split(","))]
+_real_ns = time.time_ns
+
+
+def _stepped_ns() -> int:
+    now = time.monotonic()
+    return _real_ns() + sum(ms for at, ms in _steps if now >= at) * 1_000_000
+
+
+time.time_ns = _stepped_ns
+time.time = lambda: _stepped_ns() / 1e9
+"""
+
+
+class SteppingClock(Clock):
+    """The system's clocks, the wall clock stepped by ``steps`` (monotonic time → ms)."""
+
+    def __init__(self, steps: dict[float, int]) -> None:
+        self.steps = steps
+
+    def wall_ms(self) -> int:
+        now = self.monotonic()
+        return super().wall_ms() + sum(ms for at, ms in self.steps.items() if now >= at)
+
+
+def test_the_real_counter_follows_wall_clock_steps_without_a_restart(
+        clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both processes see one stepping wall clock: the counter through a sitecustomize its
+    # zygote loads at start (the monotonic clock is system-wide), the daemon's side here.
+    start = time.monotonic()
+    steps = {start + 5: 3_600_000, start + 10: -3_605_000}  # an hour on, then back and 5 s
+    (tmp_path / "sitecustomize.py").write_text(STEPPING_SITE)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setenv("LOKAALMETEN_TEST_WALL_STEPS",
+                       ",".join(f"{at}:{ms}" for at, ms in steps.items()))
+    zygote = Zygote()
+    supervisor = CounterSupervisor("cam", camera(clip, interval_s=2, suppress_below=0),
+                                   clock=SteppingClock(steps), zygote=zygote)
+    supervisor.start()
+    try:
+        got = collect(supervisor, lambda _: time.monotonic() > start + 20, 40)
+    finally:
+        supervisor.stop()
+        zygote.close()
+    assert supervisor.restarts == 0 and supervisor.rejected == 0, "the counter kept its life"
+    ends = [m.utc_ms for m in got if m.quantity == "frames"]
+    jumps = [b - a for a, b in pairwise(ends)]
+    on = next(k for k, j in enumerate(jumps) if j > 3_500_000) + 1
+    back = next(k for k, j in enumerate(jumps) if j < -3_500_000) + 1
+    assert on < back, ends
+    assert all(end % 2000 == 0 for end in ends[:on]), "on the grid before the first step"
+    assert all(end % 2000 == 0 for end in ends[on + 1:back]), "on the new grid after it"
+    assert len(ends) - back >= 3 and all(end % 2000 == 0 for end in ends[back + 1:]), ends
+
+
 def test_the_counter_process_leaves_when_the_daemon_is_killed(clip: Path, tmp_path: Path):
     script = tmp_path / "daemon.py"
     script.write_text(textwrap.dedent(f"""
         import time
-        from agent.config.camera import CameraConfig
+        from agent.clock import Clock
+from agent.config.camera import CameraConfig
         from agent.vision.process import CounterSupervisor
 
         if __name__ == "__main__":
