@@ -7,6 +7,7 @@ interface, or an emulated bus in tests) and one 7-bit address.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import threading
 from typing import Protocol
@@ -17,6 +18,39 @@ from agent.clock import SYSTEM, Clock
 from agent.errors import BusError, BusTimeout, NackError
 
 _NACK_ERRNOS = {errno.EREMOTEIO, errno.ENXIO, errno.EIO}
+
+_BUFFER_TYPES: dict[int, type[ctypes.Array[ctypes.c_char]]] = {}
+"""``c_char * n`` for every message length used, held for the life of the process."""
+_MESSAGE_ARRAYS = (i2c_msg * 1, i2c_msg * 2)
+"""The ``i2c_msg`` arrays ``SMBus.i2c_rdwr`` builds for one and two messages, held too."""
+
+
+def read_message(address: int, length: int) -> i2c_msg:
+    """``i2c_msg.read`` that leaves no garbage behind (see :func:`_hold_buffer_type`)."""
+    _hold_buffer_type(length)
+    return i2c_msg.read(address, length)
+
+
+def write_message(address: int, data: bytes | list[int]) -> i2c_msg:
+    """``i2c_msg.write`` that leaves no garbage behind (see :func:`_hold_buffer_type`)."""
+    _hold_buffer_type(len(data))
+    return i2c_msg.write(address, data)
+
+
+def _hold_buffer_type(length: int) -> None:
+    """Keep the ctypes array type of a ``length``-byte buffer alive.
+
+    Why: smbus2 makes every message's buffer with ``create_string_buffer``, i.e. a
+    ``c_char * length`` type, and ``SMBus.i2c_rdwr`` an ``i2c_msg * n`` array type.
+    ctypes caches those types by weak reference only, and a type is a cycle (a class
+    with its own dict and descriptors, several kB), so once a transfer is done the
+    type is garbage: the next collection frees it and the next transfer of that
+    length builds it again. On the simulated box (eight I2C sensors) that was some 14
+    classes built and freed at every collection of the young generation, heap churn
+    for nothing. Held here, the cache finds them: one type per length, for good.
+    """
+    if length not in _BUFFER_TYPES:
+        _BUFFER_TYPES[length] = ctypes.c_char * length
 
 
 class SMBusLike(Protocol):
@@ -63,7 +97,7 @@ class I2CDevice:
 
     def write(self, data: bytes) -> None:
         """Plain write transaction (START, address+W, data, STOP)."""
-        msg = i2c_msg.write(self.address, data)
+        msg = write_message(self.address, data)
         with self._lock:
             try:
                 self.bus.i2c_rdwr(msg)
@@ -72,7 +106,7 @@ class I2CDevice:
 
     def read(self, length: int) -> bytes:
         """Plain read transaction of ``length`` bytes."""
-        msg = i2c_msg.read(self.address, length)
+        msg = read_message(self.address, length)
         with self._lock:
             try:
                 self.bus.i2c_rdwr(msg)

@@ -17,6 +17,8 @@ from typing import Protocol
 
 from smbus2 import i2c_msg
 
+from agent.bus.i2c import read_message, write_message
+
 _I2C_M_RD = 0x0001
 
 
@@ -99,14 +101,14 @@ class EmulatedI2CBus:
 
     def read_i2c_block_data(self, i2c_addr: int, register: int, length: int,
                             force: bool | None = None) -> list[int]:
-        write = i2c_msg.write(i2c_addr, [register])
-        read = i2c_msg.read(i2c_addr, length)
+        write = write_message(i2c_addr, [register])
+        read = read_message(i2c_addr, length)
         self.i2c_rdwr(write, read)
         return list(bytes(read))  # smbus2's stub types iter(i2c_msg) wrongly
 
     def write_i2c_block_data(self, i2c_addr: int, register: int, data: list[int],
                              force: bool | None = None) -> None:
-        self.i2c_rdwr(i2c_msg.write(i2c_addr, [register, *data]))
+        self.i2c_rdwr(write_message(i2c_addr, [register, *data]))
 
     def close(self) -> None:
         """Nothing to release; present for interface parity with ``SMBus``."""
