@@ -74,8 +74,10 @@ def _rss_mb() -> float | None:
 
 _TIME_ERROR = 5
 """adjtimex() return value meaning "clock not synchronised" (see adjtimex(2))."""
-_TIMEX_BYTES = 512
-"""Room for struct timex (208 bytes on 64-bit Linux); modes = 0 only reads."""
+_TIMEX = ctypes.c_char * 512
+"""Room for struct timex (208 bytes on 64-bit Linux); modes = 0 only reads. The type is
+held here: ctypes caches array types by weak reference only, so ``create_string_buffer``
+built a new class (a cycle of several kB) at every heartbeat for the collector to free."""
 
 
 @functools.cache
@@ -96,7 +98,7 @@ def _clock_synchronized() -> bool | None:
     adjtimex = _adjtimex()
     if adjtimex is None:
         return None
-    state = adjtimex(ctypes.create_string_buffer(_TIMEX_BYTES))
+    state = adjtimex(_TIMEX())
     return None if state < 0 else state != _TIME_ERROR
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from agent.health import system
 from agent.health.system import read_system
+from tests.garbage import dropped_array_types
 
 
 def test_host_facts_are_read_or_left_out(tmp_path: Path) -> None:
@@ -40,3 +41,7 @@ def test_the_clock_state_is_asked_without_starting_a_process_or_loading_libc_aga
     answers = {read_system(tmp_path).clock_synchronized for _ in range(3)}
     assert answers <= {True, False} and len(answers) == 1
     assert len(loads) == 1, "libc is looked up once"
+
+
+def test_asking_the_clock_state_leaves_no_ctypes_class_behind(tmp_path: Path) -> None:
+    assert dropped_array_types(lambda: read_system(tmp_path)) == 0
