@@ -137,7 +137,7 @@ def run_daemon(tmp_path: Path, broker: Broker, source: str, *, loop: bool,
         daemon = _daemon_pid(tracer.pid)
         if daemon is not None:
             os.kill(daemon, signal.SIGTERM)
-        tracer.wait(60)
+        tracer.wait(180)  # strace slows a stop a lot on a busy machine; only then waited
     finally:
         if tracer.poll() is None:
             tracer.kill()

@@ -288,8 +288,7 @@ def test_the_counter_process_leaves_when_the_daemon_is_killed(clip: Path, tmp_pa
     script = tmp_path / "daemon.py"
     script.write_text(textwrap.dedent(f"""
         import time
-        from agent.clock import Clock
-from agent.config.camera import CameraConfig
+        from agent.config.camera import CameraConfig
         from agent.vision.process import CounterSupervisor
 
         if __name__ == "__main__":
