@@ -33,7 +33,8 @@ ByteTrack's (Zhang et al., ECCV 2022), with the box filter of
    tracks. A tentative track is confirmed after ``n_init`` consecutive hits (or two
    hits ``confirm_s`` apart, at low frame rates) and
    deleted at its first miss, so one-frame false positives never get an id
-   that a counter could see.
+   that a counter could see. Only the tracks of the first frame after a start
+   or reset are confirmed at birth, as in ByteTrack.
 9. A confirmed track that misses is *lost* (coasts on its prediction) and is
    deleted after more than ``max_age`` frames or ``max_lost_s`` seconds without a
    hit, whichever comes first: frames bound the work when the detector keeps
@@ -212,7 +213,8 @@ class Tracker:
         """Advance to the frame at ``t_s`` (seconds, strictly increasing) and associate."""
         if not math.isfinite(t_s) or (self._last_t is not None and t_s <= self._last_t):
             raise ValueError(f"frame timestamps must increase strictly, got {t_s!r}")
-        dt = 0.0 if self._last_t is None else t_s - self._last_t
+        first = self._last_t is None
+        dt = 0.0 if first else t_s - self._last_t
         self._last_t = t_s
         cfg = self.config
         dets = detections_array(detections)
@@ -259,7 +261,7 @@ class Tracker:
             survivors.append(t)
         unmatched_high = self._revive(survivors, unmatched_high, dets, t_s)
         births = [j for j in unmatched_high if dets[j, 4] >= cfg.new_track_score]
-        survivors.extend(self._birth(dets[births], t_s))
+        survivors.extend(self._birth(dets[births], t_s, confirmed=first))
         self._tracks = survivors
         return self._snapshot(t_s)
 
@@ -373,7 +375,11 @@ class Tracker:
         t.stood_out_last_s = t_s
         return t_s - t.stood_out_s >= cfg.proof_foreground_s
 
-    def _birth(self, rows: Array, t_s: float) -> list[_State]:
+    def _birth(self, rows: Array, t_s: float, *, confirmed: bool = False) -> list[_State]:
+        """New tracks, tentative unless ``confirmed``: in the first frame after a start or
+        reset (as ByteTrack does) there is no earlier frame a false positive could be told
+        from, and the people standing in view when a counter starts would otherwise count
+        only from its third frame (on vtest's first frame: 0 of 3)."""
         if rows.shape[0] == 0:
             return []
         mean, cov = self.config.motion.initiate(boxes_to_measurements(rows[:, :4]))
@@ -391,7 +397,7 @@ class Tracker:
                     shown_s=t_s if row[4] >= self.config.proof_score else -math.inf,
                     seen=foot_point(*row[:4]),
                     seen_h=float(row[3] - row[1]),
-                    confirmed=self.config.n_init <= 1,
+                    confirmed=confirmed or self.config.n_init <= 1,
                 )
             )
             self._stands_out(born[-1], row, t_s)

@@ -253,9 +253,10 @@ def test_with_the_real_tracker_a_two_frame_blip_over_the_line_is_never_counted()
             out.extend(counter.update(tracker.update(dets, k * 0.1)).crossings)
         return out
 
-    assert run([285.0, 315.0, None, None]) == []  # crossed while tentative, then died
-    (crossing,) = run([285.0, 315.0, 330.0, None])  # confirmed at the third hit
-    assert (crossing.direction, crossing.t_s) == (IN, pytest.approx(0.2))
+    # An empty first frame: what the first frame shows is confirmed at once.
+    assert run([None, 285.0, 315.0, None, None]) == []  # crossed while tentative, then died
+    (crossing,) = run([None, 285.0, 315.0, 330.0, None])  # confirmed at the third hit
+    assert (crossing.direction, crossing.t_s) == (IN, pytest.approx(0.3))
 
 
 def test_an_unproven_track_counts_nothing_until_it_is_proven():

@@ -166,24 +166,40 @@ def test_a_lost_track_coasts_along_its_velocity_for_the_real_elapsed_time():
 
 def test_a_tentative_track_is_confirmed_after_n_init_hits_or_dropped_at_a_miss():
     box = np.array([[100.0, 100.0, 140.0, 200.0, 0.9]])
+    none = np.zeros((0, 5))
     tracker = Tracker(TrackerConfig(n_init=3))
-    f0 = tracker.update(box, 0.0)
-    f1 = tracker.update(box, 0.1)
+    tracker.update(none, 0.0)  # the first frame confirms at birth (below)
+    f0 = tracker.update(box, 0.1)
+    f1 = tracker.update(box, 0.2)
     assert f0.confirmed == f1.confirmed == ()
     assert [t.track_id for t in f1.tentative] == [1]
-    assert [t.track_id for t in tracker.update(box, 0.2).confirmed] == [1]
+    assert [t.track_id for t in tracker.update(box, 0.3).confirmed] == [1]
 
     blip = Tracker(TrackerConfig(n_init=3))
-    blip.update(box, 0.0)
+    blip.update(none, 0.0)
     blip.update(box, 0.1)
-    gone = blip.update(np.zeros((0, 5)), 0.2)
+    blip.update(box, 0.2)
+    gone = blip.update(none, 0.3)
     assert gone.confirmed == gone.tentative == ()
-    assert blip.update(box, 0.3).tentative[0].track_id == 2  # a new id, never reused
+    assert blip.update(box, 0.4).tentative[0].track_id == 2  # a new id, never reused
 
 
 def test_n_init_one_confirms_at_birth():
     frame = Tracker(TrackerConfig(n_init=1)).update(np.array([[0, 0, 10, 30, 0.9]]), 0.0)
     assert [t.track_id for t in frame.confirmed] == [1]
+
+
+def test_the_people_in_view_at_the_first_frame_are_confirmed_at_once():
+    """As ByteTrack: no earlier frame to tell a blip by, and people already standing
+    there when a counter starts (or is reset) count from its first frame, not its third."""
+    boxes = np.array([[100.0, 100.0, 140.0, 200.0, 0.9], [300.0, 100.0, 340.0, 200.0, 0.9]])
+    tracker = Tracker(TrackerConfig(n_init=3))
+    assert [t.track_id for t in tracker.update(boxes, 0.0).confirmed] == [1, 2]
+    newcomer = np.array([[500.0, 100.0, 540.0, 200.0, 0.9]])
+    second = tracker.update(np.vstack([boxes, newcomer]), 0.1)
+    assert [t.track_id for t in second.tentative] == [3]
+    tracker.reset()
+    assert [t.track_id for t in tracker.update(newcomer, 5.0).confirmed] == [4]
 
 
 def test_lost_tracks_die_after_max_age_frames_or_max_lost_seconds():
@@ -284,6 +300,7 @@ def test_at_a_low_frame_rate_a_new_person_is_still_confirmed(reference_dt_s: flo
     distance stage is off here, to show the IoU gate alone."""
     walker = Walker(100.0, 300.0, 100.0, 0.0)
     tracker = Tracker(TrackerConfig(reference_dt_s=reference_dt_s, gap_gate=0.0))
+    tracker.update(np.zeros((0, 5)), -0.3)  # the walker comes after the first frame
     for k in range(4):
         frame = tracker.update(np.array([[*walker.box(k * 0.3), 0.9]]), k * 0.3)
     assert bool(frame.confirmed) is confirmed
@@ -294,14 +311,17 @@ def test_two_hits_far_enough_apart_confirm_a_track(gap_s: float, confirmed: bool
     """At 10 fps a two-frame blip stays tentative; at a Pi's 3 fps two hits are a person."""
     walker = Walker(100.0, 300.0, 20.0, 0.0)
     tracker = Tracker()
+    tracker.update(np.zeros((0, 5)), -gap_s)  # the walker comes after the first frame
     tracker.update(np.array([[*walker.box(0.0), 0.9]]), 0.0)
     frame = tracker.update(np.array([[*walker.box(gap_s), 0.9]]), gap_s)
     assert bool(frame.confirmed) is confirmed
 
 
 def subsampled_walk(walker, stride, *, frames=40, fps=10.0, score=0.9, config=None):
-    """A walker seen at every ``stride``-th frame of a ``fps`` camera; the tracker's output."""
+    """A walker seen at every ``stride``-th frame of a ``fps`` camera, coming in after the
+    first; the tracker's output."""
     tracker = Tracker(config)
+    tracker.update(np.zeros((0, 5)), -stride / fps)
     out = []
     for k in range(0, frames, stride):
         t = k / fps
