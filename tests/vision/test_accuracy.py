@@ -3,12 +3,13 @@
 A floor under ``bench/accuracy.py``'s figures (README, "How right the counts are"):
 the same code counts the whole video through the real pipeline with the default
 (float32) model and scores it against the hand labels, at full rate and at a Raspberry
-Pi 4's (every 3rd frame). A change to the detector, tracker or counters that makes the
-counts clearly worse fails here, not only in a benchmark nobody ran. The floors sit a
-little below what was measured (occupancy MAE 0.35 / 0.36 over the 200 labelled frames,
-lines 94-100 %) so that a one-frame difference in floating point on another CPU does not
-fail the suite.
-"""
+Pi 4's (every 3rd frame, from each of the first three frames, averaged as the README's
+table is: which frames a box happens to analyse moves the error by up to 0.18 here). A
+change to the detector, tracker or counters that makes the counts clearly worse fails
+here, not only in a benchmark nobody ran. The floors sit a little above what was
+measured (occupancy MAE over the 200 labelled frames 0.34 at full rate, 0.43 averaged
+over the three phases of every 3rd frame; lines 94-100 % in every run) so that a
+one-frame difference in floating point on another CPU does not fail the suite."""
 
 from __future__ import annotations
 
@@ -27,26 +28,29 @@ from bench.accuracy import (
 )
 from tests.vision.streams import require_media
 
-MAX_MAE = 0.42
-"""Per-frame occupancy error, persons, over all 200 hand-counted frames."""
+MAX_MAE = {"1": 0.38, "3": 0.47}
+"""Per-frame occupancy error, persons, over all 200 hand-counted frames, by stride."""
 MIN_LINE_ACCURACY = 0.9
 """Each of the three labelled lines: 1 − Σ|counted − true| / Σtrue over both directions."""
 
 
-@pytest.mark.slow  # counts the whole video with the real detector (about 25 s)
-@pytest.mark.parametrize("stride", [1, 3])
-def test_the_default_counts_vtest_within_the_measured_error(stride: int) -> None:
+@pytest.mark.slow  # counts the whole video with the real detector (about 25 s a stride)
+@pytest.mark.parametrize("stride", ["1", "3"])
+def test_the_default_counts_vtest_within_the_measured_error(stride: str) -> None:
     require_media()
     scene = SCENES["vtest"]
     counts, crossings = labels(scene)
     assert set(crossings) == {"mid", "square", "path"}, "every labelled line is scored"
     setting = Setting.parse("float32")
-    run = count_video(pipeline_for(scene, setting, MODELS["float32"].path), scene,
-                      Stride.parse(str(stride)), "vtest")
-    mae, bias = occupancy_error(run, counts["all"])
-    assert mae <= MAX_MAE, (mae, bias)
-    scores = line_scores(run, crossings)
-    assert all(s["accuracy"] >= MIN_LINE_ACCURACY for s in scores.values()), scores
+    maes = []
+    for draw in Stride.parse(stride).phases(scene.fps):
+        run = count_video(pipeline_for(scene, setting, MODELS["float32"].path), scene,
+                          draw, "vtest")
+        maes.append(occupancy_error(run, counts["all"])[0])
+        scores = line_scores(run, crossings)
+        assert all(s["accuracy"] >= MIN_LINE_ACCURACY for s in scores.values()), (draw, scores)
+    assert len(maes) == int(stride)
+    assert sum(maes) / len(maes) <= MAX_MAE[stride], maes
 
 
 def test_the_phases_of_a_stride_share_out_every_frame_once() -> None:
