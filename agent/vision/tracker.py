@@ -213,9 +213,9 @@ class Tracker:
         """Advance to the frame at ``t_s`` (seconds, strictly increasing) and associate."""
         if not math.isfinite(t_s) or (self._last_t is not None and t_s <= self._last_t):
             raise ValueError(f"frame timestamps must increase strictly, got {t_s!r}")
-        first = self._last_t is None
-        dt = 0.0 if first else t_s - self._last_t
-        self._last_t = t_s
+        previous, self._last_t = self._last_t, t_s
+        first = previous is None
+        dt = 0.0 if previous is None else t_s - previous
         cfg = self.config
         dets = detections_array(detections)
         dets = dets[dets[:, 4] >= cfg.low_score]
