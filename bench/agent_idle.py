@@ -48,9 +48,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mb(pid: int) -> float:
+def status_mb(pid: int, field: str = "VmRSS") -> float:
+    """A size from /proc/PID/status in MB: ``VmRSS`` (resident) or ``VmData`` (private
+    writable memory mapped, touched or not)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -88,7 +90,7 @@ def measure(broker: Broker, work: Path, mode: str, seconds: float, interval: flo
                 browse(url, ["/api/status"])
         cpu = cpu_seconds(process.pid) - cpu_start
         wall = time.monotonic() - wall_start
-        rss = rss_mb(process.pid)
+        rss = status_mb(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(20)

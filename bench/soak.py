@@ -5,14 +5,17 @@
 Runs `lokaalmeten simulate` with examples/simulated.toml (every supported sensor on its
 wire-level emulator, the microphone's simulated street noise and, when the test video is
 fetched, the people counter) against a Mosquitto of its own on a free port, and samples
-/proc every ``--every`` seconds: the daemon's RSS, the RSS of its child processes (the
-counter's zygote and counters), and the CPU the whole tree used since the last sample.
+/proc every ``--every`` seconds: the daemon's RSS and the private memory it has mapped
+(VmData), the RSS of its child processes (the counter's zygote and counters), and the CPU
+the whole tree used since the last sample.
 A leak is a slope, so the end is a least-squares fit of RSS over time after the warm-up,
 in MB per hour: "flat" is a number; the slope of each quarter beside it tells a leak
-(steady) from caches and heap filling up (falling towards 0). The subscriber counts what
-arrived, so a soak that stopped delivering cannot pass for a flat one. The daemon gets the
-systemd unit's ``Environment=`` settings (OPENBLAS_NUM_THREADS, MALLOC_ARENA_MAX,
-MALLOC_MMAP_THRESHOLD_), so the figures are those of the daemon as installed.
+(steady) from caches and heap filling up (falling towards 0), and the mapped size tells
+RSS that grows into memory already reserved (bounded by it) from memory newly mapped. The
+subscriber counts what arrived, so a soak that stopped delivering cannot pass for a flat
+one. The daemon gets the systemd unit's ``Environment=`` settings (OPENBLAS_NUM_THREADS,
+MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_), so the figures are those of the daemon as
+installed.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _broker import Broker, Recorder
-from agent_idle import cpu_seconds, rss_mb
+from agent_idle import cpu_seconds, status_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "simulated.toml"
@@ -41,6 +44,10 @@ UNIT = ROOT / "systemd" / "lokaalmeten-agent.service"
 class Sample:
     elapsed_s: float
     daemon_rss_mb: float
+    daemon_data_mb: float
+    """Private writable memory the daemon has mapped (VmData), touched or not: RSS that
+    grows while this stays put is first touches of memory already reserved (malloc's
+    heaps, Python's arenas, thread stacks), bounded by it; a leak maps more."""
     children_rss_mb: float
     children: int
     cpu_percent: float
@@ -107,10 +114,11 @@ def take(pid: int, start: float, cpu_before: dict[int, float], wall_before: floa
     children_rss = 0.0
     for child in children:
         try:
-            children_rss += rss_mb(child)
+            children_rss += status_mb(child)
         except OSError:
             continue
-    sample = Sample(now - start, rss_mb(pid), children_rss, len(children),
+    sample = Sample(now - start, status_mb(pid), status_mb(pid, "VmData"), children_rss,
+                    len(children),
                     100 * cpu_used_s(cpu_before, cpu_now) / max(now - wall_before, 1e-9),
                     len(recorder.on("/measurements")))
     return sample, cpu_now
@@ -141,7 +149,7 @@ def run(minutes: float, every_s: float, warmup_s: float, work: Path) -> list[Sam
         time.sleep(warmup_s)  # imports, first connect, the counter's model: not steady state
         start = wall = time.monotonic()
         cpu = tree_cpu_s([process.pid, *descendants(process.pid)])
-        print(f"{'min':>6} {'daemon MB':>10} {'children MB':>12} {'procs':>5} "
+        print(f"{'min':>6} {'daemon MB':>10} {'mapped MB':>10} {'children MB':>12} {'procs':>5} "
               f"{'CPU %':>6} {'messages':>9}", flush=True)
         while time.monotonic() - start < minutes * 60:
             time.sleep(every_s)
@@ -152,6 +160,7 @@ def run(minutes: float, every_s: float, warmup_s: float, work: Path) -> list[Sam
             wall = time.monotonic()
             samples.append(sample)
             print(f"{sample.elapsed_s / 60:6.1f} {sample.daemon_rss_mb:10.1f} "
+                  f"{sample.daemon_data_mb:10.1f} "
                   f"{sample.children_rss_mb:12.1f} {sample.children:5d} "
                   f"{sample.cpu_percent:6.1f} {sample.messages:9d}", flush=True)
     finally:
@@ -179,7 +188,8 @@ def main() -> None:
           f"{args.warmup:g} s warm-up; {samples[-1].messages} measurement messages received")
     later = samples[len(samples) // 2:]  # caches still filling show in the first half only
     quarters = [samples[k * len(samples) // 4:(k + 1) * len(samples) // 4] for k in range(4)]
-    for label, value in (("daemon RSS  ", "daemon_rss_mb"), ("children RSS", "children_rss_mb")):
+    for label, value in (("daemon RSS   ", "daemon_rss_mb"), ("daemon mapped", "daemon_data_mb"),
+                         ("children RSS ", "children_rss_mb")):
         print(f"{label} {getattr(samples[0], value):.1f} → {getattr(samples[-1], value):.1f} MB, "
               f"slope {slope_mb_per_h(samples, value):+.2f} MB/h "
               f"(second half {slope_mb_per_h(later, value):+.2f} MB/h; by quarter "

@@ -37,6 +37,8 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+from agent_idle import status_mb
+
 from agent.config.camera import CameraConfig
 from agent.vision.pipeline import build_pipeline
 from agent.vision.process import CounterSupervisor
@@ -100,7 +102,7 @@ def live(model, video, seconds):
     rss = []
     while time.monotonic() - wall0 < seconds:
         time.sleep(1.0)
-        rss.append(_rss_mb(pid))
+        rss.append(status_mb(pid))
     cpu = (_cpu_ticks(pid) - ticks0) / TICK / (time.monotonic() - wall0)
     got = supervisor.drain()
     supervisor.stop()
@@ -116,13 +118,6 @@ def live(model, video, seconds):
 def _cpu_ticks(pid):
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def _rss_mb(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _mean(values):
