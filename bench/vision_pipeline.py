@@ -37,7 +37,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from agent_idle import status_mb
+from agent_idle import cpu_seconds, status_mb
 
 from agent.config.camera import CameraConfig
 from agent.vision.pipeline import build_pipeline
@@ -48,7 +48,6 @@ REPO = Path(__file__).resolve().parent.parent
 GROUND_TRUTH = REPO / "tests" / "vision" / "ground_truth"
 MODELS = {"float32": REPO / "models" / "nanodet-g-416.onnx",
           "int8": REPO / "models" / "nanodet-g-416.int8.onnx"}
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def media_path():
@@ -98,12 +97,12 @@ def live(model, video, seconds):
     pid = supervisor._process.pid
     time.sleep(5.0)  # model loaded, first frames through
     supervisor.drain()
-    ticks0, wall0 = _cpu_ticks(pid), time.monotonic()
+    cpu0, wall0 = cpu_seconds(pid), time.monotonic()
     rss = []
     while time.monotonic() - wall0 < seconds:
         time.sleep(1.0)
         rss.append(status_mb(pid))
-    cpu = (_cpu_ticks(pid) - ticks0) / TICK / (time.monotonic() - wall0)
+    cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - wall0)
     got = supervisor.drain()
     supervisor.stop()
     values = {}
@@ -113,11 +112,6 @@ def live(model, video, seconds):
             "inference_p50": _mean(values.get("inference_ms_p50")),
             "inference_p95": _mean(values.get("inference_ms_p95")),
             "dropped": max(values.get("frames_dropped_total", [0]))}
-
-
-def _cpu_ticks(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 def _mean(values):

@@ -214,7 +214,6 @@ class Tracker:
         if not math.isfinite(t_s) or (self._last_t is not None and t_s <= self._last_t):
             raise ValueError(f"frame timestamps must increase strictly, got {t_s!r}")
         previous, self._last_t = self._last_t, t_s
-        first = previous is None
         dt = 0.0 if previous is None else t_s - previous
         cfg = self.config
         dets = detections_array(detections)
@@ -261,7 +260,7 @@ class Tracker:
             survivors.append(t)
         unmatched_high = self._revive(survivors, unmatched_high, dets, t_s)
         births = [j for j in unmatched_high if dets[j, 4] >= cfg.new_track_score]
-        survivors.extend(self._birth(dets[births], t_s, confirmed=first))
+        survivors.extend(self._birth(dets[births], t_s, confirmed=previous is None))
         self._tracks = survivors
         return self._snapshot(t_s)
 
