@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from dataclasses import replace
 
 import pytest
@@ -77,6 +78,25 @@ def test_the_tracker_remembers_the_broker_and_the_last_hour_of_drops() -> None:
     for t in range(110, 3800, 10):
         tracker.note(False, 9, float(t))
     assert tracker.dropped_last_hour(9) == 0
+
+
+def test_the_tracker_keeps_what_changed_not_every_note() -> None:
+    """A day of notes every 5 s with nothing dropped must not hold an hour of them."""
+    tracker = Tracker(0.0)
+    tracker.note(True, 0, 0.0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for t in range(5, 86_400, 5):
+            tracker.note(True, 0, float(t))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 2_000, f"{held} bytes held after a day of unchanged notes"
+    tracker.note(True, 3, 86_400.0)  # and the drops are still counted
+    tracker.note(True, 3, 86_405.0)
+    assert tracker.dropped_last_hour(3) == 3
+    assert tracker.dropped_last_hour(4) == 4
 
 
 def test_the_document_carries_values_with_readable_units() -> None:
