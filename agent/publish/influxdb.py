@@ -87,7 +87,7 @@ class Batch:
 
     @property
     def row_ids(self) -> tuple[int, ...]:
-        return tuple(i for p in self.points for i in p.row_ids)
+        return tuple([i for p in self.points for i in p.row_ids])  # exact size: see payload.py
 
     @property
     def label(self) -> str:
@@ -222,7 +222,7 @@ def _point(group: list[OutboxRecord], layout: Layout) -> Point:
         fields.append(("window_s", float(window)))
     finite = [(k, v) for k, v in fields if not isinstance(v, float) or math.isfinite(v)]
     text = line(measurement, tags.items(), finite, timestamp(first.utc_ms, layout.config.precision))
-    return Point(text, tuple(r.row_id for r in group), first.utc_ms)
+    return Point(text, tuple([r.row_id for r in group]), first.utc_ms)
 
 
 def _iso(utc_ms: int) -> str:

@@ -90,8 +90,11 @@ def build_messages(device_id: str, records: list[OutboxRecord], max_batch: int,
             end = start + (end - start) // 2  # halve until it fits the broker's limit
             payload = _payload(device_id, records[start:end], sent_ms)
         chunk = records[start:end]
-        messages.append(Message(payload, tuple(r.row_id for r in chunk), boot, chunk[0].seq,
-                                chunk[-1].seq, kind))
+        # From a list, not a generator: a tuple built from a generator is resized from a
+        # guessed size and freed into its final size's free list, which then grew by one
+        # per message for hours (tests/garbage.py).
+        row_ids = tuple([r.row_id for r in chunk])
+        messages.append(Message(payload, row_ids, boot, chunk[0].seq, chunk[-1].seq, kind))
         start = end
     return messages
 

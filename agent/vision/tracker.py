@@ -140,7 +140,7 @@ class FrameTracks:
     @property
     def active(self) -> tuple[Track, ...]:
         """Confirmed tracks matched to a detection in this frame."""
-        return tuple(t for t in self.confirmed if t.time_since_update == 0)
+        return tuple([t for t in self.confirmed if t.time_since_update == 0])
 
 
 @dataclass(slots=True, eq=False)

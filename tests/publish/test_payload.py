@@ -15,6 +15,7 @@ from agent.publish.payload import (
     measurements_topic,
     status_topic,
 )
+from tests.garbage import blocks_kept
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "payload.schema.json")
                     .read_text())
@@ -53,6 +54,13 @@ def test_messages_split_at_boot_change_and_batch_size() -> None:
     assert [(m.boot_id[0], m.first_seq, m.last_seq) for m in messages] == [
         ("a", 1, 3), ("a", 4, 5), ("b", 1, 2)]
     assert [m.row_ids for m in messages] == [(1, 2, 3), (4, 5), (6, 7)]
+
+
+def test_building_messages_keeps_no_memory() -> None:
+    """Every message is built and dropped again: thousands of them may leave nothing."""
+    records = [record(i, "a" * 32, i) for i in range(1, 13)]
+    kept = blocks_kept(lambda: build_messages("nl-1", records, max_batch=50, sent_ms=1), 3000)
+    assert kept < 300, f"{kept} Python blocks kept after 3000 messages"
 
 
 def test_payload_matches_schema_and_trims_float_noise() -> None:
