@@ -50,7 +50,7 @@ from agent.reload import changes, refuse_fixed_settings
 from agent.sampling import Sampler, SensorHealth
 from agent.sampling.humidity import HumidityCorrector
 from agent.status.camera_setup import CameraSetup
-from agent.status.facts import BoxFacts, CameraFacts, SensorFacts
+from agent.status.facts import BoxFacts, BrokerFacts, CameraFacts, SensorFacts
 from agent.status.service import StatusService
 from agent.storage import Outbox
 from agent.storage.ledger import MQTT_SINK
@@ -421,11 +421,12 @@ class Agent:
             cameras.append(CameraFacts(
                 counter.camera_id, lines.get("up") == 1, lines.get("source_up") == 1,
                 int(lines.get("restarts_total", 0)), int(lines.get("records_rejected_total", 0))))
+        broker = BrokerFacts(self.config.mqtt.host, self.config.mqtt.port, forwarder.connected,
+                             forwarder.connects, forwarder.messages_sent,
+                             forwarder.measurements_acked, redact_text(forwarder.last_error))
         return BoxFacts(
             self.config.device_id, self.boot_id, __version__, now_ms, now - self._started,
-            self.config.mqtt.host, self.config.mqtt.port, forwarder.connected,
-            forwarder.connects, forwarder.messages_sent, forwarder.measurements_acked,
-            redact_text(forwarder.last_error), stats.depth, stats.dropped_total,
+            broker, stats.depth, stats.dropped_total,
             stats.quarantined_total, self.config.storage.min_free_mb,
             read_system(self.config.storage.path.parent), tuple(sensors), tuple(cameras),
             tuple(self._sinks(now_ms)))

@@ -16,7 +16,7 @@ import math
 import random
 import struct
 from collections.abc import Callable
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
 from enum import IntEnum
 
 from agent.bus.crc import sum16
@@ -64,7 +64,10 @@ class PmsValues:
     count_10um: int
 
     def words(self) -> tuple[int, ...]:
-        return astuple(self)
+        return tuple([getattr(self, name) for name in _WORD_NAMES])  # astuple: see the driver
+
+
+_WORD_NAMES = tuple(f.name for f in fields(PmsValues))
 
 
 def build_frame(values: PmsValues, version: int = VERSION, error_code: int = 0) -> bytes:

@@ -14,7 +14,7 @@ stable sub-mode, 0.2–0.8 s in its fast sub-mode) or answers one frame per requ
 from __future__ import annotations
 
 import logging
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -82,8 +82,12 @@ class PmsFrame:
     error_code: int = 0
 
     def data_words(self) -> tuple[int, ...]:
-        """Data1..Data12 in wire order (the same order as :data:`QUANTITIES`)."""
-        return astuple(self)[: len(QUANTITIES)]
+        """Data1..Data12 in wire order (the same order as :data:`QUANTITIES`).
+
+        Not ``dataclasses.astuple``: it builds a tuple of the fields from a generator, a
+        tuple resized from a guessed size, which CPython then keeps in the free list of its
+        final size (up to 2000 of them, grown by one a read; tests/garbage.py)."""
+        return tuple([getattr(self, name) for name in QUANTITIES])
 
 
 def encode_command(command: int, data: int = 0) -> bytes:

@@ -70,7 +70,7 @@ def problems(facts: BoxFacts, trend: Trend, broker_down_after_s: float) -> list[
         minutes = trend.broker_down_s / 60
         add(trend.broker_down_s > broker_down_after_s, "broker",
             f"not connected for {minutes:.0f} min"
-            + (f" ({facts.broker_last_error})" if facts.broker_last_error else ""))
+            + (f" ({facts.broker.last_error})" if facts.broker.last_error else ""))
     found += _sink_problems(facts, starting)
     if trend.dropped_last_hour:
         add(True, "outbox", f"{trend.dropped_last_hour} measurements dropped in the last "
@@ -146,12 +146,12 @@ def build(facts: BoxFacts, trend: Trend, found: Sequence[Problem],
         "boot_id": facts.boot_id, "now_ms": facts.now_ms, "uptime_s": facts.uptime_s,
         "ok": not any(p.severity == "error" for p in found),
         "problems": [p.as_json() for p in found],
-        "broker": {"host": facts.broker_host, "port": facts.broker_port,
-                   "connected": facts.broker_connected, "down_s": trend.broker_down_s,
-                   "connects_total": facts.broker_connects,
-                   "messages_sent_total": facts.messages_sent,
-                   "measurements_sent_total": facts.measurements_acked,
-                   "last_error": facts.broker_last_error},
+        "broker": {"host": facts.broker.host, "port": facts.broker.port,
+                   "connected": facts.broker.connected, "down_s": trend.broker_down_s,
+                   "connects_total": facts.broker.connects,
+                   "messages_sent_total": facts.broker.messages_sent,
+                   "measurements_sent_total": facts.broker.measurements_acked,
+                   "last_error": facts.broker.last_error},
         "outbox": {"depth": facts.outbox_depth, "dropped_total": facts.outbox_dropped_total,
                    "dropped_last_hour": trend.dropped_last_hour,
                    "quarantined_total": facts.outbox_quarantined_total},

@@ -109,12 +109,12 @@ class StatusService:
         if monotonic_s >= self._next_track:
             self._next_track = monotonic_s + TRACK_EVERY_S
             facts = self._facts()
-            self._tracker.note(facts.broker_connected, facts.outbox_dropped_total, monotonic_s)
+            self._tracker.note(facts.broker.connected, facts.outbox_dropped_total, monotonic_s)
             if self._summary_every and monotonic_s >= self._next_summary:
                 self._next_summary = monotonic_s + self._summary_every
                 log.info("summary: %s", summary_line(facts, self._sent_at_summary,
                                                      self._summary_every))
-                self._sent_at_summary = facts.measurements_acked
+                self._sent_at_summary = facts.broker.measurements_acked
         if self.history is not None and monotonic_s >= self._next_flush:
             self._next_flush = monotonic_s + FLUSH_EVERY_S
             self.history.flush()

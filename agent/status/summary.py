@@ -15,11 +15,11 @@ def summary_line(facts: BoxFacts, sent_before: int, interval_s: float) -> str:
     sensors up 3/3, cameras up 1/1``."""
     up = [s for s in facts.sensors if s.up]
     down = sorted(s.sensor_id for s in facts.sensors if not s.up)
-    parts = [f"sent {facts.measurements_acked} measurements "
-             f"(+{max(0, facts.measurements_acked - sent_before)} in "
+    parts = [f"sent {facts.broker.measurements_acked} measurements "
+             f"(+{max(0, facts.broker.measurements_acked - sent_before)} in "
              f"{interval_s / 60:g} min)",
              f"backlog {facts.outbox_depth}",
-             "broker connected" if facts.broker_connected else "broker NOT connected",
+             "broker connected" if facts.broker.connected else "broker NOT connected",
              f"sensors up {len(up)}/{len(facts.sensors)}"
              + (f" (down: {', '.join(down)})" if down else "")]
     if facts.outbox_dropped_total:

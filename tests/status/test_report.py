@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import tracemalloc
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 
 from agent.models import Measurement, Quality, Stats
-from agent.status.facts import CameraFacts, Tracker
+from agent.status.facts import BoxFacts, CameraFacts, Tracker
 from agent.status.report import Trend, build, problems
-from tests.status.boxes import NOW_MS, SYSTEM, healthy, sensor
+from tests.garbage import blocks_kept
+from tests.status.boxes import NOW_MS, SYSTEM, broker, healthy, sensor
 
 CALM = Trend(None, 0)
 
@@ -48,7 +49,7 @@ def test_not_up_yet_is_a_warning_only_just_after_the_start() -> None:
 
 
 def test_broker_away_is_an_error_after_the_configured_time() -> None:
-    facts = healthy(broker_connected=False, broker_last_error="connection refused")
+    facts = healthy(broker=broker(connected=False, last_error="connection refused"))
     assert subjects(problems(facts, Trend(300, 0), 600), "warning") == ["broker"]
     found = problems(facts, Trend(601, 0), 600)
     assert subjects(found, "error") == ["broker"]
@@ -78,6 +79,14 @@ def test_the_tracker_remembers_the_broker_and_the_last_hour_of_drops() -> None:
     for t in range(110, 3800, 10):
         tracker.note(False, 9, float(t))
     assert tracker.dropped_last_hour(9) == 0
+
+
+def test_building_the_box_facts_keeps_no_memory() -> None:
+    """They are built every 10 s for the trackers, for as long as the box runs."""
+    facts = healthy()
+    values = [getattr(facts, f.name) for f in fields(BoxFacts)]
+    kept = blocks_kept(lambda: BoxFacts(*values), 3000)
+    assert kept < 300, f"{kept} Python blocks kept after building the facts 3000 times"
 
 
 def test_the_tracker_keeps_what_changed_not_every_note() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent.status.facts import CameraFacts
 from agent.status.summary import summary_line
-from tests.status.boxes import healthy, sensor
+from tests.status.boxes import broker, healthy, sensor
 
 
 def test_summary_of_a_healthy_box() -> None:
@@ -14,7 +14,7 @@ def test_summary_of_a_healthy_box() -> None:
 
 
 def test_summary_names_what_is_down() -> None:
-    facts = healthy(broker_connected=False, outbox_depth=512, outbox_dropped_total=3,
+    facts = healthy(broker=broker(connected=False), outbox_depth=512, outbox_dropped_total=3,
                     sensors=(sensor(), sensor(sensor_id="co2", up=False)),
                     cameras=(CameraFacts("square", True, False, 2, 0),))
     line = summary_line(facts, 1234, 300)
