@@ -7,6 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.mqtt_broker import Broker, Recorder, wait_until
+from tests.mqtt_broker import Broker, Recorder, free_port, wait_until
 
-__all__ = ["Broker", "Recorder", "wait_until"]
+__all__ = ["Broker", "Recorder", "free_port", "wait_until"]

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _broker import Broker, Recorder
+from _broker import Broker, Recorder, free_port
 from agent_idle import cpu_seconds, status_mb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,8 +139,13 @@ def run(minutes: float, every_s: float, warmup_s: float, work: Path) -> list[Sam
     unit_env = unit_environment()
     print("unit environment: " + " ".join(f"{k}={v}" for k, v in unit_env.items()))
     env = {**os.environ, **unit_env, "PYTHONUNBUFFERED": "1"}
+    # The status page on a free port, as the broker: a second soak beside this one (or any
+    # agent on the host) would otherwise hold 8470, and this daemon would run without its
+    # page and that page's thread, another daemon than the one installed.
+    config = work / "simulated.toml"
+    config.write_text(EXAMPLE.read_text() + f"\n[status]\nport = {free_port()}\n")
     process = subprocess.Popen(
-        [sys.executable, "-m", "agent", "simulate", "--config", str(EXAMPLE),
+        [sys.executable, "-m", "agent", "simulate", "--config", str(config),
          "--broker", f"{broker.host}:{broker.port}", "--state-dir", str(work / "state"),
          "--log-level", "WARNING"], cwd=work, env=env,
         stderr=(work / "agent.log").open("wb"))
